@@ -1,0 +1,178 @@
+"""The `mixmerge` command: one verb per pipeline stage. Every Snakemake rule calls one of these."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+log = logging.getLogger("mixmerge")
+
+
+def _config(path: str) -> dict:
+    from mixmerge import config
+
+    return config.load(path)
+
+
+def cmd_tiny(args: argparse.Namespace) -> None:
+    from mixmerge.tiny.build import build_tiny
+
+    tiny = _config(args.config).get("tiny", {}) if args.config else {}
+    build_tiny(args.out, pairs_per_dataset=tiny.get("pairs_per_dataset", 24),
+               items_per_benchmark=tiny.get("items_per_benchmark", 8), seed=args.seed)
+    log.info("tiny model and fixtures written to %s", args.out)
+
+
+def cmd_base(args: argparse.Namespace) -> None:
+    """Materialise the base model as a local directory (a hub download or a local copy)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from mixmerge.io import atomic_dir
+
+    base = _config(args.config)["base_model"]
+    kwargs = {"revision": base.get("revision"), "trust_remote_code": base.get("trust_remote_code", False)}
+    model = AutoModelForCausalLM.from_pretrained(base["path"], dtype="auto", **kwargs)
+    tokenizer = AutoTokenizer.from_pretrained(base["path"], **kwargs)
+    with atomic_dir(args.out) as tmp:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+
+
+def cmd_data(args: argparse.Namespace) -> None:
+    from mixmerge.config import ConfigError, group_of
+    from mixmerge.data.prepare import prepare_dataset
+
+    cfg = _config(args.config)
+    if args.dataset not in cfg["datasets"]:
+        raise ConfigError(f"unknown dataset '{args.dataset}' (config defines: {', '.join(cfg['datasets'])})")
+    data_cfg = cfg.get("data", {})
+    ds_cfg = cfg["datasets"][args.dataset]
+    stats = prepare_dataset(args.dataset, ds_cfg, group_of(cfg, args.dataset), args.out,
+                            max_chars=data_cfg.get("max_chars"),
+                            max_pairs=ds_cfg.get("max_pairs", data_cfg.get("max_pairs_per_dataset")))
+    log.info("%s: %d pairs from %d rows (dropped %s)", args.dataset, stats["pairs"], stats["rows"], stats["dropped"])
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    from mixmerge.train.dpo import train_dpo
+
+    cfg = _config(args.config)
+    train_cfg = dict(cfg["train"])
+    if args.beta is not None:
+        train_cfg["beta"] = args.beta
+    if args.lr is not None:
+        train_cfg["learning_rate"] = args.lr
+    summary = train_dpo(args.model, args.data, args.out, train_cfg, seed=cfg.get("seed", 0))
+    log.info("trained %s: %d pairs, %d steps, loss %.4f", args.out, summary["pairs"], summary["steps"], summary["train_loss"])
+
+
+def cmd_recipe(args: argparse.Namespace) -> None:
+    from mixmerge.merge.from_config import write_recipe
+
+    write_recipe(_config(args.config), args.method, args.base, args.models, args.out)
+
+
+def cmd_merge(args: argparse.Namespace) -> None:
+    from mixmerge.merge import run_merge
+
+    run_merge(args.recipe, args.out, device=args.device, seed=args.seed, progress=not args.quiet)
+    log.info("merged model written to %s", args.out)
+
+
+def cmd_evaluate(args: argparse.Namespace) -> None:
+    from mixmerge.evaluate.run import evaluate_model
+
+    cfg = _config(args.config)
+    for name in args.benchmarks.split(","):
+        record = evaluate_model(cfg, Path(args.model), name, Path(args.out))
+        log.info("%s on %s: %.2f (%s, n=%d)", args.model, name, record["score"], record["metric"], record["n"])
+
+
+def cmd_report(args: argparse.Namespace) -> None:
+    from mixmerge.report.tables import write_tables
+
+    for path in write_tables(Path(args.scores), Path(args.out), args.setting):
+        log.info("wrote %s", path)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mixmerge", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="verb", required=True)
+
+    p = sub.add_parser("tiny", help="build the tiny offline model, tokenizer and fixture data")
+    p.add_argument("--config", help="read tiny.* sizes from this config")
+    p.add_argument("--out", required=True)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_tiny)
+
+    p = sub.add_parser("base", help="save the configured base model as a local model directory")
+    p.add_argument("--config", required=True)
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_base)
+
+    p = sub.add_parser("data", help="load, normalise and clean one dataset into preference pairs")
+    p.add_argument("--config", required=True)
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--out", required=True, help="pairs JSONL (stats go beside it)")
+    p.set_defaults(func=cmd_data)
+
+    p = sub.add_parser("train", help="DPO-train a model on one or more pair files")
+    p.add_argument("--config", required=True)
+    p.add_argument("--model", required=True, help="starting model directory")
+    p.add_argument("--data", required=True, nargs="+", help="pair JSONL files")
+    p.add_argument("--out", required=True)
+    p.add_argument("--beta", type=float)
+    p.add_argument("--lr", type=float)
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("recipe", help="write the merge recipe (MergeKit YAML) of a configured method")
+    p.add_argument("--config", required=True)
+    p.add_argument("--method", required=True, help="a name under merge.methods")
+    p.add_argument("--base", required=True)
+    p.add_argument("--models", required=True, nargs="+")
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_recipe)
+
+    p = sub.add_parser("merge", help="merge models as a recipe says")
+    p.add_argument("recipe")
+    p.add_argument("out")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_merge)
+
+    p = sub.add_parser("evaluate", help="score a model on benchmarks")
+    p.add_argument("--config", required=True)
+    p.add_argument("--model", required=True)
+    p.add_argument("--benchmarks", required=True, help="comma-separated benchmark ids")
+    p.add_argument("--out", required=True, help="scores directory (<benchmark>.json)")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("report", help="write the 3H tables from a scores directory")
+    p.add_argument("--scores", required=True)
+    p.add_argument("--out", required=True, help="tables directory")
+    p.add_argument("--setting", default="static")
+    p.set_defaults(func=cmd_report)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    try:
+        args.func(args)
+    except (ValueError, FileNotFoundError, KeyError) as err:
+        if args.verbose:
+            raise
+        message = err.args[0] if err.args else repr(err)
+        print(f"mixmerge {args.verb}: error: {message}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

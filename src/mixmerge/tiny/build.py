@@ -1,0 +1,46 @@
+"""`mixmerge tiny`: the tiny offline profile's model, tokenizer and fixture data, from code only."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from mixmerge.io import atomic_dir
+from mixmerge.tiny.datasets import write_training_fixtures
+from mixmerge.tiny.judged_fixtures import write_judged_fixtures
+from mixmerge.tiny.lmeval_fixtures import write_lmeval_fixtures
+from mixmerge.tiny.model import build_tiny_model
+
+
+def _strings(obj: Any) -> Iterator[str]:
+    if isinstance(obj, str):
+        yield obj
+    elif isinstance(obj, dict):
+        for value in obj.values():
+            yield from _strings(value)
+    elif isinstance(obj, list):
+        for value in obj:
+            yield from _strings(value)
+
+
+def fixture_corpus(root: Path) -> Iterator[str]:
+    """Every string in every fixture file: the tokenizer is trained on exactly this text."""
+    for path in sorted(root.rglob("*.json*")):
+        with open(path, encoding="utf-8") as handle:
+            for line in handle:
+                if line.strip():
+                    yield from _strings(json.loads(line))
+
+
+def build_tiny(out_dir: str | Path, pairs_per_dataset: int = 24, items_per_benchmark: int = 8,
+               seed: int = 0) -> Path:
+    """Write `out_dir/{model,datasets,benchmarks}`; atomic as a whole."""
+    with atomic_dir(out_dir) as tmp:
+        write_training_fixtures(tmp / "datasets", pairs_per_dataset, seed)
+        write_lmeval_fixtures(tmp / "benchmarks", items_per_benchmark, seed)
+        write_judged_fixtures(tmp / "benchmarks", items_per_benchmark, seed)
+        corpus = list(fixture_corpus(tmp))
+        build_tiny_model(tmp / "model", corpus, seed=seed)
+    return Path(out_dir)

@@ -1,0 +1,75 @@
+"""End to end: the default (tiny) config runs the whole DAG offline; a rerun has nothing to do."""
+
+from __future__ import annotations
+
+import csv
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
+
+
+def _snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
+           "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    cmd = [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--directory", str(workdir),
+           "--configfile", str(REPO / "config" / "config.yaml"), *args]
+    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=1500)
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    workdir = tmp_path_factory.mktemp("tiny-run")
+    proc = _snakemake(workdir, "--cores", "2")
+    if proc.returncode != 0:
+        logs = "\n".join(f"== {p}\n{p.read_text()[-3000:]}" for p in (workdir / "results").rglob("*.log"))
+        pytest.fail(f"snakemake failed:\n{proc.stderr[-5000:]}\n{logs[-20000:]}")
+    return workdir
+
+
+@pytest.mark.e2e
+def test_table_has_every_model_and_real_numbers(tiny_run: Path) -> None:
+    import yaml
+
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    rows = list(csv.DictReader((tiny_run / "results/tiny/tables/static.csv").open()))
+    expected = ["base", *[f"dpo/{g}" for g in config["groups"]],
+                *[f"merge/static/{m}" for m in config["merge"]["methods"]]]
+    assert sorted(r["model"] for r in rows) == sorted(expected)
+    columns = {"gsm8k": "GSM8K", "arc_challenge": "ARC-C", "or_bench": "OR-Bench"}
+    for row in rows:
+        for bench in config["evaluate"]["benchmarks"]:
+            value = float(row[columns.get(bench, bench)])
+            assert 0.0 <= value <= 100.0
+        assert row["MMLU"] == ""  # not run in the tiny profile: n/a, and the averages say partial
+        assert "AVG" in row["partial"]
+    assert "n/a" in (tiny_run / "results/tiny/tables/static.md").read_text()
+
+
+@pytest.mark.e2e
+def test_rerun_has_nothing_to_do(tiny_run: Path) -> None:
+    proc = _snakemake(tiny_run, "-n", "--cores", "2")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "Nothing to be done" in proc.stdout + proc.stderr
+
+
+@pytest.mark.e2e
+def test_every_model_loads_offline(tiny_run: Path) -> None:
+    from transformers import AutoModelForCausalLM
+
+    model_dirs = sorted(p.parent for p in (tiny_run / "results/tiny/models").rglob("config.json"))
+    assert len(model_dirs) >= 8
+    for model_dir in model_dirs:
+        AutoModelForCausalLM.from_pretrained(model_dir, local_files_only=True)
+
+
+@pytest.mark.e2e
+def test_every_job_left_a_log_and_no_temp_files(tiny_run: Path) -> None:
+    logs = list((tiny_run / "results/tiny/logs").rglob("*.log"))
+    assert len(logs) >= 40
+    assert not [p for p in (tiny_run / "results").rglob("*.tmp")]
