@@ -1,0 +1,152 @@
+"""The merge-method interface: declared parameters, validation hooks and a per-tensor merge.
+
+A method is a `MergeMethod` subclass that declares its parameters and implements `merge`,
+which sees one tensor name at a time (the engine streams, so a method never holds a model).
+Adding a method = one file in `methods/` + one entry in `registry.py`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import torch
+
+from mixmerge.merge.errors import MergeError
+from mixmerge.merge.rng import tensor_generator
+
+_REQUIRED = object()
+
+
+@dataclass(frozen=True)
+class Param:
+    """One declared parameter: type, default (omit for required) and an allowed range.
+
+    `low`/`high` bound numeric values; `low_open`/`high_open` make the bound exclusive.
+    """
+
+    name: str
+    kind: type = float  # float, bool or int
+    default: Any = _REQUIRED
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+    doc: str = ""
+
+    @property
+    def required(self) -> bool:
+        return self.default is _REQUIRED
+
+    def coerce(self, value: Any, where: str) -> Any:
+        """Type-check and range-check a resolved value; `where` names model/tensor for errors."""
+        if self.kind is bool:
+            if isinstance(value, bool):
+                return value
+            if isinstance(value, (int, float)) and value in (0, 1):
+                return bool(value)
+            raise MergeError(f"parameter {self.name!r}{where} must be a boolean, got {value!r}")
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise MergeError(f"parameter {self.name!r}{where} must be a number, got {value!r}")
+        if self.kind is int:
+            if float(value) != int(value):
+                raise MergeError(f"parameter {self.name!r}{where} must be an integer, got {value}")
+            value = int(value)
+        else:
+            value = float(value)
+            if not math.isfinite(value):
+                raise MergeError(f"parameter {self.name!r}{where} must be finite, got {value}")
+        if self.low is not None and (value < self.low or (self.low_open and value == self.low)):
+            raise MergeError(
+                f"parameter {self.name!r}{where} = {value} out of range ({self._range()})"
+            )
+        if self.high is not None and (value > self.high or (self.high_open and value == self.high)):
+            raise MergeError(
+                f"parameter {self.name!r}{where} = {value} out of range ({self._range()})"
+            )
+        return value
+
+    def _range(self) -> str:
+        lo = "-inf" if self.low is None else f"{self.low:g}"
+        hi = "inf" if self.high is None else f"{self.high:g}"
+        return f"{'(' if self.low_open or self.low is None else '['}{lo}, {hi}" + (
+            ")" if self.high_open or self.high is None else "]"
+        )
+
+
+@dataclass
+class TensorContext:
+    """Everything a method sees for one output tensor.
+
+    `tensors[j]` is model j's tensor (compute dtype, on `device`), `model_params[j]` its
+    resolved per-model parameters, `model_indices[j]` its position in the recipe's `models`
+    list (used for RNG streams, so dropping the base from the list shifts nothing).
+    `base` is the base model's tensor when the recipe has a base model, else None.
+    """
+
+    name: str
+    tensors: list[torch.Tensor]
+    model_params: list[dict[str, Any]]
+    params: dict[str, Any]
+    base: torch.Tensor | None
+    model_indices: list[int]
+    model_labels: list[str]
+    seed: int
+    device: torch.device
+    dtype: torch.dtype
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def generator(self, j: int) -> torch.Generator:
+        """CPU generator for input j of this tensor; draw on CPU, then `.to(self.device)`."""
+        return tensor_generator(self.seed, self.name, self.model_indices[j])
+
+    def bernoulli(self, j: int, probs: torch.Tensor) -> torch.Tensor:
+        """Device-independent Bernoulli mask for input j (drawn on CPU in float32)."""
+        drawn = torch.bernoulli(
+            probs.detach().to("cpu", torch.float32), generator=self.generator(j)
+        )
+        return drawn.to(device=self.device, dtype=probs.dtype)
+
+    def weights(self, key: str = "weight") -> torch.Tensor:
+        """Per-model scalar parameter as a tensor broadcastable against `torch.stack(tensors)`."""
+        w = torch.tensor([p[key] for p in self.model_params], dtype=self.dtype, device=self.device)
+        ndim = self.tensors[0].dim() if self.tensors else 0
+        return w.view(-1, *([1] * ndim))
+
+
+class MergeMethod:
+    """Base class. Subclasses set the class attributes and implement `merge`.
+
+    - `global_params`: recipe-level `parameters:` (e.g. normalize, lambda).
+    - `model_params`: per-model `models[i].parameters` (e.g. weight, density); MergeKit also
+      lets these be set once under the global `parameters:` as a fallback for every model.
+    - `needs_base`: recipe must name `base_model`; a model equal to the base is dropped from
+      the inputs (MergeKit skips it when building task vectors).
+    - `uses_rng`: the method draws random numbers (via `ctx.generator`/`ctx.bernoulli`).
+    """
+
+    name: ClassVar[str] = ""
+    pretty_name: ClassVar[str] = ""
+    reference_url: ClassVar[str] = ""
+    needs_base: ClassVar[bool] = False
+    uses_rng: ClassVar[bool] = False
+    global_params: ClassVar[tuple[Param, ...]] = ()
+    model_params: ClassVar[tuple[Param, ...]] = ()
+
+    def validate(
+        self,
+        tensor_name: str,
+        params: dict[str, Any],
+        model_params: Sequence[dict[str, Any]],
+        model_labels: Sequence[str],
+    ) -> None:
+        """Cross-parameter checks for one tensor (single-parameter ranges live on `Param`).
+
+        Called during planning, before any tensor is read; raise MergeError to reject.
+        """
+
+    def merge(self, ctx: TensorContext) -> torch.Tensor:
+        """Return the merged tensor (compute dtype, base/first-model shape)."""
+        raise NotImplementedError

@@ -1,0 +1,1 @@
+"""Merge methods, one module each; registered in `mixmerge.merge.registry`."""

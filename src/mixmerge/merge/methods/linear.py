@@ -1,0 +1,43 @@
+"""`linear`: weighted average of the listed models (MergeKit merge_methods/linear.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+
+from mixmerge.merge.base import MergeMethod, Param, TensorContext
+from mixmerge.merge.errors import MergeError
+
+
+class LinearMerge(MergeMethod):
+    name = "linear"
+    pretty_name = "Linear"
+    reference_url = "https://arxiv.org/abs/2203.05482"
+    # The base model takes part only if it is listed under `models` (with its weight).
+    needs_base = False
+    global_params = (Param("normalize", bool, default=True),)
+    model_params = (Param("weight", float),)
+
+    def validate(
+        self,
+        tensor_name: str,
+        params: dict[str, Any],
+        model_params: Sequence[dict[str, Any]],
+        model_labels: Sequence[str],
+    ) -> None:
+        # MergeKit would divide by zero here and write inf/NaN; reject it up front instead.
+        if params["normalize"] and sum(p["weight"] for p in model_params) == 0:
+            raise MergeError(
+                f"linear: weights sum to 0 at tensor {tensor_name} with normalize: true"
+            )
+
+    def merge(self, ctx: TensorContext) -> torch.Tensor:
+        # Same operation order as MergeKit: sum(w_i * x_i), then divide by sum(w_i).
+        stacked = torch.stack(ctx.tensors, dim=0)
+        weights = ctx.weights()
+        res = (weights * stacked).sum(dim=0)
+        if ctx.params["normalize"]:
+            res = res / weights.sum(dim=0)
+        return res
