@@ -1,0 +1,396 @@
+"""GSM8K, ARC-Easy, ARC-Challenge, MMLU and MATH through lm-eval's built-in tasks.
+
+Each benchmark function runs `lm_eval.simple_evaluate` with the HF backend on `ctx.model_dir` and
+returns `{"benchmark", "score", "n", "metric", "num_fewshot", "task", "lm_eval_version", ...}`,
+the score ×100 (the paper's table scale). One record per scored item goes to `ctx.samples`.
+
+Data: without `data_files` the built-in task runs as is (hub datasets, as in the paper). With
+`data_files` ({split: path}, files in the hub schema, e.g. from `mixmerge.tiny.lmeval_fixtures`)
+a task YAML is written into `ctx.work_dir` that `include`s the installed built-in task YAML and
+only re-points its dataset (`dataset_path: json`), so prompts, few-shot setup, filters and metrics
+stay exactly lm-eval's.
+
+| benchmark     | built-in task (hub)   | local-file task includes             | splits        | shots | metric,filter                 |
+|---------------|-----------------------|--------------------------------------|---------------|-------|-------------------------------|
+| gsm8k         | gsm8k                 | gsm8k/gsm8k.yaml                     | train, test   | 5     | exact_match,flexible-extract  |
+| arc_easy      | arc_easy              | arc/arc_easy.yaml                    | train, validation, test | 0 | acc_norm,none            |
+| arc_challenge | arc_challenge         | arc/arc_challenge.yaml               | train, validation, test | 0 | acc_norm,none            |
+| mmlu          | mmlu (group of 57)    | mmlu/default/_default_template_yaml  | dev, test     | 5     | acc,none                      |
+| math          | minerva_math (group of 7) | minerva_math/minerva_math_algebra.yaml | test (train unused) | 4 | exact_match,none      |
+
+Choices:
+- GSM8K filter `flexible-extract` (last number of the reply) rather than `strict-match` (needs the
+  few-shot `#### N` format): alignment-tuned and merged chat models often answer in their own
+  format, and the paper compares such models on math ability. Set `filter: strict-match` to get
+  the Open LLM Leaderboard-style number; both are kept in the record's `all_metrics`.
+- MATH uses `minerva_math` (4-shot Minerva prompt, fixed few-shot examples built into lm-eval,
+  answers normalised and compared after `\\boxed{}`): it is the standard few-shot MATH setup for
+  instruct models and, as its shots do not come from the data, it re-points at one local test
+  file. `hendrycks_math` is 0-shot with a bare "Problem: ... Answer:" prompt and compares the
+  raw reply with the normalised answer, which is not the usual reported MATH setup.
+  `metric: math_verify` picks lm-eval's math-verify score instead of exact_match.
+- MMLU from local files is ONE task over all rows (the per-subject description is templated from
+  each row's `subject`); its 5 shots are the first rows of `dev` (lm-eval's `first_n` sampler) for
+  every subject, whereas the hub group uses each subject's own 5 dev rows.
+- `limit` is per lm-eval task, i.e. per MMLU subject / MATH subject with the hub groups.
+
+bench_cfg keys: data_files, num_fewshot, limit (null = all), gen_kwargs (lm-eval generation
+kwargs, e.g. {max_gen_toks: 512}), batch_size (else evaluate.batch_size), metric, filter,
+apply_chat_template (default false), fewshot_as_multiturn (default true, only with a chat
+template), system_instruction, device (else evaluate.device, else "cpu"), dtype (else
+evaluate.dtype, else "auto").
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math as _math
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mixmerge.evaluate.registry import EvalContext
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """How one benchmark maps onto lm-eval."""
+
+    benchmark: str
+    hub_task: str  # built-in task or group run when there are no data_files
+    include: str  # built-in YAML (relative to lm_eval/tasks) the local-file task includes
+    split_keys: dict[str, tuple[str, ...]]  # data_files split -> the task-config keys it fills
+    fewshot_splits: tuple[str, ...]  # splits the few-shot examples come from (empty: built-in)
+    metric: str
+    filter: str
+    num_fewshot: int
+    overrides: dict[str, Any] = field(default_factory=dict)  # extra keys of the local-file YAML
+
+
+_ARC_SPLITS = {
+    "train": ("training_split",),
+    "validation": ("validation_split",),
+    "test": ("test_split",),
+}
+
+SPECS: dict[str, TaskSpec] = {
+    "gsm8k": TaskSpec(
+        benchmark="gsm8k",
+        hub_task="gsm8k",
+        include="gsm8k/gsm8k.yaml",
+        split_keys={"train": ("training_split", "fewshot_split"), "test": ("test_split",)},
+        fewshot_splits=("train",),
+        metric="exact_match",
+        filter="flexible-extract",
+        num_fewshot=5,
+    ),
+    "arc_easy": TaskSpec(
+        benchmark="arc_easy",
+        hub_task="arc_easy",
+        include="arc/arc_easy.yaml",
+        split_keys=_ARC_SPLITS,
+        fewshot_splits=("train", "validation"),
+        metric="acc_norm",
+        filter="none",
+        num_fewshot=0,
+    ),
+    "arc_challenge": TaskSpec(
+        benchmark="arc_challenge",
+        hub_task="arc_challenge",
+        include="arc/arc_challenge.yaml",
+        split_keys=_ARC_SPLITS,
+        fewshot_splits=("train", "validation"),
+        metric="acc_norm",
+        filter="none",
+        num_fewshot=0,
+    ),
+    "mmlu": TaskSpec(
+        benchmark="mmlu",
+        hub_task="mmlu",
+        include="mmlu/default/_default_template_yaml",
+        split_keys={"dev": ("fewshot_split",), "test": ("test_split",)},
+        fewshot_splits=("dev",),
+        metric="acc",
+        filter="none",
+        num_fewshot=5,
+        overrides={
+            "description": "The following are multiple choice questions (with answers) about"
+            " {{subject.replace('_', ' ')}}.\n\n",
+        },
+    ),
+    "math": TaskSpec(
+        benchmark="math",
+        hub_task="minerva_math",
+        include="minerva_math/minerva_math_algebra.yaml",
+        split_keys={"train": ("training_split",), "test": ("test_split",)},
+        fewshot_splits=(),
+        metric="exact_match",
+        filter="none",
+        num_fewshot=4,
+    ),
+}
+
+# Every task-config split key a local-file task may inherit; the ones without a file are nulled.
+_ALL_SPLIT_KEYS = ("training_split", "validation_split", "test_split", "fewshot_split")
+
+
+def gsm8k(ctx: EvalContext) -> dict[str, Any]:
+    return evaluate_task(ctx, "gsm8k")
+
+
+def arc_challenge(ctx: EvalContext) -> dict[str, Any]:
+    return evaluate_task(ctx, "arc_challenge")
+
+
+def arc_easy(ctx: EvalContext) -> dict[str, Any]:
+    return evaluate_task(ctx, "arc_easy")
+
+
+def mmlu(ctx: EvalContext) -> dict[str, Any]:
+    return evaluate_task(ctx, "mmlu")
+
+
+def math(ctx: EvalContext) -> dict[str, Any]:
+    return evaluate_task(ctx, "math")
+
+
+def lm_eval_tasks_dir() -> Path:
+    import lm_eval.tasks
+
+    return Path(lm_eval.tasks.__file__).resolve().parent
+
+
+def local_data_files(spec: TaskSpec, data_files: Any) -> dict[str, list[str]]:
+    """Check `data_files` ({split: path | [paths]}) and return absolute paths per split."""
+    if not isinstance(data_files, dict) or not data_files:
+        raise ValueError(
+            f"{spec.benchmark}: data_files must be a mapping split -> file(s), got {data_files!r}"
+        )
+    known = ", ".join(spec.split_keys)
+    out: dict[str, list[str]] = {}
+    for split, paths in data_files.items():
+        if split not in spec.split_keys:
+            raise ValueError(
+                f"{spec.benchmark}: unknown split {split!r} in data_files (known: {known})"
+            )
+        paths = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
+        if not paths:
+            raise ValueError(f"{spec.benchmark}: no file given for split {split!r}")
+        resolved = []
+        for path in paths:
+            path = Path(path).expanduser().resolve()
+            if not path.is_file():
+                raise ValueError(
+                    f"{spec.benchmark}: data file for split {split!r} not found: {path}"
+                )
+            resolved.append(str(path))
+        out[split] = resolved
+    if "test" not in out:
+        raise ValueError(f"{spec.benchmark}: data_files needs a 'test' split (known: {known})")
+    return out
+
+
+def write_local_task(
+    spec: TaskSpec, data_files: dict[str, list[str]], task_dir: Path, cache_dir: Path
+) -> str:
+    """Write `<task_dir>/mixmerge_<name>.yaml` re-pointing the built-in task; return its name."""
+    import yaml
+
+    base = lm_eval_tasks_dir() / spec.include
+    if not base.is_file():
+        raise ValueError(f"{spec.benchmark}: lm-eval has no built-in task file {base}")
+    name = f"mixmerge_{spec.benchmark}"
+    cfg: dict[str, Any] = {
+        "include": str(base),
+        "task": name,
+        "tag": [],
+        "dataset_path": "json",
+        "dataset_name": None,
+        "dataset_kwargs": {"data_files": data_files, "cache_dir": str(cache_dir)},
+    }
+    cfg.update({key: None for key in _ALL_SPLIT_KEYS})
+    for split, keys in spec.split_keys.items():
+        if split in data_files:
+            cfg.update({key: split for key in keys})
+    cfg.update(spec.overrides)
+    task_dir.mkdir(parents=True, exist_ok=True)
+    (task_dir / f"{name}.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False), encoding="utf-8")
+    return name
+
+
+@contextlib.contextmanager
+def _chdir(path: Path) -> Iterator[None]:
+    old = os.getcwd()
+    os.chdir(path)
+    try:
+        yield
+    finally:
+        os.chdir(old)
+
+
+def evaluate_task(ctx: EvalContext, benchmark: str, lm: Any = None) -> dict[str, Any]:
+    """Run one benchmark through lm-eval; `lm` (an `lm_eval.api.model.LM`) replaces the HF model."""
+    import lm_eval
+    from lm_eval.tasks import TaskManager
+
+    spec = SPECS[benchmark]
+    bench_cfg, eval_cfg = ctx.bench_cfg or {}, ctx.eval_cfg or {}
+    work_dir = Path(ctx.work_dir).resolve()
+    work_dir.mkdir(parents=True, exist_ok=True)
+
+    num_fewshot = bench_cfg.get("num_fewshot")
+    num_fewshot = spec.num_fewshot if num_fewshot is None else int(num_fewshot)
+    metric = bench_cfg.get("metric") or spec.metric
+    filter_name = bench_cfg.get("filter") or spec.filter
+
+    data_files = bench_cfg.get("data_files")
+    if data_files:
+        files = local_data_files(spec, data_files)
+        if (
+            num_fewshot > 0
+            and spec.fewshot_splits
+            and not any(s in files for s in spec.fewshot_splits)
+        ):
+            wanted = " or ".join(repr(s) for s in spec.fewshot_splits)
+            raise ValueError(
+                f"{benchmark}: num_fewshot={num_fewshot} needs a {wanted} split in data_files"
+            )
+        task_name = write_local_task(
+            spec, files, work_dir / "lm_eval_tasks", work_dir / "hf_datasets"
+        )
+        task_manager = TaskManager(
+            include_path=str(work_dir / "lm_eval_tasks"), include_defaults=False
+        )
+    else:
+        task_name = spec.hub_task
+        task_manager = TaskManager()
+
+    limit = bench_cfg.get("limit")
+    apply_chat_template = bench_cfg.get("apply_chat_template", False)
+    kwargs: dict[str, Any] = {
+        "tasks": [task_name],
+        "task_manager": task_manager,
+        "num_fewshot": num_fewshot,
+        "limit": None if limit is None else (float(limit) if 0 < float(limit) < 1 else int(limit)),
+        "gen_kwargs": dict(bench_cfg["gen_kwargs"]) if bench_cfg.get("gen_kwargs") else None,
+        "log_samples": True,
+        "apply_chat_template": apply_chat_template,
+        "fewshot_as_multiturn": bool(apply_chat_template)
+        and bench_cfg.get("fewshot_as_multiturn", True),
+        "system_instruction": bench_cfg.get("system_instruction"),
+    }
+    if lm is None:
+        kwargs["model"] = "hf"
+        kwargs["model_args"] = {
+            "pretrained": str(Path(ctx.model_dir).resolve())
+            if Path(ctx.model_dir).exists()
+            else str(ctx.model_dir),
+            "device": bench_cfg.get("device") or eval_cfg.get("device", "cpu"),
+            "dtype": bench_cfg.get("dtype") or eval_cfg.get("dtype") or "auto",
+        }
+        kwargs["batch_size"] = bench_cfg.get("batch_size") or eval_cfg.get("batch_size", 1)
+    else:
+        kwargs["model"] = lm
+
+    log.info("%s: lm-eval task %s, %d-shot, limit=%s", benchmark, task_name, num_fewshot, limit)
+    with _chdir(work_dir):  # anything lm-eval writes relative to the cwd lands in work_dir
+        results = lm_eval.simple_evaluate(**kwargs)
+    if results is None:  # non-zero rank under a distributed launcher
+        raise RuntimeError(f"{benchmark}: lm-eval returned no results (not rank 0?)")
+    return _record(
+        ctx, spec, task_name, results, metric, filter_name, num_fewshot, lm_eval.__version__
+    )
+
+
+def _record(
+    ctx: EvalContext,
+    spec: TaskSpec,
+    task_name: str,
+    results: dict[str, Any],
+    metric: str,
+    filter_name: str,
+    num_fewshot: int,
+    version: str,
+) -> dict[str, Any]:
+    task_results = results["results"].get(task_name, {})
+    key = f"{metric},{filter_name}"
+    if key not in task_results:
+        avail = sorted(k for k in task_results if "," in k and "_stderr" not in k)
+        raise ValueError(
+            f"{spec.benchmark}: lm-eval task {task_name} has no metric {key!r} (available: {avail})"
+        )
+    stderr = task_results.get(f"{metric}_stderr,{filter_name}")
+
+    leaves = _leaf_tasks(task_name, results.get("group_subtasks", {}))
+    n = 0
+    for leaf in leaves:
+        rows = [
+            s for s in results.get("samples", {}).get(leaf, []) if s.get("filter") == filter_name
+        ]
+        n += len(rows)
+        for sample in rows:
+            ctx.samples.append(_sample_record(spec.benchmark, leaf, sample, metric))
+    if n == 0:  # no samples logged: fall back to lm-eval's own counts
+        n = sum(
+            int(results.get("n-samples", {}).get(leaf, {}).get("effective", 0)) for leaf in leaves
+        )
+
+    all_metrics = {
+        k: _number(v) for k, v in task_results.items() if "," in k and "_stderr" not in k
+    }
+    return {
+        "benchmark": spec.benchmark,
+        "score": 100.0 * float(task_results[key]),
+        "n": n,
+        "metric": key,
+        "num_fewshot": num_fewshot,
+        "task": task_name,
+        "lm_eval_version": version,
+        "stderr": None if _number(stderr) is None else 100.0 * float(stderr),
+        "all_metrics": all_metrics,
+    }
+
+
+def _leaf_tasks(name: str, group_subtasks: dict[str, list[str]]) -> list[str]:
+    children = group_subtasks.get(name)
+    if not children:
+        return [name]
+    return [leaf for child in children for leaf in _leaf_tasks(child, group_subtasks)]
+
+
+def _number(value: Any) -> float | None:
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return None
+    return None if _math.isnan(value) else value
+
+
+def _sample_record(
+    benchmark: str, task: str, sample: dict[str, Any], metric: str
+) -> dict[str, Any]:
+    record: dict[str, Any] = {
+        "benchmark": benchmark,
+        "task": task,
+        "doc_id": sample.get("doc_id"),
+        "target": sample.get("target"),
+        "filter": sample.get("filter"),
+    }
+    filtered = sample.get("filtered_resps") or []
+    resps = sample.get("resps") or []
+    if filtered and isinstance(filtered[0], (list, tuple)):  # multiple choice: (loglik, is_greedy)
+        record["logliks"] = [float(choice[0]) for choice in filtered]
+        record["argmax_loglik"] = max(range(len(filtered)), key=lambda i: filtered[i][0])
+    else:  # generation: raw reply and the filtered (extracted) answer
+        record["response"] = resps[0][0] if resps and resps[0] else None
+        record["answer"] = filtered[0] if filtered else None
+    for name in sample.get("metrics", []):
+        record[name] = _number(sample.get(name))
+    value = _number(sample.get(metric))
+    record["correct"] = None if value is None else value >= 1.0
+    return record
