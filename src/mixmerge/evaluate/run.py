@@ -32,8 +32,11 @@ def evaluate_model(cfg: dict[str, Any], model_dir: Path, benchmark: str, out_dir
     finally:
         shutil.rmtree(work_dir, ignore_errors=True)
     missing = [key for key in REQUIRED_KEYS if key not in record]
-    if missing or not math.isfinite(float(record["score"])):
-        raise ValueError(f"benchmark {benchmark!r} returned a bad record (missing {missing} or non-finite score)")
+    if missing:
+        raise ValueError(f"benchmark {benchmark!r} returned a record without {', '.join(missing)}")
+    if record["score"] is None or not math.isfinite(float(record["score"])):
+        raise ValueError(f"benchmark {benchmark!r}: no item could be scored on {model_dir} "
+                         f"(score {record['score']}; see the samples for unparsed verdicts)")
     record = {**record, "model": str(model_dir), "seconds": round(time.time() - started, 1)}
     # Samples first: the score file is the output Snakemake waits for, so it is written last.
     write_jsonl(out_dir / f"{benchmark}.samples.jsonl", ctx.samples)

@@ -1,0 +1,55 @@
+"""Append-only JSONL cache of judge replies, so a rerun never pays twice for the same request."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import threading
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+def cache_key(model: str, system: str | None, prompt: str, temperature: float) -> str:
+    """sha256 over exactly what determines a judge reply (never the API key or endpoint)."""
+    payload = json.dumps([model, system, prompt, float(temperature)], ensure_ascii=False)
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+
+class JsonlCache:
+    """key -> record, loaded once, appended line by line (safe to interrupt; last write wins)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._lock = threading.Lock()
+        self._data: dict[str, dict[str, Any]] = {}
+        if self.path.exists():
+            with open(self.path, encoding="utf-8") as handle:
+                for lineno, line in enumerate(handle, 1):
+                    try:
+                        record = json.loads(line)
+                        self._data[record["key"]] = record
+                    except (json.JSONDecodeError, KeyError, TypeError):
+                        # A line cut short by a killed job: ignore it, the request is redone.
+                        if line.strip():
+                            log.warning("%s:%d: skipping unreadable cache line", self.path, lineno)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        with self._lock:
+            return self._data.get(key)
+
+    def put(self, key: str, record: dict[str, Any]) -> None:
+        record = {"key": key, **record}
+        line = json.dumps(record, ensure_ascii=False) + "\n"
+        with self._lock:
+            self._data[key] = record
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            # One write per line in append mode: concurrent jobs sharing the file interleave
+            # whole lines, and an interrupted write only loses its own line.
+            with open(self.path, "a", encoding="utf-8") as handle:
+                handle.write(line)

@@ -1,0 +1,64 @@
+"""Chat generation backend on the tiny model."""
+
+from __future__ import annotations
+
+import builtins
+from pathlib import Path
+
+import pytest
+
+from mixmerge.evaluate.generation import generate_chat
+
+CONVS = [
+    [{"role": "user", "content": "Can you explain gravity?"}],
+    [{"role": "user", "content": "Hi"}],
+    [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "What is the water cycle and why does it matter?"},
+        {"role": "assistant", "content": "Water evaporates."},
+        {"role": "user", "content": "More?"},
+    ],
+]
+
+
+def test_one_string_per_conversation_and_max_new_tokens(tiny_model_dir: Path) -> None:
+    from transformers import AutoTokenizer
+
+    cfg = {"backend": "hf", "batch_size": 2, "temperature": 0.0}
+    short = generate_chat(tiny_model_dir, CONVS, {**cfg, "max_new_tokens": 3}, "cpu")
+    long = generate_chat(tiny_model_dir, CONVS, {**cfg, "max_new_tokens": 12}, "cpu")
+    assert len(short) == len(long) == len(CONVS)
+    assert all(isinstance(s, str) for s in short + long)
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    for s, s_long in zip(short, long, strict=True):
+        assert len(tok(s, add_special_tokens=False)["input_ids"]) <= 3
+        assert s_long.startswith(s)  # greedy: the longer reply extends the shorter one
+    assert generate_chat(tiny_model_dir, [], cfg, "cpu") == []
+
+
+def test_per_item_temperature_keeps_order_and_greedy(tiny_model_dir: Path) -> None:
+    cfg = {"backend": "hf", "batch_size": 1, "max_new_tokens": 8, "temperature": 0.0, "seed": 1}
+    greedy = generate_chat(tiny_model_dir, CONVS, cfg, "cpu")
+    mixed = generate_chat(tiny_model_dir, CONVS, cfg, "cpu", temperatures=[None, 1.0, 0.0])
+    assert mixed[0] == greedy[0] and mixed[2] == greedy[2]
+    again = generate_chat(tiny_model_dir, CONVS, cfg, "cpu", temperatures=[None, 1.0, 0.0])
+    assert again == mixed  # seeded sampling is reproducible
+    with pytest.raises(ValueError, match="temperatures"):
+        generate_chat(tiny_model_dir, CONVS, cfg, "cpu", temperatures=[0.0])
+
+
+def test_bad_backend_and_missing_vllm(
+    tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with pytest.raises(ValueError, match="unknown generation backend"):
+        generate_chat(tiny_model_dir, CONVS, {"backend": "magic"}, "cpu")
+    real_import = builtins.__import__
+
+    def no_vllm(name: str, *args, **kwargs):
+        if name == "vllm" or name.startswith("vllm."):
+            raise ImportError("No module named 'vllm'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_vllm)
+    with pytest.raises(ImportError, match="pip install vllm"):
+        generate_chat(tiny_model_dir, CONVS, {"backend": "vllm"}, "cpu")
