@@ -26,9 +26,18 @@ def default_config() -> dict:
         (lambda c: c["train"].update(bta=0.1), "unknown key 'train.bta'"),
         (lambda c: c.update(trian={}), "unknown key 'trian'"),
         (lambda c: c["train"].update(beta="high"), "'train.beta': 'high' is not of type 'number'"),
-        (lambda c: c["groups"]["honesty"].append("truthy"), "'groups.honesty': unknown dataset 'truthy'"),
-        (lambda c: c["merge"]["methods"].update(x={"merge_method": "tiez"}), "'merge.methods.x.merge_method': 'tiez'"),
-        (lambda c: c["evaluate"]["benchmarks"].update(gsm9k={}), "unknown name 'evaluate.benchmarks.gsm9k'"),
+        (
+            lambda c: c["groups"]["honesty"].append("truthy"),
+            "'groups.honesty': unknown dataset 'truthy'",
+        ),
+        (
+            lambda c: c["merge"]["methods"].update(x={"merge_method": "tiez"}),
+            "'merge.methods.x.merge_method': 'tiez'",
+        ),
+        (
+            lambda c: c["evaluate"]["benchmarks"].update(gsm9k={}),
+            "unknown name 'evaluate.benchmarks.gsm9k'",
+        ),
         (lambda c: c["datasets"]["grath"].update(loader="csv"), "'datasets.grath.loader'"),
         (lambda c: c.pop("train"), "'train' is a required property"),
     ],
@@ -70,7 +79,12 @@ def test_dry_run_fails_on_misspelled_key(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text(yaml.safe_dump(config))
     snakemake = Path(sys.executable).with_name("snakemake")
-    proc = subprocess.run([str(snakemake), "-n", "--cores", "1", "--configfile", str(bad)],
-                          cwd=REPO, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [str(snakemake), "-n", "--cores", "1", "--configfile", str(bad)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode != 0
     assert "unknown key 'train.lerning_rate'" in proc.stderr + proc.stdout

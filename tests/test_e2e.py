@@ -15,10 +15,22 @@ SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
 
 
 def _snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
-           "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
-    cmd = [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--directory", str(workdir),
-           "--configfile", str(REPO / "config" / "config.yaml"), *args]
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "HF_DATASETS_OFFLINE": "1",
+        "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+    }
+    cmd = [
+        SNAKEMAKE,
+        "-s",
+        str(REPO / "Snakefile"),
+        "--directory",
+        str(workdir),
+        "--configfile",
+        str(REPO / "config" / "config.yaml"),
+        *args,
+    ]
     return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=1500)
 
 
@@ -27,7 +39,9 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     workdir = tmp_path_factory.mktemp("tiny-run")
     proc = _snakemake(workdir, "--cores", "2")
     if proc.returncode != 0:
-        logs = "\n".join(f"== {p}\n{p.read_text()[-3000:]}" for p in (workdir / "results").rglob("*.log"))
+        logs = "\n".join(
+            f"== {p}\n{p.read_text()[-3000:]}" for p in (workdir / "results").rglob("*.log")
+        )
         pytest.fail(f"snakemake failed:\n{proc.stderr[-5000:]}\n{logs[-20000:]}")
     return workdir
 
@@ -38,8 +52,11 @@ def test_table_has_every_model_and_real_numbers(tiny_run: Path) -> None:
 
     config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
     rows = list(csv.DictReader((tiny_run / "results/tiny/tables/static.csv").open()))
-    expected = ["base", *[f"dpo/{g}" for g in config["groups"]],
-                *[f"merge/static/{m}" for m in config["merge"]["methods"]]]
+    expected = [
+        "base",
+        *[f"dpo/{g}" for g in config["groups"]],
+        *[f"merge/static/{m}" for m in config["merge"]["methods"]],
+    ]
     assert sorted(r["model"] for r in rows) == sorted(expected)
     columns = {"gsm8k": "GSM8K", "arc_challenge": "ARC-C", "or_bench": "OR-Bench"}
     for row in rows:

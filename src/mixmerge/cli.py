@@ -20,8 +20,12 @@ def cmd_tiny(args: argparse.Namespace) -> None:
     from mixmerge.tiny.build import build_tiny
 
     tiny = _config(args.config).get("tiny", {}) if args.config else {}
-    build_tiny(args.out, pairs_per_dataset=tiny.get("pairs_per_dataset", 24),
-               items_per_benchmark=tiny.get("items_per_benchmark", 8), seed=args.seed)
+    build_tiny(
+        args.out,
+        pairs_per_dataset=tiny.get("pairs_per_dataset", 24),
+        items_per_benchmark=tiny.get("items_per_benchmark", 8),
+        seed=args.seed,
+    )
     log.info("tiny model and fixtures written to %s", args.out)
 
 
@@ -32,7 +36,10 @@ def cmd_base(args: argparse.Namespace) -> None:
     from mixmerge.io import atomic_dir
 
     base = _config(args.config)["base_model"]
-    kwargs = {"revision": base.get("revision"), "trust_remote_code": base.get("trust_remote_code", False)}
+    kwargs = {
+        "revision": base.get("revision"),
+        "trust_remote_code": base.get("trust_remote_code", False),
+    }
     model = AutoModelForCausalLM.from_pretrained(base["path"], dtype="auto", **kwargs)
     tokenizer = AutoTokenizer.from_pretrained(base["path"], **kwargs)
     with atomic_dir(args.out) as tmp:
@@ -46,13 +53,26 @@ def cmd_data(args: argparse.Namespace) -> None:
 
     cfg = _config(args.config)
     if args.dataset not in cfg["datasets"]:
-        raise ConfigError(f"unknown dataset '{args.dataset}' (config defines: {', '.join(cfg['datasets'])})")
+        raise ConfigError(
+            f"unknown dataset '{args.dataset}' (config defines: {', '.join(cfg['datasets'])})"
+        )
     data_cfg = cfg.get("data", {})
     ds_cfg = cfg["datasets"][args.dataset]
-    stats = prepare_dataset(args.dataset, ds_cfg, group_of(cfg, args.dataset), args.out,
-                            max_chars=data_cfg.get("max_chars"),
-                            max_pairs=ds_cfg.get("max_pairs", data_cfg.get("max_pairs_per_dataset")))
-    log.info("%s: %d pairs from %d rows (dropped %s)", args.dataset, stats["pairs"], stats["rows"], stats["dropped"])
+    stats = prepare_dataset(
+        args.dataset,
+        ds_cfg,
+        group_of(cfg, args.dataset),
+        args.out,
+        max_chars=data_cfg.get("max_chars"),
+        max_pairs=ds_cfg.get("max_pairs", data_cfg.get("max_pairs_per_dataset")),
+    )
+    log.info(
+        "%s: %d pairs from %d rows (dropped %s)",
+        args.dataset,
+        stats["pairs"],
+        stats["rows"],
+        stats["dropped"],
+    )
 
 
 def cmd_train(args: argparse.Namespace) -> None:
@@ -65,7 +85,13 @@ def cmd_train(args: argparse.Namespace) -> None:
     if args.lr is not None:
         train_cfg["learning_rate"] = args.lr
     summary = train_dpo(args.model, args.data, args.out, train_cfg, seed=cfg.get("seed", 0))
-    log.info("trained %s: %d pairs, %d steps, loss %.4f", args.out, summary["pairs"], summary["steps"], summary["train_loss"])
+    log.info(
+        "trained %s: %d pairs, %d steps, loss %.4f",
+        args.out,
+        summary["pairs"],
+        summary["steps"],
+        summary["train_loss"],
+    )
 
 
 def cmd_recipe(args: argparse.Namespace) -> None:
@@ -87,7 +113,14 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     cfg = _config(args.config)
     for name in args.benchmarks.split(","):
         record = evaluate_model(cfg, Path(args.model), name, Path(args.out))
-        log.info("%s on %s: %.2f (%s, n=%d)", args.model, name, record["score"], record["metric"], record["n"])
+        log.info(
+            "%s on %s: %.2f (%s, n=%d)",
+            args.model,
+            name,
+            record["score"],
+            record["metric"],
+            record["n"],
+        )
 
 
 def cmd_report(args: argparse.Namespace) -> None:
@@ -128,7 +161,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float)
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser("recipe", help="write the merge recipe (MergeKit YAML) of a configured method")
+    p = sub.add_parser(
+        "recipe", help="write the merge recipe (MergeKit YAML) of a configured method"
+    )
     p.add_argument("--config", required=True)
     p.add_argument("--method", required=True, help="a name under merge.methods")
     p.add_argument("--base", required=True)
@@ -161,8 +196,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(name)s %(levelname)s %(message)s",
+    )
     try:
         args.func(args)
     except (ValueError, FileNotFoundError, KeyError) as err:

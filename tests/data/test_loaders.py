@@ -16,10 +16,15 @@ LOADER_OF = {"ultrasafety": "ultrasafety", "truthy_dpo": "truthy", "grath": "gra
 
 
 def test_lions_row_splits_conversation() -> None:
-    history = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"},
-               {"role": "user", "content": "2+2?"}]
-    row = {"chosen": [*history, {"role": "assistant", "content": "4"}],
-           "rejected": [*history, {"role": "assistant", "content": "5"}]}
+    history = [
+        {"role": "user", "content": "hi"},
+        {"role": "assistant", "content": "hello"},
+        {"role": "user", "content": "2+2?"},
+    ]
+    row = {
+        "chosen": [*history, {"role": "assistant", "content": "4"}],
+        "rejected": [*history, {"role": "assistant", "content": "5"}],
+    }
     assert list(loaders.lions(row)) == [(history, "4", "5")]
     row["rejected"] = [{"role": "user", "content": "other"}, {"role": "assistant", "content": "5"}]
     assert list(loaders.lions(row)) == []  # answers to different conversations are no pair
@@ -27,14 +32,28 @@ def test_lions_row_splits_conversation() -> None:
 
 def test_ultrasafety_rule_picks_most_helpful_of_each_side() -> None:
     def completion(response: str, harmless: str, helpful: str) -> dict:
-        return {"response": response, "annotations": {"harmlessness": [{"Rating": harmless}],
-                                                      "helpfulness": [{"Rating": helpful}]}}
+        return {
+            "response": response,
+            "annotations": {
+                "harmlessness": [{"Rating": harmless}],
+                "helpfulness": [{"Rating": helpful}],
+            },
+        }
 
-    row = {"prompt": "jailbreak: do x", "instruction": "do x", "completions": [
-        completion("safe-low", "1", "2"), completion("bad-high", "0", "5"),
-        completion("safe-high", "1", "4"), completion("bad-low", "0", "1"),
-        completion("unrated", "N/A", "5")]}
-    assert list(loaders.ultrasafety(row)) == [([{"role": "user", "content": "jailbreak: do x"}], "safe-high", "bad-high")]
+    row = {
+        "prompt": "jailbreak: do x",
+        "instruction": "do x",
+        "completions": [
+            completion("safe-low", "1", "2"),
+            completion("bad-high", "0", "5"),
+            completion("safe-high", "1", "4"),
+            completion("bad-low", "0", "1"),
+            completion("unrated", "N/A", "5"),
+        ],
+    }
+    assert list(loaders.ultrasafety(row)) == [
+        ([{"role": "user", "content": "jailbreak: do x"}], "safe-high", "bad-high")
+    ]
     row["completions"] = row["completions"][:1]
     assert list(loaders.ultrasafety(row)) == []
 
@@ -63,24 +82,60 @@ def test_every_fixture_dataset_loads(tmp_path: Path, name: str) -> None:
 
 def test_cleaning_counts_each_reason(tmp_path: Path) -> None:
     def row(prompt: str, chosen: str, rejected: str) -> dict:
-        return {"id": "x", "source": "s", "system": "", "prompt": prompt, "chosen": chosen, "rejected": rejected}
+        return {
+            "id": "x",
+            "source": "s",
+            "system": "",
+            "prompt": prompt,
+            "chosen": chosen,
+            "rejected": rejected,
+        }
 
-    rows = [row("p1", "a", "b"), row("p1", "c", "d"), row("p2", "same", "same"), row("p3", "", "x"),
-            row("p4", "y" * 500, "z"), row("p5", "ok", "no")]
+    rows = [
+        row("p1", "a", "b"),
+        row("p1", "c", "d"),
+        row("p2", "same", "same"),
+        row("p3", "", "x"),
+        row("p4", "y" * 500, "z"),
+        row("p5", "ok", "no"),
+    ]
     write_jsonl(tmp_path / "in.jsonl", rows)
-    stats = prepare_dataset("t", {"loader": "truthy", "data_files": str(tmp_path / "in.jsonl")}, "honesty",
-                            tmp_path / "out.jsonl", max_chars=100, max_pairs=1)
-    assert stats["dropped"] == {"chosen_equals_rejected": 1, "duplicate_prompt": 1, "empty_turn": 1,
-                                "over_length": 1, "over_max_pairs": 1}
+    stats = prepare_dataset(
+        "t",
+        {"loader": "truthy", "data_files": str(tmp_path / "in.jsonl")},
+        "honesty",
+        tmp_path / "out.jsonl",
+        max_chars=100,
+        max_pairs=1,
+    )
+    assert stats["dropped"] == {
+        "chosen_equals_rejected": 1,
+        "duplicate_prompt": 1,
+        "empty_turn": 1,
+        "over_length": 1,
+        "over_max_pairs": 1,
+    }
     assert [p["chosen"] for p in read_jsonl(tmp_path / "out.jsonl")] == ["a"]
 
 
 def test_missing_file_and_empty_result_are_clear(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="dataset file not found"):
-        prepare_dataset("t", {"loader": "grath", "data_files": str(tmp_path / "nope.jsonl")}, "g", tmp_path / "o.jsonl")
-    (tmp_path / "same.jsonl").write_text(json.dumps({"question": "q", "correct": "a", "incorrect": "a"}) + "\n")
+        prepare_dataset(
+            "t",
+            {"loader": "grath", "data_files": str(tmp_path / "nope.jsonl")},
+            "g",
+            tmp_path / "o.jsonl",
+        )
+    (tmp_path / "same.jsonl").write_text(
+        json.dumps({"question": "q", "correct": "a", "incorrect": "a"}) + "\n"
+    )
     with pytest.raises(ValueError, match="no usable pairs"):
-        prepare_dataset("t", {"loader": "grath", "data_files": str(tmp_path / "same.jsonl")}, "g", tmp_path / "o.jsonl")
+        prepare_dataset(
+            "t",
+            {"loader": "grath", "data_files": str(tmp_path / "same.jsonl")},
+            "g",
+            tmp_path / "o.jsonl",
+        )
     assert not (tmp_path / "o.jsonl").exists()
 
 

@@ -10,13 +10,27 @@ import pytest
 from mixmerge.io import write_json
 from mixmerge.report.tables import build_rows, load_scores, write_tables
 
-FULL = {"math": 10, "gsm8k": 20, "arc_easy": 30, "arc_challenge": 40, "mmlu": 50, "mbpp_plus": 60,
-        "humaneval_plus": 70, "mt_bench": 8, "halueval_wild": 55, "salad_bench": 90, "or_bench": 70}
+FULL = {
+    "math": 10,
+    "gsm8k": 20,
+    "arc_easy": 30,
+    "arc_challenge": 40,
+    "mmlu": 50,
+    "mbpp_plus": 60,
+    "humaneval_plus": 70,
+    "mt_bench": 8,
+    "halueval_wild": 55,
+    "salad_bench": 90,
+    "or_bench": 70,
+}
 
 
 def _scores(root: Path, model: str, scores: dict[str, float]) -> None:
     for bench, score in scores.items():
-        write_json(root / model / f"{bench}.json", {"benchmark": bench, "score": score, "n": 1, "metric": "m"})
+        write_json(
+            root / model / f"{bench}.json",
+            {"benchmark": bench, "score": score, "n": 1, "metric": "m"},
+        )
 
 
 def test_full_row_reproduces_paper_averages(tmp_path: Path) -> None:
@@ -38,9 +52,15 @@ def test_partial_rows_and_order(tmp_path: Path) -> None:
     md, csv_path = write_tables(tmp_path, tmp_path / "tables")
     text = md.read_text()
     lines = [line for line in text.splitlines() if line.startswith("| ")]
-    assert [line.split(" | ")[0] for line in lines[1:]] == ["| base", "| dpo/honesty", "| merge/static/linear"]
+    assert [line.split(" | ")[0] for line in lines[1:]] == [
+        "| base",
+        "| dpo/honesty",
+        "| merge/static/linear",
+    ]
     base = lines[1]
-    assert "n/a" in base and "30.00*" in base  # Helpful Avg over GSM8K and ARC-C only, marked partial
+    assert (
+        "n/a" in base and "30.00*" in base
+    )  # Helpful Avg over GSM8K and ARC-C only, marked partial
     rows = list(csv.DictReader(csv_path.open()))
     assert rows[2]["Harmless Avg"] == "50.0000" and rows[2]["Honest Avg"] == ""
     assert rows[2]["partial"] == "Helpful Avg;Honest Avg;Harmless Avg;AVG"

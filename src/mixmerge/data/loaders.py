@@ -20,7 +20,12 @@ def _msgs(messages: list[dict[str, Any]]) -> Messages:
 def lions(row: dict[str, Any]) -> Iterator[RawPair]:
     """Columbia-NLP (LIONS) layout: `chosen`/`rejected` are full conversations ending in the answer."""
     chosen, rejected = _msgs(row["chosen"]), _msgs(row["rejected"])
-    if not chosen or not rejected or chosen[-1]["role"] != "assistant" or rejected[-1]["role"] != "assistant":
+    if (
+        not chosen
+        or not rejected
+        or chosen[-1]["role"] != "assistant"
+        or rejected[-1]["role"] != "assistant"
+    ):
         return
     if chosen[:-1] != rejected[:-1]:  # both answers must reply to the same conversation
         return

@@ -21,13 +21,21 @@ def load_rows(ds_cfg: dict[str, Any]):
                 raise FileNotFoundError(f"dataset file not found: {path}")
         return datasets.load_dataset("json", data_files=files, split="train")
     return datasets.load_dataset(
-        ds_cfg["path"], ds_cfg.get("name"), split=ds_cfg.get("split", "train"),
+        ds_cfg["path"],
+        ds_cfg.get("name"),
+        split=ds_cfg.get("split", "train"),
         revision=ds_cfg.get("revision"),
     )
 
 
-def prepare_dataset(name: str, ds_cfg: dict[str, Any], group: str, out: str | Path,
-                    max_chars: int | None = None, max_pairs: int | None = None) -> dict[str, Any]:
+def prepare_dataset(
+    name: str,
+    ds_cfg: dict[str, Any],
+    group: str,
+    out: str | Path,
+    max_chars: int | None = None,
+    max_pairs: int | None = None,
+) -> dict[str, Any]:
     """Write the cleaned pairs of one dataset to `out` and `<out stem>.stats.json`; return the stats."""
     convert = LOADERS[ds_cfg["loader"]]
     rows = load_rows(ds_cfg)
@@ -39,7 +47,11 @@ def prepare_dataset(name: str, ds_cfg: dict[str, Any], group: str, out: str | Pa
         if not converted:
             dropped["unusable_row"] += 1
         for prompt, chosen, rejected in converted:
-            if not chosen.strip() or not rejected.strip() or any(not m["content"].strip() for m in prompt):
+            if (
+                not chosen.strip()
+                or not rejected.strip()
+                or any(not m["content"].strip() for m in prompt)
+            ):
                 dropped["empty_turn"] += 1
                 continue
             if chosen.strip() == rejected.strip():
@@ -54,16 +66,30 @@ def prepare_dataset(name: str, ds_cfg: dict[str, Any], group: str, out: str | Pa
                 dropped["duplicate_prompt"] += 1
                 continue
             seen_prompts.add(key)
-            pairs.append({"prompt": prompt, "chosen": chosen, "rejected": rejected,
-                          "source": name, "dimension": group})
+            pairs.append(
+                {
+                    "prompt": prompt,
+                    "chosen": chosen,
+                    "rejected": rejected,
+                    "source": name,
+                    "dimension": group,
+                }
+            )
     if max_pairs is not None and len(pairs) > max_pairs:
         dropped["over_max_pairs"] += len(pairs) - max_pairs
         pairs = pairs[:max_pairs]
     if not pairs:
-        raise ValueError(f"dataset {name!r}: no usable pairs after cleaning (dropped: {dict(dropped)})")
+        raise ValueError(
+            f"dataset {name!r}: no usable pairs after cleaning (dropped: {dict(dropped)})"
+        )
     out = Path(out)
-    stats = {"dataset": name, "group": group, "rows": len(rows), "pairs": len(pairs),
-             "dropped": dict(sorted(dropped.items()))}
+    stats = {
+        "dataset": name,
+        "group": group,
+        "rows": len(rows),
+        "pairs": len(pairs),
+        "dropped": dict(sorted(dropped.items())),
+    }
     write_jsonl(out, pairs)
     write_json(out.with_suffix(".stats.json"), stats)
     return stats

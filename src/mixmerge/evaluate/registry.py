@@ -24,8 +24,17 @@ BENCHMARKS: dict[str, str] = {
 
 # Every benchmark of the paper's tables, in column order (not all are implemented yet).
 TABLE_BENCHMARKS: list[str] = [
-    "math", "gsm8k", "arc_easy", "arc_challenge", "mmlu", "mbpp_plus", "humaneval_plus",
-    "mt_bench", "halueval_wild", "salad_bench", "or_bench",
+    "math",
+    "gsm8k",
+    "arc_easy",
+    "arc_challenge",
+    "mmlu",
+    "mbpp_plus",
+    "humaneval_plus",
+    "mt_bench",
+    "halueval_wild",
+    "salad_bench",
+    "or_bench",
 ]
 
 
@@ -38,7 +47,9 @@ class EvalContext:
     bench_cfg: dict[str, Any]  # config["evaluate"]["benchmarks"][benchmark]
     eval_cfg: dict[str, Any]  # config["evaluate"] (device, batch_size, generation, judge, ...)
     work_dir: Path  # scratch space for this run; removed afterwards
-    samples: list[dict[str, Any]] = field(default_factory=list)  # per-item records, saved beside the score
+    samples: list[dict[str, Any]] = field(
+        default_factory=list
+    )  # per-item records, saved beside the score
 
 
 def get_benchmark(name: str) -> Callable[[EvalContext], dict[str, Any]]:

@@ -15,7 +15,9 @@ from mixmerge.io import write_json, write_jsonl
 REQUIRED_KEYS = ("benchmark", "score", "n", "metric")
 
 
-def evaluate_model(cfg: dict[str, Any], model_dir: Path, benchmark: str, out_dir: Path) -> dict[str, Any]:
+def evaluate_model(
+    cfg: dict[str, Any], model_dir: Path, benchmark: str, out_dir: Path
+) -> dict[str, Any]:
     eval_cfg = cfg["evaluate"]
     if benchmark not in eval_cfg["benchmarks"]:
         raise ValueError(f"benchmark {benchmark!r} is not configured under evaluate.benchmarks")
@@ -23,9 +25,13 @@ def evaluate_model(cfg: dict[str, Any], model_dir: Path, benchmark: str, out_dir
         raise FileNotFoundError(f"not a model directory (no config.json): {model_dir}")
     run = get_benchmark(benchmark)
     work_dir = Path(tempfile.mkdtemp(prefix=f"mixmerge-{benchmark}-"))
-    ctx = EvalContext(model_dir=model_dir, benchmark=benchmark,
-                      bench_cfg=dict(eval_cfg["benchmarks"][benchmark] or {}),
-                      eval_cfg=eval_cfg, work_dir=work_dir)
+    ctx = EvalContext(
+        model_dir=model_dir,
+        benchmark=benchmark,
+        bench_cfg=dict(eval_cfg["benchmarks"][benchmark] or {}),
+        eval_cfg=eval_cfg,
+        work_dir=work_dir,
+    )
     started = time.time()
     try:
         record = run(ctx)
@@ -35,8 +41,10 @@ def evaluate_model(cfg: dict[str, Any], model_dir: Path, benchmark: str, out_dir
     if missing:
         raise ValueError(f"benchmark {benchmark!r} returned a record without {', '.join(missing)}")
     if record["score"] is None or not math.isfinite(float(record["score"])):
-        raise ValueError(f"benchmark {benchmark!r}: no item could be scored on {model_dir} "
-                         f"(score {record['score']}; see the samples for unparsed verdicts)")
+        raise ValueError(
+            f"benchmark {benchmark!r}: no item could be scored on {model_dir} "
+            f"(score {record['score']}; see the samples for unparsed verdicts)"
+        )
     record = {**record, "model": str(model_dir), "seconds": round(time.time() - started, 1)}
     # Samples first: the score file is the output Snakemake waits for, so it is written last.
     write_jsonl(out_dir / f"{benchmark}.samples.jsonl", ctx.samples)

@@ -12,13 +12,30 @@ from mixmerge.io import atomic_file
 
 # benchmark id -> column title, in the paper's column order.
 COLUMNS: dict[str, str] = {
-    "math": "Math", "gsm8k": "GSM8K", "arc_easy": "ARC-E", "arc_challenge": "ARC-C", "mmlu": "MMLU",
-    "mbpp_plus": "MBPP_Plus", "humaneval_plus": "HumanEval_Plus", "mt_bench": "MT-Bench",
-    "halueval_wild": "HaluEval_Wild", "salad_bench": "Salad_Bench", "or_bench": "OR-Bench",
+    "math": "Math",
+    "gsm8k": "GSM8K",
+    "arc_easy": "ARC-E",
+    "arc_challenge": "ARC-C",
+    "mmlu": "MMLU",
+    "mbpp_plus": "MBPP_Plus",
+    "humaneval_plus": "HumanEval_Plus",
+    "mt_bench": "MT-Bench",
+    "halueval_wild": "HaluEval_Wild",
+    "salad_bench": "Salad_Bench",
+    "or_bench": "OR-Bench",
 }
 # Group averages exactly as the paper computes them (MT-Bench enters on its raw 1-10 scale).
 GROUPS: dict[str, list[str]] = {
-    "Helpful Avg": ["math", "gsm8k", "arc_easy", "arc_challenge", "mmlu", "mbpp_plus", "humaneval_plus", "mt_bench"],
+    "Helpful Avg": [
+        "math",
+        "gsm8k",
+        "arc_easy",
+        "arc_challenge",
+        "mmlu",
+        "mbpp_plus",
+        "humaneval_plus",
+        "mt_bench",
+    ],
     "Honest Avg": ["halueval_wild"],
     "Harmless Avg": ["salad_bench", "or_bench"],
 }
@@ -46,8 +63,10 @@ def _row_order(model_id: str, prefixes: tuple[str, ...]) -> tuple[int, str]:
 def build_rows(scores: dict[str, dict[str, float]], setting: str) -> list[dict[str, object]]:
     """Rows with numbers (None = not run) and, per average, whether it is partial."""
     prefixes = SETTING_PREFIXES[setting]
-    models = sorted((m for m in scores if _row_order(m, prefixes)[0] < len(prefixes)),
-                    key=lambda m: _row_order(m, prefixes))
+    models = sorted(
+        (m for m in scores if _row_order(m, prefixes)[0] < len(prefixes)),
+        key=lambda m: _row_order(m, prefixes),
+    )
     rows = []
     for model_id in models:
         row: dict[str, object] = {"model": model_id}
@@ -78,15 +97,22 @@ def _fmt(value: object, partial: bool) -> str:
 
 def to_markdown(rows: list[dict[str, object]], setting: str) -> str:
     headers = ["Model", *COLUMNS.values(), *GROUPS, "AVG"]
-    lines = [f"# {setting} setting", "", "| " + " | ".join(headers) + " |",
-             "|" + "|".join(["---"] + ["---:"] * (len(headers) - 1)) + "|"]
+    lines = [
+        f"# {setting} setting",
+        "",
+        "| " + " | ".join(headers) + " |",
+        "|" + "|".join(["---"] + ["---:"] * (len(headers) - 1)) + "|",
+    ]
     for row in rows:
         cells = [str(row["model"])]
         cells += [_fmt(row[t], False) for t in COLUMNS.values()]
         cells += [_fmt(row[t], t in row["partial"]) for t in [*GROUPS, "AVG"]]
         lines.append("| " + " | ".join(cells) + " |")
-    lines += ["", f"{MISSING} = benchmark not run yet; * = average over the benchmarks present only "
-              "(partial). Scores in percent, MT-Bench on its 1-10 scale."]
+    lines += [
+        "",
+        f"{MISSING} = benchmark not run yet; * = average over the benchmarks present only "
+        "(partial). Scores in percent, MT-Bench on its 1-10 scale.",
+    ]
     return "\n".join(lines) + "\n"
 
 

@@ -34,8 +34,9 @@ def fixture_corpus(root: Path) -> Iterator[str]:
                     yield from _strings(json.loads(line))
 
 
-def build_tiny(out_dir: str | Path, pairs_per_dataset: int = 24, items_per_benchmark: int = 8,
-               seed: int = 0) -> Path:
+def build_tiny(
+    out_dir: str | Path, pairs_per_dataset: int = 24, items_per_benchmark: int = 8, seed: int = 0
+) -> Path:
     """Write `out_dir/{model,datasets,benchmarks}`; atomic as a whole."""
     with atomic_dir(out_dir) as tmp:
         write_training_fixtures(tmp / "datasets", pairs_per_dataset, seed)

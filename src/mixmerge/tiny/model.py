@@ -44,8 +44,14 @@ def train_tokenizer(corpus: Iterable[str], vocab_size: int):
     return fast
 
 
-def build_tiny_model(out_dir: str | Path, corpus: Iterable[str], seed: int = 0,
-                     vocab_size: int = 1024, hidden_size: int = 64, layers: int = 2) -> None:
+def build_tiny_model(
+    out_dir: str | Path,
+    corpus: Iterable[str],
+    seed: int = 0,
+    vocab_size: int = 1024,
+    hidden_size: int = 64,
+    layers: int = 2,
+) -> None:
     """Write a random-init LlamaForCausalLM + tokenizer + generation config to `out_dir`."""
     import torch
     from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM

@@ -35,16 +35,23 @@ def to_trl_rows(pairs: list[dict[str, Any]], keep_system: bool) -> list[dict[str
     rows = []
     for pair in pairs:
         prompt = pair["prompt"] if keep_system else fold_system(pair["prompt"])
-        rows.append({
-            "prompt": prompt,
-            "chosen": [{"role": "assistant", "content": pair["chosen"]}],
-            "rejected": [{"role": "assistant", "content": pair["rejected"]}],
-        })
+        rows.append(
+            {
+                "prompt": prompt,
+                "chosen": [{"role": "assistant", "content": pair["chosen"]}],
+                "rejected": [{"role": "assistant", "content": pair["rejected"]}],
+            }
+        )
     return rows
 
 
-def train_dpo(model_path: str | Path, data: list[str | Path], out_dir: str | Path,
-              train_cfg: dict[str, Any], seed: int = 0) -> dict[str, Any]:
+def train_dpo(
+    model_path: str | Path,
+    data: list[str | Path],
+    out_dir: str | Path,
+    train_cfg: dict[str, Any],
+    seed: int = 0,
+) -> dict[str, Any]:
     """Train one DPO model; `train_cfg` is config["train"] with any sweep overrides applied."""
     import datasets
     import torch
@@ -76,7 +83,9 @@ def train_dpo(model_path: str | Path, data: list[str | Path], out_dir: str | Pat
             gradient_accumulation_steps=int(train_cfg.get("gradient_accumulation_steps", 1)),
             max_length=int(train_cfg.get("max_length", 4096)),
             lr_scheduler_type=train_cfg.get("lr_scheduler", "cosine"),
-            warmup_steps=float(train_cfg.get("warmup_ratio", 0.1)),  # a float < 1 is a ratio in transformers 5
+            warmup_steps=float(
+                train_cfg.get("warmup_ratio", 0.1)
+            ),  # a float < 1 is a ratio in transformers 5
             optim=train_cfg.get("optimizer", "adamw_torch"),
             bf16=bf16,
             use_cpu=on_cpu,
@@ -88,7 +97,9 @@ def train_dpo(model_path: str | Path, data: list[str | Path], out_dir: str | Pat
             report_to=[],
             dataset_num_proc=1,
         )
-        trainer = DPOTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer)
+        trainer = DPOTrainer(
+            model=model, args=args, train_dataset=dataset, processing_class=tokenizer
+        )
         result = trainer.train()
         trainer.save_model(str(tmp))
         tokenizer.save_pretrained(tmp)
