@@ -22,22 +22,6 @@ BENCHMARKS: dict[str, str] = {
     "or_bench": "mixmerge.evaluate.or_bench:or_bench",
 }
 
-# Every benchmark of the paper's tables, in column order (not all are implemented yet).
-TABLE_BENCHMARKS: list[str] = [
-    "math",
-    "gsm8k",
-    "arc_easy",
-    "arc_challenge",
-    "mmlu",
-    "mbpp_plus",
-    "humaneval_plus",
-    "mt_bench",
-    "halueval_wild",
-    "salad_bench",
-    "or_bench",
-]
-
-
 @dataclass
 class EvalContext:
     """Everything a benchmark needs: the model, its own config block and the shared eval config."""
