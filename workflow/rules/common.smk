@@ -1,4 +1,5 @@
 # Config validation and the input functions every stage shares.
+import os
 import sys
 from pathlib import Path
 
@@ -19,6 +20,13 @@ DATASETS = [name for names in config["groups"].values() for name in names]
 MERGE_METHODS = list(config["merge"]["methods"])
 BENCHMARKS = list(config["evaluate"]["benchmarks"])
 TINY = config.get("tiny", {}).get("enabled", False)
+
+# Jobs call the `mixmerge` installed beside this Snakemake (e.g. .venv/bin), even when the venv
+# is not activated; a conda env (--sdm conda) puts its own bin first when it is activated.
+os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+if TINY:  # the tiny profile never needs the network: fail fast instead of trying the hub
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
 
 def _effective_config_path():

@@ -25,15 +25,18 @@ class Param:
     """One declared parameter: type, default (omit for required) and an allowed range.
 
     `low`/`high` bound numeric values; `low_open`/`high_open` make the bound exclusive.
+    `kind=str` takes one of `choices`; `kind=list` is a list of strings (e.g. name filters),
+    taken literally for every tensor (never interpolated as a gradient) and stored as a tuple.
     """
 
     name: str
-    kind: type = float  # float, bool or int
+    kind: type = float  # float, bool, int, str or list
     default: Any = _REQUIRED
     low: float | None = None
     high: float | None = None
     low_open: bool = False
     high_open: bool = False
+    choices: tuple[str, ...] = ()
     doc: str = ""
 
     @property
@@ -42,6 +45,23 @@ class Param:
 
     def coerce(self, value: Any, where: str) -> Any:
         """Type-check and range-check a resolved value; `where` names model/tensor for errors."""
+        if self.kind is str:
+            if not isinstance(value, str) or (self.choices and value not in self.choices):
+                raise MergeError(
+                    f"parameter {self.name!r}{where} must be one of {', '.join(self.choices)}, "
+                    f"got {value!r}"
+                )
+            return value
+        if self.kind is list:
+            items = [value] if isinstance(value, str) else value
+            if not isinstance(items, (list, tuple)) or not all(
+                isinstance(v, str) and v for v in items
+            ):
+                raise MergeError(
+                    f"parameter {self.name!r}{where} must be a list of non-empty strings, "
+                    f"got {value!r}"
+                )
+            return tuple(items)
         if self.kind is bool:
             if isinstance(value, bool):
                 return value
@@ -108,6 +128,25 @@ class TensorContext:
             probs.detach().to("cpu", torch.float32), generator=self.generator(j)
         )
         return drawn.to(device=self.device, dtype=probs.dtype)
+
+    def mutable(self, j: int) -> torch.Tensor:
+        """Input j as a tensor the method may modify in place.
+
+        The engine loads a model listed twice (or the base listed as a model) once, so
+        inputs can share storage; a shared tensor is cloned, an unshared one is returned as is
+        (modifying it in place saves a full-size buffer per input).
+        """
+        t = self.tensors[j]
+        shared = t is self.base or any(
+            o is t for i, o in enumerate(self.tensors) if i != j and o is not None
+        )
+        return t.clone() if shared else t
+
+    def mutable_base(self) -> torch.Tensor:
+        """The base tensor as one the method may modify in place (cloned if an input shares it)."""
+        assert self.base is not None
+        shared = any(o is self.base for o in self.tensors)
+        return self.base.clone() if shared else self.base
 
     def weights(self, key: str = "weight") -> torch.Tensor:
         """Per-model scalar parameter as a tensor broadcastable against `torch.stack(tensors)`."""

@@ -173,10 +173,14 @@ def load_recipe(recipe: str | Path | Mapping[str, Any]) -> Recipe:
     params = raw.get("parameters") or {}
     if not isinstance(params, Mapping):
         raise MergeError("recipe 'parameters' must be a mapping")
+    declared = {p.name: p for p in (*method.global_params, *method.model_params)}
     for key, setting in params.items():
         if key not in gnames | mnames:
             raise MergeError(f"unknown parameter {key!r} for merge_method {method.name}")
-        _check_setting(setting, f"parameters.{key}")
+        if declared[key].kind is list:  # literal list (may be empty), checked here once
+            declared[key].coerce(setting, f" (parameters.{key})")
+        else:
+            _check_setting(setting, f"parameters.{key}")
 
     models_raw = raw.get("models")
     if not isinstance(models_raw, list) or not models_raw:
@@ -197,7 +201,10 @@ def load_recipe(recipe: str | Path | Mapping[str, Any]) -> Recipe:
                 raise MergeError(
                     f"unknown parameter {key!r} for model {label} (merge_method {method.name})"
                 )
-            _check_setting(setting, f"models[{i}].parameters.{key}")
+            if declared[key].kind is list:
+                declared[key].coerce(setting, f" (models[{i}].parameters.{key})")
+            else:
+                _check_setting(setting, f"models[{i}].parameters.{key}")
         models.append(ModelEntry(i, label, Path(label).expanduser(), dict(mparams)))
 
     base_label = None
@@ -222,9 +229,16 @@ def load_recipe(recipe: str | Path | Mapping[str, Any]) -> Recipe:
     )
 
 
+def _evaluate(p: Param, tensor_name: str, setting: Any, t: float) -> Any:
+    # A list-valued parameter (e.g. a name filter list) is taken literally, not as a gradient.
+    if p.kind is list:
+        return setting
+    return evaluate_setting(tensor_name, setting, t)
+
+
 def resolve_global(recipe: Recipe, p: Param, tensor_name: str, t: float) -> Any:
     if p.name in recipe.params:
-        value = evaluate_setting(tensor_name, recipe.params[p.name], t)
+        value = _evaluate(p, tensor_name, recipe.params[p.name], t)
         if value is not None:
             return p.coerce(value, f" at tensor {tensor_name}")
     if p.required:
@@ -237,7 +251,7 @@ def resolve_model(recipe: Recipe, entry: ModelEntry, p: Param, tensor_name: str,
     where = f" for model {entry.label} at tensor {tensor_name}"
     for source in (entry.params, recipe.params):
         if p.name in source:
-            value = evaluate_setting(tensor_name, source[p.name], t)
+            value = _evaluate(p, tensor_name, source[p.name], t)
             if value is not None:
                 return p.coerce(value, where)
     if p.required:
