@@ -5,7 +5,10 @@ from snakemake.utils import min_version
 min_version("9.0")
 
 
-configfile: "config/config.yaml"
+# The tiny default, unless --configfile names another: a paper config then REPLACES it instead of
+# being merged over it (Snakemake's default merge would leak the tiny fixture paths into it).
+if not workflow.overwrite_configfiles:
+    workflow.configfile("config/config.yaml")
 
 
 include: "workflow/rules/common.smk"

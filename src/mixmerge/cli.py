@@ -94,10 +94,25 @@ def cmd_train(args: argparse.Namespace) -> None:
     )
 
 
+def cmd_select(args: argparse.Namespace) -> None:
+    from mixmerge.train.select import select_best
+
+    record = select_best(Path(args.scores), args.candidates, args.criterion, Path(args.out))
+    log.info(
+        "selected %s (%s = %.4f)",
+        record["selected"],
+        args.criterion,
+        record["scores"][record["selected"]],
+    )
+
+
 def cmd_recipe(args: argparse.Namespace) -> None:
     from mixmerge.merge.from_config import write_recipe
 
-    write_recipe(_config(args.config), args.method, args.base, args.models, args.out)
+    recipe = write_recipe(_config(args.config), args.method, args.setting, args.out, args.variant)
+    log.info(
+        "recipe %s: %s over %d models", args.out, recipe["merge_method"], len(recipe["models"])
+    )
 
 
 def cmd_merge(args: argparse.Namespace) -> None:

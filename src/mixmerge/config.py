@@ -57,6 +57,25 @@ def validate(config: dict[str, Any], schema_path: Path = SCHEMA_PATH) -> dict[st
                     f"config error: 'groups.{group}': unknown dataset '{name}' "
                     f"(defined under datasets: {', '.join(sorted(config.get('datasets', {})))})"
                 )
+    groups = set(config.get("groups", {}))
+    for setting, members in config.get("merge", {}).get("settings", {}).items():
+        for group in members:
+            if group not in groups:
+                raise ConfigError(
+                    f"config error: 'merge.settings.{setting}': group '{group}' is not under groups"
+                )
+    for k, group in enumerate(config.get("continual", {}).get("stages", []), 1):
+        if group not in groups:
+            raise ConfigError(
+                f"config error: 'continual.stages': stage {k} group '{group}' is not under groups"
+            )
+    methods = config.get("merge", {}).get("methods", {})
+    for kind, sweep in config.get("merge", {}).get("sweeps", {}).items():
+        for method in sweep.get("methods", []):
+            if method not in methods:
+                raise ConfigError(
+                    f"config error: 'merge.sweeps.{kind}.methods': unknown merge method '{method}'"
+                )
     return config
 
 

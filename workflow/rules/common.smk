@@ -1,4 +1,4 @@
-# Config validation and the input functions every stage shares.
+# Config validation, model ids and the input functions every stage shares.
 import os
 import sys
 from pathlib import Path
@@ -6,6 +6,7 @@ from pathlib import Path
 import yaml
 
 from mixmerge.config import ConfigError, validate
+from mixmerge.naming import candidate_name, density_variant, seed_variant
 
 try:
     validate(config)
@@ -18,8 +19,19 @@ LOGS = f"{R}/logs"
 GROUPS = list(config["groups"])
 DATASETS = [name for names in config["groups"].values() for name in names]
 MERGE_METHODS = list(config["merge"]["methods"])
+MERGE_SETTINGS = dict(config["merge"]["settings"])
 BENCHMARKS = list(config["evaluate"]["benchmarks"])
 TINY = config.get("tiny", {}).get("enabled", False)
+TRAIN = config["train"]
+SWEEP = TRAIN.get("sweep") or {}
+# candidate name -> (beta, learning rate); the sweep grid, or the single default setting.
+CANDIDATES = {
+    candidate_name(beta, lr): (beta, lr)
+    for beta in SWEEP.get("beta", [TRAIN["beta"]])
+    for lr in SWEEP.get("learning_rate", [TRAIN["learning_rate"]])
+}
+CONTINUAL = list(config.get("continual", {}).get("stages", []))
+MERGE_SWEEPS = config["merge"].get("sweeps", {})
 
 # Jobs call the `mixmerge` installed beside this Snakemake (e.g. .venv/bin), even when the venv
 # is not activated; a conda env (--sdm conda) puts its own bin first when it is activated.
@@ -57,15 +69,77 @@ def model_dir(model_id):
     return f"{R}/models/{model_id}"
 
 
-def group_models():
-    return [model_dir(f"dpo/{g}") for g in GROUPS]
+def group_pairs(group):
+    return [f"{R}/data/{d}.jsonl" for d in config["groups"][group]]
 
 
-def static_model_ids():
-    return ["base", *[f"dpo/{g}" for g in GROUPS], *[f"merge/static/{m}" for m in MERGE_METHODS]]
+def candidate_ids(group):
+    return [f"dpo/{group}/{c}" for c in CANDIDATES]
+
+
+def selection_file(group):
+    return f"{R}/selection/dpo/{group}.json"
+
+
+def setting_inputs(setting):
+    """What a merge of `setting` reads: the selections and every candidate they may name."""
+    groups = MERGE_SETTINGS[setting]
+    return {
+        "selections": [selection_file(g) for g in groups],
+        "models": [model_dir(m) for g in groups for m in candidate_ids(g)],
+    }
+
+
+def merge_variants():
+    """(method, variant) pairs of the robustness sweeps on the static setting."""
+    variants = []
+    for method in MERGE_SWEEPS.get("seed", {}).get("methods", []):
+        variants += [(method, seed_variant(s)) for s in MERGE_SWEEPS["seed"]["values"]]
+    for method in MERGE_SWEEPS.get("density", {}).get("methods", []):
+        variants += [(method, density_variant(d)) for d in MERGE_SWEEPS["density"]["values"]]
+    return variants
+
+
+def evaluated_model_ids():
+    """Every model the workflow scores: base, sweep candidates, continual stages, merges."""
+    ids = ["base"]
+    ids += [m for g in GROUPS for m in candidate_ids(g)]
+    ids += [f"continual/stage{k}" for k in range(1, len(CONTINUAL) + 1)]
+    ids += [f"merge/{s}/{m}" for s in MERGE_SETTINGS for m in MERGE_METHODS]
+    ids += [f"merge/sweep/{m}/{v}" for m, v in merge_variants()]  # static setting, one variant each
+    return ids
+
+
+def score_files(model_id):
+    return [f"{R}/scores/{model_id}/{b}.json" for b in BENCHMARKS]
+
+
+def all_score_files():
+    return [f for m in evaluated_model_ids() for f in score_files(m)]
+
+
+def selection_files():
+    return [selection_file(g) for g in GROUPS]
+
+
+def diagnostics_inputs(setting):
+    return {"recipe": f"{R}/recipes/{setting}/task_arithmetic.yaml", **setting_inputs(setting)}
 
 
 def get_final_outputs():
-    outputs = [f"{R}/tables/{setting}.md" for setting in config.get("report", {}).get("settings", ["static"])]
-    outputs += [f"{R}/tables/{setting}.csv" for setting in config.get("report", {}).get("settings", ["static"])]
-    return outputs
+    settings = config.get("report", {}).get("settings", ["static"])
+    return [f"{R}/tables/{s}.{ext}" for s in settings for ext in ("md", "csv")]
+
+
+def regex_escape(text):
+    import re
+
+    return re.escape(text)
+
+
+def launcher(gpus):
+    """`mixmerge`, or `accelerate launch` over the job's GPUs when training needs several."""
+    if int(gpus) <= 1:
+        return "mixmerge"
+    accel = TRAIN.get("accelerate_config", "workflow/accelerate/zero3.yaml")
+    return f"accelerate launch --config_file {accel} --num_processes {int(gpus)} -m mixmerge.cli"

@@ -1,26 +1,26 @@
-# Evaluate stage: every model on every configured benchmark, one score file each.
+# Evaluate stage: every model on every configured benchmark, in one job per model so the model
+# (and the local judge) is loaded once; one score file per benchmark.
 
 
-rule evaluate_benchmark:
+rule evaluate_model:
     input:
         model=lambda wc: model_dir(wc.model),
         data=fixtures(),
     output:
-        f"{R}/scores/{{model}}/{{benchmark}}.json",
+        [f"{R}/scores/{{model}}/{b}.json" for b in BENCHMARKS],
     log:
-        f"{LOGS}/evaluate/{{model}}/{{benchmark}}.log",
+        f"{LOGS}/evaluate/{{model}}.log",
     params:
         config=CONFIG,
-        benchmark=lambda wc: config["evaluate"]["benchmarks"][wc.benchmark],
-        generation=config["evaluate"].get("generation", {}),
-        judge=config["evaluate"].get("judge", {}),
+        evaluate=config["evaluate"],
+        benchmarks=",".join(BENCHMARKS),
+        scores=lambda wc: f"{R}/scores/{wc.model}",
     wildcard_constraints:
-        model="base|dpo/[^/]+|merge/static/[^/]+",
-        benchmark="|".join(BENCHMARKS),
+        model=r"base|dpo/[^/]+/[^/]+|continual/stage\d+|mix/[^/]+(/[^/]+)?|merge/(static|continual)/[^/]+|merge/sweep/[^/]+/[^/]+",
     conda:
         "../../envs/eval.yaml"
     resources:
         gpu=1,
     shell:
         "mixmerge evaluate --config {params.config} --model {input.model} "
-        "--benchmarks {wildcards.benchmark} --out $(dirname {output}) > {log} 2>&1"
+        "--benchmarks {params.benchmarks} --out {params.scores} > {log} 2>&1"

@@ -3,7 +3,8 @@
 
 rule report_tables:
     input:
-        scores=[f"{R}/scores/{m}/{b}.json" for m in static_model_ids() for b in BENCHMARKS],
+        scores=all_score_files(),
+        selections=selection_files(),
     output:
         md=f"{R}/tables/static.md",
         csv=f"{R}/tables/static.csv",

@@ -1,22 +1,71 @@
-# Train stage: one DPO model per annotation group, from the base model.
+# Train stage: every sweep candidate per annotation group, the best kept by the selection
+# criterion, and the continual stages (each trained from the previous one).
 
 
-rule train_group:
+rule train_candidate:
     input:
         base=model_dir("base"),
-        pairs=lambda wc: [f"{R}/data/{d}.jsonl" for d in config["groups"][wc.group]],
+        pairs=lambda wc: group_pairs(wc.group),
     output:
-        directory(model_dir("dpo/{group}")),
+        directory(model_dir("dpo/{group}/{candidate}")),
     log:
-        f"{LOGS}/train/{{group}}.log",
+        f"{LOGS}/train/{{group}}/{{candidate}}.log",
     params:
         config=CONFIG,
-        train=config["train"],
+        train=TRAIN,
+        beta=lambda wc: CANDIDATES[wc.candidate][0],
+        lr=lambda wc: CANDIDATES[wc.candidate][1],
+        launcher=lambda wc, resources: launcher(resources.gpu),
     wildcard_constraints:
         group="|".join(GROUPS),
+        candidate="|".join(map(regex_escape, CANDIDATES)),
     conda:
         "../../envs/train.yaml"
     resources:
-        gpu=1,
+        gpu=TRAIN.get("gpus", 1),
     shell:
-        "mixmerge train --config {params.config} --model {input.base} --data {input.pairs} --out {output} > {log} 2>&1"
+        "{params.launcher} train --config {params.config} --model {input.base} --data {input.pairs} "
+        "--beta {params.beta} --lr {params.lr} --out {output} > {log} 2>&1"
+
+
+rule select_candidate:
+    input:
+        scores=lambda wc: [f for m in candidate_ids(wc.group) for f in score_files(m)],
+    output:
+        f"{R}/selection/dpo/{{group}}.json",
+    log:
+        f"{LOGS}/train/{{group}}.select.log",
+    params:
+        candidates=lambda wc: candidate_ids(wc.group),
+        criterion=TRAIN.get("selection", "AVG"),
+    wildcard_constraints:
+        group="|".join(GROUPS),
+    conda:
+        "../../envs/report.yaml"
+    shell:
+        "mixmerge select --scores {R}/scores --candidates {params.candidates} "
+        "--criterion '{params.criterion}' --out {output} > {log} 2>&1"
+
+
+rule train_continual_stage:
+    input:
+        start=lambda wc: model_dir("base" if int(wc.k) == 1 else f"continual/stage{int(wc.k) - 1}"),
+        pairs=lambda wc: group_pairs(CONTINUAL[int(wc.k) - 1]),
+    output:
+        directory(model_dir("continual/stage{k}")),
+    log:
+        f"{LOGS}/train/continual/stage{{k}}.log",
+    params:
+        config=CONFIG,
+        train=TRAIN,
+        stage=lambda wc: CONTINUAL[int(wc.k) - 1],
+        launcher=lambda wc, resources: launcher(resources.gpu),
+    wildcard_constraints:
+        k=r"\d+",
+    conda:
+        "../../envs/train.yaml"
+    resources:
+        gpu=TRAIN.get("gpus", 1),
+    shell:
+        "{params.launcher} train --config {params.config} --model {input.start} --data {input.pairs} "
+        "--out {output} > {log} 2>&1"

@@ -1,4 +1,10 @@
-"""`mixmerge train`: full-parameter DPO with trl on one or more pair files, saved as a plain HF model."""
+"""`mixmerge train`: DPO with trl on one or more pair files, saved as a plain HF model directory.
+
+Full-parameter by default; `lora:` trains adapters and merges them back, so every trained model
+is a plain checkpoint that the merge engine reads the same way. Checkpoints go to a folder beside
+the output that survives a failed or killed job; a rerun resumes from the newest one.
+Works under `accelerate launch` (DeepSpeed ZeRO-3 / FSDP): only the main process writes.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +13,16 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from mixmerge.io import atomic_dir, read_jsonl
+from mixmerge.io import read_jsonl
+
+# Metrics of the final evaluation on the training pairs that go into mixmerge_train.json.
+FINAL_METRICS = (
+    "loss",
+    "rewards/accuracies",
+    "rewards/margins",
+    "rewards/chosen",
+    "rewards/rejected",
+)
 
 
 def _supports_system_role(tokenizer) -> bool:
@@ -45,18 +60,99 @@ def to_trl_rows(pairs: list[dict[str, Any]], keep_system: bool) -> list[dict[str
     return rows
 
 
+def gradient_accumulation(train_cfg: dict[str, Any], world_size: int) -> int:
+    """Accumulation steps that reach `global_batch_size` (paper: 128) on this many devices."""
+    per_device = int(train_cfg.get("per_device_batch_size", 1))
+    if not train_cfg.get("global_batch_size"):
+        return int(train_cfg.get("gradient_accumulation_steps", 1))
+    global_batch = int(train_cfg["global_batch_size"])
+    steps, rest = divmod(global_batch, per_device * world_size)
+    if steps < 1 or rest:
+        raise ValueError(
+            f"train.global_batch_size={global_batch} is not a multiple of per_device_batch_size "
+            f"({per_device}) x devices ({world_size})"
+        )
+    return steps
+
+
+def latest_checkpoint(checkpoint_dir: Path) -> str | None:
+    checkpoints = sorted(
+        (p for p in checkpoint_dir.glob("checkpoint-*") if p.name.split("-")[-1].isdigit()),
+        key=lambda p: int(p.name.split("-")[-1]),
+    )
+    return str(checkpoints[-1]) if checkpoints else None
+
+
+def _versions() -> dict[str, str]:
+    import accelerate
+    import datasets
+    import peft
+    import torch
+    import transformers
+    import trl
+
+    return {
+        m.__name__: m.__version__ for m in (torch, transformers, trl, peft, accelerate, datasets)
+    }
+
+
+def _model_card(summary: dict[str, Any]) -> str:
+    hp = summary["hyperparameters"]
+    final = summary.get("final_metrics", {})
+    lines = [
+        "---",
+        "library_name: transformers",
+        "tags: [dpo, trl, mixmerge]",
+        "---",
+        f"# DPO model trained by mixmerge from `{summary['base_model']}`",
+        "",
+        f"- pairs: {summary['pairs']} from {', '.join(summary['sources'])}",
+        f"- beta {hp['beta']}, learning rate {hp['learning_rate']}, epochs {hp.get('epochs', 1)}, "
+        f"global batch {summary['global_batch_size']}, max length {hp.get('max_length')}",
+        f"- steps: {summary['steps']}, train loss: {summary['train_loss']:.4f}",
+    ]
+    if final:
+        lines.append(
+            "- on the training pairs after training: "
+            + ", ".join(f"{k} {v:.4f}" for k, v in final.items())
+        )
+    lines += ["", "Full settings, versions and logs: `mixmerge_train.json`."]
+    return "\n".join(lines) + "\n"
+
+
+def _lora_config(lora: dict[str, Any]):
+    from peft import LoraConfig
+
+    return LoraConfig(
+        r=int(lora.get("r", 16)),
+        lora_alpha=int(lora.get("alpha", 32)),
+        lora_dropout=float(lora.get("dropout", 0.05)),
+        target_modules=lora.get("target_modules", "all-linear"),
+        task_type="CAUSAL_LM",
+    )
+
+
 def train_dpo(
     model_path: str | Path,
     data: list[str | Path],
     out_dir: str | Path,
     train_cfg: dict[str, Any],
     seed: int = 0,
+    callbacks: list[Any] | None = None,
 ) -> dict[str, Any]:
     """Train one DPO model; `train_cfg` is config["train"] with any sweep overrides applied."""
     import datasets
     import torch
+    from accelerate import PartialState
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import DPOConfig, DPOTrainer
+
+    state = PartialState()
+    out_dir = Path(out_dir)
+    partial = (
+        out_dir.parent / f".{out_dir.name}.partial"
+    )  # shared by every rank, renamed at the end
+    checkpoints = out_dir.parent / f".{out_dir.name}.checkpoints"  # survives a failed job
 
     pairs = [pair for path in data for pair in read_jsonl(path)]
     if not pairs:
@@ -69,52 +165,95 @@ def train_dpo(
 
     on_cpu = train_cfg.get("device", "cuda") == "cpu" or not torch.cuda.is_available()
     bf16 = bool(train_cfg.get("bf16", False)) and not on_cpu
-    dtype = torch.bfloat16 if bf16 else torch.float32
-    model = AutoModelForCausalLM.from_pretrained(model_path, dtype=dtype)
+    model = AutoModelForCausalLM.from_pretrained(
+        model_path, dtype=torch.bfloat16 if bf16 else torch.float32
+    )
+    accumulation = gradient_accumulation(train_cfg, state.num_processes)
+    per_device = int(train_cfg.get("per_device_batch_size", 1))
+    save_steps = int(train_cfg.get("save_steps", 0))
 
-    out_dir = Path(out_dir)
-    with atomic_dir(out_dir) as tmp:
-        args = DPOConfig(
-            output_dir=str(tmp / "trainer"),
-            beta=float(train_cfg["beta"]),
-            learning_rate=float(train_cfg["learning_rate"]),
-            num_train_epochs=float(train_cfg.get("epochs", 1)),
-            per_device_train_batch_size=int(train_cfg.get("per_device_batch_size", 1)),
-            gradient_accumulation_steps=int(train_cfg.get("gradient_accumulation_steps", 1)),
-            max_length=int(train_cfg.get("max_length", 4096)),
-            lr_scheduler_type=train_cfg.get("lr_scheduler", "cosine"),
-            warmup_steps=float(
-                train_cfg.get("warmup_ratio", 0.1)
-            ),  # a float < 1 is a ratio in transformers 5
-            optim=train_cfg.get("optimizer", "adamw_torch"),
-            bf16=bf16,
-            use_cpu=on_cpu,
-            gradient_checkpointing=bool(train_cfg.get("gradient_checkpointing", False)),
-            seed=seed,
-            data_seed=seed,
-            logging_steps=1,
-            save_strategy="no",
-            report_to=[],
-            dataset_num_proc=1,
-        )
-        trainer = DPOTrainer(
-            model=model, args=args, train_dataset=dataset, processing_class=tokenizer
-        )
-        result = trainer.train()
-        trainer.save_model(str(tmp))
-        tokenizer.save_pretrained(tmp)
-        # The Trainer's scratch folder and any checkpoints are not part of the model directory.
-        shutil.rmtree(tmp / "trainer", ignore_errors=True)
-        summary = {
-            "base_model": str(model_path),
-            "data": [str(p) for p in data],
-            "pairs": len(rows),
-            "seed": seed,
-            "hyperparameters": dict(train_cfg),
-            "train_loss": result.training_loss,
-            "steps": result.global_step,
-            "log_history": trainer.state.log_history,
+    args = DPOConfig(
+        output_dir=str(checkpoints),
+        beta=float(train_cfg["beta"]),
+        learning_rate=float(train_cfg["learning_rate"]),
+        num_train_epochs=float(train_cfg.get("epochs", 1)),
+        per_device_train_batch_size=per_device,
+        per_device_eval_batch_size=per_device,
+        gradient_accumulation_steps=accumulation,
+        max_length=int(train_cfg.get("max_length", 4096)),
+        lr_scheduler_type=train_cfg.get("lr_scheduler", "cosine"),
+        warmup_steps=float(train_cfg.get("warmup_ratio", 0.1)),  # a float < 1 is a ratio
+        optim=train_cfg.get("optimizer", "adamw_torch"),
+        bf16=bf16,
+        use_cpu=on_cpu,
+        gradient_checkpointing=bool(train_cfg.get("gradient_checkpointing", False)) and not on_cpu,
+        seed=seed,
+        data_seed=seed,
+        logging_steps=1,
+        save_strategy="steps" if save_steps else "no",
+        save_steps=save_steps or 500,
+        save_total_limit=2,
+        report_to=[],
+        dataset_num_proc=1,
+    )
+    peft_config = _lora_config(train_cfg["lora"]) if train_cfg.get("lora") else None
+    trainer = DPOTrainer(
+        model=model,
+        args=args,
+        train_dataset=dataset,
+        processing_class=tokenizer,
+        peft_config=peft_config,
+        callbacks=callbacks,
+    )
+    resume = latest_checkpoint(checkpoints) if checkpoints.is_dir() else None
+    result = trainer.train(resume_from_checkpoint=resume)
+
+    final_metrics: dict[str, float] = {}
+    n_final = int(train_cfg.get("final_eval_pairs", 0))
+    if n_final:
+        # Reward accuracy/margins of the trained policy on (a sample of) its own training pairs.
+        sample = dataset.select(range(min(n_final, len(dataset))))
+        metrics = trainer.evaluate(eval_dataset=sample)
+        final_metrics = {
+            k: float(metrics[f"eval_{k}"]) for k in FINAL_METRICS if f"eval_{k}" in metrics
         }
-        with open(tmp / "mixmerge_train.json", "w", encoding="utf-8") as handle:
-            json.dump(summary, handle, indent=2, default=str)
+
+    if state.is_main_process and partial.exists():
+        shutil.rmtree(partial)
+    state.wait_for_everyone()
+    if peft_config is not None:
+        merged = (
+            trainer.model.merge_and_unload()
+        )  # plain weights, so merging treats it like any model
+        if state.is_main_process:
+            merged.save_pretrained(partial)
+    else:
+        trainer.save_model(str(partial))  # gathers ZeRO-3 / FSDP shards onto the main process
+
+    summary = {
+        "base_model": str(model_path),
+        "data": [str(p) for p in data],
+        "sources": sorted({p["source"] for p in pairs}),
+        "pairs": len(rows),
+        "seed": seed,
+        "hyperparameters": dict(train_cfg),
+        "devices": state.num_processes,
+        "gradient_accumulation_steps": accumulation,
+        "global_batch_size": per_device * accumulation * state.num_processes,
+        "resumed_from": resume,
+        "train_loss": float(result.training_loss),
+        "steps": int(result.global_step),
+        "final_metrics": final_metrics,
+        "versions": _versions(),
+        "log_history": trainer.state.log_history,
+    }
+    if state.is_main_process:
+        tokenizer.save_pretrained(partial)
+        (partial / "mixmerge_train.json").write_text(json.dumps(summary, indent=2, default=str))
+        (partial / "README.md").write_text(_model_card(summary))
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        partial.rename(out_dir)
+        shutil.rmtree(checkpoints, ignore_errors=True)
+    state.wait_for_everyone()
     return summary

@@ -1,0 +1,66 @@
+"""Pick the best of several candidate models (a hyperparameter sweep, the heuristic mix ratios).
+
+The choice is a small JSON file naming the selected model id; downstream rules read it and use
+that model's directory in place, so no weights are copied.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from statistics import mean
+from typing import Any
+
+from mixmerge.io import read_json, write_json
+from mixmerge.report.tables import COLUMNS, GROUPS
+
+CRITERIA = ("AVG", *GROUPS)
+
+
+def criterion_value(scores: dict[str, float], criterion: str) -> float:
+    """The number a candidate is ranked by (higher is better).
+
+    Group averages use the benchmarks present; every candidate of one selection is scored on
+    the same configured set, so they stay comparable.
+    """
+    if criterion in COLUMNS:
+        if criterion not in scores:
+            raise ValueError(f"selection criterion {criterion!r} has no score")
+        return scores[criterion]
+    group_avgs = {
+        title: mean(scores[b] for b in members if b in scores)
+        for title, members in GROUPS.items()
+        if any(b in scores for b in members)
+    }
+    if criterion == "AVG":
+        if not group_avgs:
+            raise ValueError("no scores to rank candidates by")
+        return mean(group_avgs.values())
+    if criterion not in group_avgs:
+        raise ValueError(f"selection criterion {criterion!r} has no benchmark scored")
+    return group_avgs[criterion]
+
+
+def load_model_scores(scores_root: Path, model_id: str) -> dict[str, float]:
+    folder = scores_root / model_id
+    scores = {p.stem: float(read_json(p)["score"]) for p in sorted(folder.glob("*.json"))}
+    if not scores:
+        raise FileNotFoundError(f"no score files for {model_id} under {scores_root}")
+    return scores
+
+
+def select_best(
+    scores_root: Path, candidates: list[str], criterion: str, out: Path
+) -> dict[str, Any]:
+    if criterion not in CRITERIA and criterion not in COLUMNS:
+        raise ValueError(
+            f"unknown selection criterion {criterion!r} (use one of {', '.join(CRITERIA)} or a benchmark id)"
+        )
+    values = {c: criterion_value(load_model_scores(scores_root, c), criterion) for c in candidates}
+    best = max(candidates, key=lambda c: (values[c], -candidates.index(c)))  # ties: first listed
+    record = {"selected": best, "criterion": criterion, "scores": values}
+    write_json(out, record)
+    return record
+
+
+def selected_model(selection_file: Path) -> str:
+    return read_json(selection_file)["selected"]
