@@ -64,7 +64,9 @@ def cmd_data(args: argparse.Namespace) -> None:
         group_of(cfg, args.dataset),
         args.out,
         max_chars=data_cfg.get("max_chars"),
-        max_pairs=ds_cfg.get("max_pairs", data_cfg.get("max_pairs_per_dataset")),
+        max_samples=ds_cfg.get("max_samples", data_cfg.get("max_samples_per_dataset")),
+        seed=cfg.get("seed", 0),
+        on_bad_row=data_cfg.get("on_bad_row", "error"),
     )
     log.info(
         "%s: %d pairs from %d rows (dropped %s)",

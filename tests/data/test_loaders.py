@@ -106,16 +106,49 @@ def test_cleaning_counts_each_reason(tmp_path: Path) -> None:
         "honesty",
         tmp_path / "out.jsonl",
         max_chars=100,
-        max_pairs=1,
+        max_samples=1,
     )
     assert stats["dropped"] == {
         "chosen_equals_rejected": 1,
         "duplicate_prompt": 1,
         "empty_turn": 1,
         "over_length": 1,
-        "over_max_pairs": 1,
+        "over_max_samples": 1,
     }
-    assert [p["chosen"] for p in read_jsonl(tmp_path / "out.jsonl")] == ["a"]
+    assert [p["chosen"] for p in read_jsonl(tmp_path / "out.jsonl")] in (["a"], ["ok"])
+
+
+def test_bad_row_names_dataset_row_and_field(tmp_path: Path) -> None:
+    rows = [{"question": "q", "correct": "a", "incorrect": "b"}, {"question": "q2", "correct": "a"}]
+    write_jsonl(tmp_path / "in.jsonl", rows)
+    cfg = {"loader": "grath", "data_files": str(tmp_path / "in.jsonl")}
+    with pytest.raises(
+        ValueError,
+        match=r"dataset 'grath' \(loader grath\): row 1 does not fit the schema \(field 'incorrect'\)",
+    ):
+        prepare_dataset("grath", cfg, "honesty", tmp_path / "out.jsonl")
+    assert not (tmp_path / "out.jsonl").exists()
+    stats = prepare_dataset("grath", cfg, "honesty", tmp_path / "out.jsonl", on_bad_row="skip")
+    assert stats["pairs"] == 1 and stats["dropped"] == {"bad_row": 1}
+
+
+def test_max_samples_is_a_seeded_sample(tmp_path: Path) -> None:
+    rows = [{"question": f"q{i}", "correct": "a", "incorrect": "b"} for i in range(20)]
+    write_jsonl(tmp_path / "in.jsonl", rows)
+    cfg = {"loader": "grath", "data_files": str(tmp_path / "in.jsonl")}
+    picks = []
+    for seed in (1, 1, 2):
+        prepare_dataset("g", cfg, "h", tmp_path / "o.jsonl", max_samples=5, seed=seed)
+        picks.append([p["prompt"][0]["content"] for p in read_jsonl(tmp_path / "o.jsonl")])
+    assert picks[0] == picks[1] != picks[2] and len(picks[0]) == 5
+
+
+def test_multi_turn_lions_prompt_keeps_history(tmp_path: Path) -> None:
+    write_training_fixtures(tmp_path, 4, seed=0)
+    cfg = {"loader": "lions", "data_files": str(tmp_path / "distilabel_capybara.jsonl")}
+    prepare_dataset("distilabel_capybara", cfg, "helpfulness", tmp_path / "o.jsonl")
+    prompt = read_jsonl(tmp_path / "o.jsonl")[0]["prompt"]
+    assert [m["role"] for m in prompt] == ["user", "assistant", "user"]
 
 
 def test_missing_file_and_empty_result_are_clear(tmp_path: Path) -> None:

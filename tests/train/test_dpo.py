@@ -147,3 +147,19 @@ def test_interrupted_training_resumes_from_checkpoint(tmp_path: Path, tiny_model
     assert summary["steps"] == 4
     assert (tmp_path / "m" / "model.safetensors").is_file()
     assert not (tmp_path / ".m.checkpoints").exists()
+
+
+def test_system_turn_is_folded_for_templates_without_system_role(tiny_model_dir: Path) -> None:
+    from transformers import AutoTokenizer
+
+    from mixmerge.train.dpo import _supports_system_role
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    assert _supports_system_role(tokenizer)
+    # Mistral-7B-Instruct-v0.2's template raises on a system turn.
+    tokenizer.chat_template = (
+        "{% for m in messages %}{% if m['role'] == 'system' %}"
+        "{{ raise_exception('Conversation roles must alternate user/assistant') }}"
+        "{% endif %}[INST] {{ m['content'] }} [/INST]{% endfor %}"
+    )
+    assert not _supports_system_role(tokenizer)

@@ -75,6 +75,15 @@ def ultrasafety(row: dict[str, Any]) -> Iterator[RawPair]:
     yield [{"role": "user", "content": prompt}], min(harmless)[2], min(harmful)[2]
 
 
+# Fields each schema must have (non-null) in every row; checked before conversion so a bad row
+# is reported by field name (the datasets library fills missing JSON keys with None).
+REQUIRED_FIELDS: dict[str, tuple[str, ...]] = {
+    "lions": ("chosen", "rejected"),
+    "truthy": ("prompt", "chosen", "rejected"),
+    "grath": ("question", "correct", "incorrect"),
+    "ultrasafety": ("completions",),
+}
+
 LOADERS: dict[str, Callable[[dict[str, Any]], Iterator[RawPair]]] = {
     "lions": lions,
     "truthy": truthy,

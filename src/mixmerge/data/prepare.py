@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import random
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from mixmerge.data.loaders import LOADERS
+from mixmerge.data.loaders import LOADERS, REQUIRED_FIELDS
 from mixmerge.io import write_json, write_jsonl
 
 
@@ -34,16 +35,36 @@ def prepare_dataset(
     group: str,
     out: str | Path,
     max_chars: int | None = None,
-    max_pairs: int | None = None,
+    max_samples: int | None = None,
+    seed: int = 0,
+    on_bad_row: str = "error",
 ) -> dict[str, Any]:
-    """Write the cleaned pairs of one dataset to `out` and `<out stem>.stats.json`; return the stats."""
+    """Write the cleaned pairs of one dataset to `out` and `<out stem>.stats.json`; return the stats.
+
+    A row that does not fit the loader's schema raises (naming dataset, row and field), or with
+    `on_bad_row: skip` is counted under `dropped.bad_row`. `max_samples` keeps a seeded random
+    sample of the cleaned pairs.
+    """
     convert = LOADERS[ds_cfg["loader"]]
     rows = load_rows(ds_cfg)
     dropped: Counter[str] = Counter()
     seen_prompts: set[str] = set()
     pairs = []
-    for row in rows:
-        converted = list(convert(row))
+    for index, row in enumerate(rows):
+        try:
+            for field in REQUIRED_FIELDS[ds_cfg["loader"]]:
+                if row.get(field) is None:
+                    raise KeyError(field)
+            converted = list(convert(row))
+        except (KeyError, TypeError, AttributeError, IndexError) as err:
+            field = err.args[0] if err.args else type(err).__name__
+            if on_bad_row == "skip":
+                dropped["bad_row"] += 1
+                continue
+            raise ValueError(
+                f"dataset {name!r} (loader {ds_cfg['loader']}): row {index} does not fit the schema "
+                f"(field {field!r})"
+            ) from None
         if not converted:
             dropped["unusable_row"] += 1
         for prompt, chosen, rejected in converted:
@@ -75,9 +96,10 @@ def prepare_dataset(
                     "dimension": group,
                 }
             )
-    if max_pairs is not None and len(pairs) > max_pairs:
-        dropped["over_max_pairs"] += len(pairs) - max_pairs
-        pairs = pairs[:max_pairs]
+    if max_samples is not None and len(pairs) > max_samples:
+        dropped["over_max_samples"] += len(pairs) - max_samples
+        keep = sorted(random.Random(seed).sample(range(len(pairs)), max_samples))
+        pairs = [pairs[i] for i in keep]
     if not pairs:
         raise ValueError(
             f"dataset {name!r}: no usable pairs after cleaning (dropped: {dict(dropped)})"
