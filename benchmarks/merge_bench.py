@@ -1,79 +1,419 @@
-"""Time and peak-memory benchmark of mixmerge.merge on synthetic checkpoints.
+"""Time, peak memory and I/O floor of mixmerge.merge on synthetic Llama-shaped checkpoints.
 
-    python benchmarks/merge_bench.py --models 3 --layers 8 --hidden 1024 --method task_arithmetic
+    python benchmarks/merge_bench.py                    # base ≥ 300M params + 5 fine-tunes
+    python benchmarks/merge_bench.py --scale 0.05       # quick run on a ~20M-param model
+    python benchmarks/merge_bench.py --methods linear,ties --workdir /data/bench
+    python benchmarks/merge_bench.py --svd-shapes       # TSVM/R-TSVM on Llama-3-8B shapes
 
-Writes random "base" and perturbed "fine-tune" safetensors checkpoints (no transformers needed)
-to a temp dir, merges them, and prints wall time, throughput and the process's peak RSS, which
-should stay near (models + 1) x the largest tensor + one output shard, not the model size.
+Model mode writes a random bf16 "base" and T perturbed "fine-tunes" (safetensors, cached in
+--workdir and reused when the shapes match), then, each in a fresh subprocess, measures
+  - the I/O floor: read every input tensor and write the output with no math (the engine's
+    own reader and writer), best of two;
+  - every method: `run_merge` wall time and the process's peak RSS (ru_maxrss),
+and prints one row per method with the ratio to the floor and the memory budget
+(T + 1) × largest tensor (in the fp32 compute dtype) + 1 GiB.
+
+--svd-shapes times TSVM and R-TSVM on the 4096×4096 and 14336×4096 matrices of Llama-3-8B
+with 5 tasks on this machine, exact vs lowrank SVD, and the relative Frobenius error of
+lowrank against exact. Exact TSVM runs 5 + 2 full SVDs per matrix; where that exceeds
+--max-exact-seconds it is estimated from one timed exact SVD and says so.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
+import os
 import resource
-import tempfile
+import shutil
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import torch
-from safetensors.torch import save_file
 
-from mixmerge.merge import run_merge
+GIB = 2**30
+MIB = 2**20
+RANDOM_SPARSE = {"ties", "dare_linear", "dare_ties", "breadcrumbs", "breadcrumbs_ties"}
+DELLA = {"della", "della_linear"}
+NO_WEIGHTS = {"model_stock", "tsvm", "r_tsvm"}
 
 
-def write_checkpoint(out: Path, layers: int, hidden: int, seed: int, noise: float) -> int:
-    out.mkdir(parents=True)
-    gen = torch.Generator().manual_seed(0)  # same base weights for every model
-    noise_gen = torch.Generator().manual_seed(seed)
-    shapes = {
-        "model.embed_tokens.weight": (4 * hidden, hidden),
-        "lm_head.weight": (4 * hidden, hidden),
+# --- synthetic checkpoints ------------------------------------------------------------------
+
+
+def llama_config(scale: float) -> dict:
+    """A Llama-shaped config: scale 1.0 has 22 layers, hidden 1024, vocab 32000 (~322M params)."""
+    return {
+        "architectures": ["LlamaForCausalLM"],
+        "model_type": "llama",
+        "hidden_size": 1024,
+        "intermediate_size": 2816,
+        "num_hidden_layers": max(1, round(22 * scale)),
+        "num_attention_heads": 16,
+        "num_key_value_heads": 8,
+        "vocab_size": max(256, round(32000 * scale)),
+        "max_position_embeddings": 2048,
+        "rms_norm_eps": 1e-5,
+        "tie_word_embeddings": False,
+        "torch_dtype": "bfloat16",
     }
-    for i in range(layers):
-        shapes[f"model.layers.{i}.mlp.up_proj.weight"] = (4 * hidden, hidden)
-        shapes[f"model.layers.{i}.mlp.down_proj.weight"] = (hidden, 4 * hidden)
-        shapes[f"model.layers.{i}.self_attn.q_proj.weight"] = (hidden, hidden)
-    state = {}
-    for name, shape in shapes.items():
-        t = torch.randn(shape, generator=gen)
-        if seed:
-            t += noise * torch.randn(shape, generator=noise_gen)
-        state[name] = t.to(torch.bfloat16)
-    save_file(state, str(out / "model.safetensors"), metadata={"format": "pt"})
-    (out / "config.json").write_text(json.dumps({"num_hidden_layers": layers}))
-    return sum(t.numel() * t.element_size() for t in state.values())
+
+
+def llama_shapes(cfg: dict) -> dict[str, tuple[int, ...]]:
+    h, f, v = cfg["hidden_size"], cfg["intermediate_size"], cfg["vocab_size"]
+    kv = h // cfg["num_attention_heads"] * cfg["num_key_value_heads"]
+    shapes: dict[str, tuple[int, ...]] = {"model.embed_tokens.weight": (v, h)}
+    for i in range(cfg["num_hidden_layers"]):
+        p = f"model.layers.{i}."
+        shapes |= {
+            p + "input_layernorm.weight": (h,),
+            p + "self_attn.q_proj.weight": (h, h),
+            p + "self_attn.k_proj.weight": (kv, h),
+            p + "self_attn.v_proj.weight": (kv, h),
+            p + "self_attn.o_proj.weight": (h, h),
+            p + "post_attention_layernorm.weight": (h,),
+            p + "mlp.gate_proj.weight": (f, h),
+            p + "mlp.up_proj.weight": (f, h),
+            p + "mlp.down_proj.weight": (h, f),
+        }
+    shapes |= {"model.norm.weight": (h,), "lm_head.weight": (v, h)}
+    return shapes
+
+
+def build_models(workdir: Path, scale: float, n_models: int) -> tuple[Path, list[Path], dict]:
+    """Base + n fine-tunes (bf16), cached: rebuilt only when the config or count changes."""
+    from safetensors.torch import save_file
+
+    cfg = llama_config(scale)
+    shapes = llama_shapes(cfg)
+    key = json.dumps({"cfg": cfg, "models": n_models, "v": 1}, sort_keys=True)
+    root = workdir / "models"
+    stamp = root / "stamp.json"
+    dirs = [root / "base", *(root / f"ft{i}" for i in range(1, n_models + 1))]
+    if stamp.is_file() and stamp.read_text() == key and all(d.is_dir() for d in dirs):
+        return dirs[0], dirs[1:], shapes
+    shutil.rmtree(root, ignore_errors=True)
+    start = time.perf_counter()
+    for i, d in enumerate(dirs):
+        d.mkdir(parents=True)
+        gen = torch.Generator().manual_seed(0)  # same base weights in every model
+        noise = torch.Generator().manual_seed(i)
+        state = {}
+        for name, shape in shapes.items():
+            t = (1.0 if name.endswith("norm.weight") else 0.02) * torch.randn(shape, generator=gen)
+            if name.endswith("norm.weight"):
+                t = t.abs_() + 1.0
+            if i:  # fine-tune: base + N(0, 0.002)
+                t += 0.002 * torch.randn(shape, generator=noise)
+            state[name] = t.to(torch.bfloat16)
+        save_file(state, str(d / "model.safetensors"), metadata={"format": "pt"})
+        (d / "config.json").write_text(json.dumps(cfg, indent=2))
+        del state
+    stamp.write_text(key)
+    print(f"built {len(dirs)} checkpoints in {time.perf_counter() - start:.0f}s", flush=True)
+    return dirs[0], dirs[1:], shapes
+
+
+def recipe_for(method: str, base: Path, models: list[Path], svd: str) -> dict:
+    entries = []
+    for m in models:
+        params: dict = {} if method in NO_WEIGHTS else {"weight": 1.0 / len(models)}
+        if method in RANDOM_SPARSE or method in DELLA:
+            params["density"] = 0.5
+        if method in DELLA:
+            params["epsilon"] = 0.1
+        entries.append({"model": str(m), "parameters": params} if params else {"model": str(m)})
+    recipe: dict = {"merge_method": method, "models": entries, "dtype": "float32"}
+    if method != "linear":
+        recipe["base_model"] = str(base)
+    if method in ("tsvm", "r_tsvm"):
+        recipe["parameters"] = {"svd": svd}
+    return recipe
+
+
+# --- one measurement per subprocess ---------------------------------------------------------
+
+
+def child_floor(base: Path, models: list[Path], out: Path) -> dict:
+    """Read every input tensor, write the base's tensors: the engine's I/O with no math."""
+    import contextlib
+
+    from mixmerge.merge.modelio import ModelFiles, ShardWriter
+
+    start = time.perf_counter()
+    with contextlib.ExitStack() as stack:
+        readers = [ModelFiles(str(p), p) for p in [base, *models]]
+        for r in readers:
+            r.open(stack)
+        ref = readers[0]
+        out.mkdir(parents=True)
+        writer = ShardWriter(out, 2 * 10**9, [(n, ref.shape(n), ref.dtype(n)) for n in ref.names])
+        for name in ref.names:
+            tensors = [r.get(name) for r in readers]
+            writer.add(name, tensors[0])
+            del tensors
+        writer.finish()
+    return {"wall": time.perf_counter() - start}
+
+
+def child_merge(recipe: dict, out: Path, device: str) -> dict:
+    from mixmerge.merge import run_merge
+
+    start = time.perf_counter()
+    run_merge(recipe, out, device=device, progress=False)
+    return {"wall": time.perf_counter() - start}
+
+
+def run_child(args: list[str]) -> dict:
+    proc = subprocess.run(
+        [sys.executable, __file__, "_child", *args], capture_output=True, text=True, check=False
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"child {args[:2]} failed:\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def child_main(argv: list[str]) -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("what")
+    ap.add_argument("--spec", required=True)
+    a = ap.parse_args(argv)
+    spec = json.loads(a.spec)
+    rss_start = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    out = Path(spec["out"])
+    shutil.rmtree(out, ignore_errors=True)
+    if a.what == "floor":
+        res = child_floor(Path(spec["base"]), [Path(m) for m in spec["models"]], out)
+    else:
+        res = child_merge(spec["recipe"], out, spec["device"])
+    res["peak_rss"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    res["start_rss"] = rss_start
+    shutil.rmtree(out, ignore_errors=True)
+    print(json.dumps(res))
+
+
+def warm_cache(paths: list[Path]) -> None:
+    for p in paths:
+        for f in sorted(p.glob("*.safetensors")):
+            with open(f, "rb") as fh:
+                while fh.read(64 * MIB):
+                    pass
+
+
+def model_bench(args: argparse.Namespace) -> None:
+    from mixmerge.merge import METHOD_NAMES
+
+    methods = METHOD_NAMES if args.methods == "all" else args.methods.split(",")
+    unknown = set(methods) - set(METHOD_NAMES)
+    if unknown:
+        raise SystemExit(f"unknown methods: {sorted(unknown)}")
+    workdir = Path(args.workdir)
+    base, models, shapes = build_models(workdir, args.scale, args.models)
+    n_params = sum(math.prod(s) for s in shapes.values())
+    largest = max(math.prod(s) for s in shapes.values()) * 4  # fp32 compute dtype
+    budget = (len(models) + 1) * largest + GIB
+    warm_cache([base, *models])
+    common = {"base": str(base), "models": [str(m) for m in models], "out": str(workdir / "out")}
+    floors = [run_child(["floor", "--spec", json.dumps(common)]) for _ in range(2)]
+    floor = min(f["wall"] for f in floors)
+    in_bytes = (len(models) + 1) * n_params * 2
+
+    print(
+        f"\nmixmerge.merge on {n_params / 1e6:.0f}M-param Llama-shaped bf16 checkpoints: base + "
+        f"{len(models)} fine-tunes ({in_bytes / GIB:.2f} GiB read, {n_params * 2 / GIB:.2f} "
+        f"GiB written per merge); device {args.device}, {torch.get_num_threads()} threads, "
+        f"compute dtype float32, page cache warm"
+    )
+    print(
+        f"I/O floor (read all inputs + write output, no math): {floor:.2f}s   "
+        f"largest tensor (fp32) {largest / MIB:.0f} MiB   "
+        f"RSS budget (T+1)×largest + 1 GiB = {budget / MIB:.0f} MiB   "
+        f"interpreter+torch RSS at start ≈ {floors[0]['start_rss'] / MIB:.0f} MiB\n"
+    )
+    header = f"| {'method':<22} | {'wall s':>7} | {'× floor':>7} | {'peak RSS MiB':>12} | {'RSS ≤ budget':>12} |"
+    print(header)
+    print("|" + "|".join("-" * (len(c)) for c in header.split("|")[1:-1]) + "|")
+    print(
+        f"| {'I/O floor':<22} | {floor:7.2f} | {1.0:7.2f} | "
+        f"{max(f['peak_rss'] for f in floors) / MIB:12.0f} | {'':>12} |",
+        flush=True,
+    )
+    for method in methods:
+        label = method + (f" (svd={args.tsvm_svd})" if method in ("tsvm", "r_tsvm") else "")
+        spec = dict(common, device=args.device)
+        spec["recipe"] = recipe_for(method, base, models, args.tsvm_svd)
+        res = run_child(["merge", "--spec", json.dumps(spec)])
+        ok = "yes" if res["peak_rss"] <= budget else "NO"
+        print(
+            f"| {label:<22} | {res['wall']:7.2f} | {res['wall'] / floor:7.2f} | "
+            f"{res['peak_rss'] / MIB:12.0f} | {ok:>12} |",
+            flush=True,
+        )
+
+
+# --- SVD shapes -----------------------------------------------------------------------------
+
+
+def decaying_deltas(m: int, n: int, tasks: int, seed: int = 0) -> list[torch.Tensor]:
+    """Task vectors with a power-law spectrum s_i ∝ (1 + i)^-1 (as fine-tuning deltas have)."""
+    gen = torch.Generator().manual_seed(seed)
+    r = min(m, n)
+    decay = 0.01 / torch.arange(1, r + 1, dtype=torch.float32)
+    out = []
+    for _ in range(tasks):
+        a = torch.randn(m, r, generator=gen) / math.sqrt(m)
+        b = torch.randn(r, n, generator=gen) / math.sqrt(n)
+        out.append((a * decay) @ b)
+    return out
+
+
+def svd_context(method: str, deltas: list[torch.Tensor], svd: str, device: str):
+    from mixmerge.merge.base import TensorContext
+    from mixmerge.merge.registry import get_method
+
+    m = get_method(method)
+    params = {p.name: p.default for p in m.global_params}
+    params["svd"] = svd
+    dev = torch.device(device)
+    base = torch.zeros(deltas[0].shape, device=dev)
+    ctx = TensorContext(
+        name="model.layers.0.mlp.up_proj.weight",
+        tensors=[d.to(dev) for d in deltas],  # base is 0, so θ_i = δ_i
+        model_params=[{} for _ in deltas],
+        params=params,
+        base=base,
+        model_indices=list(range(len(deltas))),
+        model_labels=[f"task{i}" for i in range(len(deltas))],
+        seed=0,
+        device=dev,
+        dtype=torch.float32,
+    )
+    return m, ctx
+
+
+def timed_merge(method: str, deltas: list[torch.Tensor], svd: str, device: str):
+    m, ctx = svd_context(method, deltas, svd, device)
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    out = m.merge(ctx)
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+    return time.perf_counter() - start, out.cpu()
+
+
+def rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float((a - b).norm() / b.norm())
+
+
+def svd_bench(args: argparse.Namespace) -> None:
+    from mixmerge.merge.methods.tsvm import leading_svd
+
+    tasks = args.models
+    print(
+        f"TSVM / R-TSVM on Llama-3-8B matrix shapes, {tasks} tasks, device {args.device}, "
+        f"{torch.get_num_threads()} threads; synthetic task vectors with a (1+i)^-1 spectrum; "
+        f"lowrank = randomized SVD, q = k + 10, niter = 2 (polar factors exact in both modes)\n"
+    )
+    torch.linalg.svd(torch.randn(64, 64))  # first-call LAPACK setup out of the timings
+    rows = []
+    for m, n in [(4096, 4096), (14336, 4096)]:
+        deltas = decaying_deltas(m, n, tasks)
+        k = min(m, n) // tasks
+        dev = torch.device(args.device)
+        d0 = deltas[0].to(dev)
+        start = time.perf_counter()
+        u, s, vh = leading_svd(d0, k, "exact", 2, 10, torch.Generator().manual_seed(0))
+        t_exact1 = time.perf_counter() - start
+        trunc_exact = ((u * s) @ vh).cpu()
+        start = time.perf_counter()
+        u, s, vh = leading_svd(d0, k, "lowrank", 2, 10, torch.Generator().manual_seed(0))
+        t_low1 = time.perf_counter() - start
+        trunc_err = rel_err(((u * s) @ vh).cpu(), trunc_exact)
+        del u, s, vh, d0, trunc_exact
+        t_tsvm_low, m_tsvm_low = timed_merge("tsvm", deltas, "lowrank", args.device)
+        t_rtsvm_low, m_rtsvm_low = timed_merge("r_tsvm", deltas, "lowrank", args.device)
+        est_exact = t_tsvm_low + tasks * (t_exact1 - t_low1)
+        if est_exact <= args.max_exact_seconds:
+            t_tsvm_exact, m_tsvm_exact = timed_merge("tsvm", deltas, "exact", args.device)
+            err_tsvm = f"{rel_err(m_tsvm_low, m_tsvm_exact):.2e}"
+            t_rtsvm_exact, m_rtsvm_exact = timed_merge("r_tsvm", deltas, "exact", args.device)
+            err_rtsvm = f"{rel_err(m_rtsvm_low, m_rtsvm_exact):.2e}"
+            exact_t = f"{t_tsvm_exact:.1f}"
+            exact_rt = f"{t_rtsvm_exact:.1f}"
+        else:
+            err_tsvm = err_rtsvm = "n/a (exact not run)"
+            exact_t = f"~{est_exact:.0f} (est.)"
+            exact_rt = f"~{t_rtsvm_low + tasks * (t_exact1 - t_low1):.0f} (est.)"
+        rows.append(
+            (
+                f"{m}×{n}",
+                f"{t_exact1:.1f}",
+                f"{t_low1:.1f}",
+                f"{trunc_err:.2e}",
+                exact_t,
+                f"{t_tsvm_low:.1f}",
+                err_tsvm,
+                exact_rt,
+                f"{t_rtsvm_low:.1f}",
+                err_rtsvm,
+            )
+        )
+        del deltas
+    heads = (
+        "shape",
+        "1 SVD exact s",
+        "1 SVD lowrank s",
+        "rank-k err lowrank",
+        "TSVM exact s",
+        "TSVM lowrank s",
+        "TSVM err",
+        "R-TSVM exact s",
+        "R-TSVM lowrank s",
+        "R-TSVM err",
+    )
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(heads)]
+    print("| " + " | ".join(h.ljust(w) for h, w in zip(heads, widths, strict=True)) + " |")
+    print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    for r in rows:
+        print("| " + " | ".join(c.rjust(w) for c, w in zip(r, widths, strict=True)) + " |")
+    print(
+        "\nerr = ‖M_lowrank − M_exact‖_F / ‖M_exact‖_F of the merged update (TSVM, R-TSVM) or of "
+        "one task's rank-k truncation; 'est.' = TSVM lowrank time + tasks × (exact − lowrank "
+        f"time of one SVD), used when exact would exceed --max-exact-seconds "
+        f"({args.max_exact_seconds:.0f})."
+    )
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--models", type=int, default=3)
-    ap.add_argument("--layers", type=int, default=8)
-    ap.add_argument("--hidden", type=int, default=1024)
-    ap.add_argument("--method", default="task_arithmetic", choices=["linear", "task_arithmetic"])
+    if len(sys.argv) > 1 and sys.argv[1] == "_child":
+        child_main(sys.argv[2:])
+        return
+    doc = __doc__ or ""
+    ap = argparse.ArgumentParser(
+        description=doc.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--workdir", default=os.path.join("/tmp", "mixmerge-bench"))
+    ap.add_argument("--scale", type=float, default=1.0, help="1.0: ~322M-param base")
+    ap.add_argument("--models", type=int, default=5, help="fine-tunes / tasks (T)")
+    ap.add_argument("--methods", default="all", help="comma-separated, or 'all'")
     ap.add_argument("--device", default="cpu")
+    ap.add_argument(
+        "--tsvm-svd",
+        default="exact",
+        choices=["exact", "lowrank"],
+        help="the `svd` parameter for tsvm/r_tsvm in model mode",
+    )
+    ap.add_argument("--svd-shapes", action="store_true", help="TSVM/R-TSVM on 8B shapes")
+    ap.add_argument("--max-exact-seconds", type=float, default=300.0)
     args = ap.parse_args()
-
-    with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp)
-        size = write_checkpoint(root / "base", args.layers, args.hidden, 0, 0.0)
-        models = []
-        for i in range(1, args.models + 1):
-            write_checkpoint(root / f"ft{i}", args.layers, args.hidden, i, 0.01)
-            models.append(
-                {"model": str(root / f"ft{i}"), "parameters": {"weight": 1 / args.models}}
-            )
-        recipe = {"merge_method": args.method, "base_model": str(root / "base"), "models": models}
-        rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        start = time.perf_counter()
-        run_merge(recipe, root / "out", device=args.device, progress=False)
-        wall = time.perf_counter() - start
-        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        print(
-            f"{args.method}: {args.models} models x {size / 1e6:.0f} MB (bf16) in {wall:.2f}s "
-            f"({args.models * size / 1e6 / wall:.0f} MB/s in); peak RSS {rss:.0f} MiB "
-            f"(before merge {rss_before:.0f} MiB)"
-        )
+    if args.svd_shapes:
+        svd_bench(args)
+    else:
+        model_bench(args)
 
 
 if __name__ == "__main__":

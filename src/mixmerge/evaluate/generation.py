@@ -3,6 +3,12 @@
 `generate_chat` renders each conversation with the model's own chat template, generates the next
 assistant turn and returns one string per conversation, in input order.
 
+`mixmerge evaluate` runs all benchmarks of one model in one process, so models are loaded once per
+process: `load_hf_model` keeps the last `MAX_LOADED_MODELS` (model, tokenizer) pairs keyed by
+(path, device, dtype, revision, trust_remote_code). The evaluated model and a local judge model
+(e.g. MD-Judge) therefore each load once, and in the tiny profile, where the judge is the
+evaluated model itself, they are the very same object. `release_models()` frees them all.
+
 gen_cfg keys (config `evaluate.generation`, optionally overridden per benchmark):
     backend         "hf" (transformers generate) | "vllm"            default "hf"
     max_new_tokens  tokens generated per reply                        default 512
@@ -11,13 +17,17 @@ gen_cfg keys (config `evaluate.generation`, optionally overridden per benchmark)
     top_p           nucleus sampling (only when sampling)             default 1.0
     seed            sampling seed                                     default 0
     dtype           "auto" | "float32" | "bfloat16" | "float16"       default "auto"
-    vllm: tensor_parallel_size (1), gpu_memory_utilization (0.9), max_model_len (null)
+    vllm: tensor_parallel_size (1), gpu_memory_utilization (0.9), max_model_len (null). A vLLM
+    engine keeps its share of GPU memory for the whole process: with a local hf judge on the same
+    GPU, lower gpu_memory_utilization (e.g. 0.5) so that the judge still fits.
 """
 
 from __future__ import annotations
 
 import gc
 import logging
+import os
+from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -27,6 +37,22 @@ log = logging.getLogger(__name__)
 Conversation = list[dict[str, str]]
 
 BACKENDS = ("hf", "vllm")
+# Evaluated model + judge model; a third distinct load evicts the least recently used one.
+MAX_LOADED_MODELS = int(os.environ.get("MIXMERGE_MAX_LOADED_MODELS", "2"))
+
+_HF_MODELS: OrderedDict[tuple[Any, ...], tuple[Any, Any]] = OrderedDict()
+_VLLM_ENGINES: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
+
+
+def merged_generation_config(
+    eval_cfg: dict[str, Any], bench_cfg: dict[str, Any], **defaults: Any
+) -> dict[str, Any]:
+    """`defaults` < evaluate.generation < the benchmark's own `generation` block."""
+    return {
+        **defaults,
+        **(eval_cfg.get("generation") or {}),
+        **(bench_cfg.get("generation") or {}),
+    }
 
 
 def generate_chat(
@@ -42,25 +68,38 @@ def generate_chat(
     config value); MT-Bench needs this for its per-category temperatures.
     """
     conversations = list(conversations)
-    default_t = float(gen_cfg.get("temperature", 0.0))
-    if temperatures is None:
-        temps = [default_t] * len(conversations)
-    else:
-        if len(temperatures) != len(conversations):
-            raise ValueError(
-                f"got {len(temperatures)} temperatures for {len(conversations)} conversations"
-            )
-        temps = [default_t if t is None else float(t) for t in temperatures]
-    if any(t < 0 for t in temps):
-        raise ValueError("temperature must be >= 0")
+    temps = _temperatures(len(conversations), gen_cfg, temperatures)
     if not conversations:
         return []
     backend = gen_cfg.get("backend", "hf")
     if backend == "hf":
-        return _generate_hf(Path(model_dir), conversations, temps, gen_cfg, device)
+        model, tokenizer = load_hf_model(model_dir, device, gen_cfg.get("dtype", "auto"))
+        if not tokenizer.chat_template:
+            raise ValueError(f"{model_dir}: tokenizer has no chat template")
+        # The template already holds BOS etc., so the texts are encoded without special tokens.
+        texts = [
+            tokenizer.apply_chat_template(conv, tokenize=False, add_generation_prompt=True)
+            for conv in conversations
+        ]
+        return hf_generate(model, tokenizer, texts, temps, gen_cfg, add_special_tokens=False)
     if backend == "vllm":
         return _generate_vllm(Path(model_dir), conversations, temps, gen_cfg)
     raise ValueError(f"unknown generation backend {backend!r} (known: {', '.join(BACKENDS)})")
+
+
+def _temperatures(
+    n: int, gen_cfg: dict[str, Any], temperatures: Sequence[float | None] | None
+) -> list[float]:
+    default_t = float(gen_cfg.get("temperature", 0.0))
+    if temperatures is None:
+        temps = [default_t] * n
+    else:
+        if len(temperatures) != n:
+            raise ValueError(f"got {len(temperatures)} temperatures for {n} conversations")
+        temps = [default_t if t is None else float(t) for t in temperatures]
+    if any(t < 0 for t in temps):
+        raise ValueError("temperature must be >= 0")
+    return temps
 
 
 def resolve_dtype(name: str | None):
@@ -79,6 +118,61 @@ def resolve_dtype(name: str | None):
         ) from None
 
 
+def _model_key(path: str | Path) -> str:
+    # A local directory is keyed by its absolute path (relative and absolute spellings share one
+    # load); anything else is a hub id.
+    p = Path(path)
+    return str(p.resolve()) if p.exists() else str(path)
+
+
+def load_hf_model(
+    path: str | Path,
+    device: str,
+    dtype: str | None = "auto",
+    *,
+    revision: str | None = None,
+    trust_remote_code: bool = False,
+) -> tuple[Any, Any]:
+    """(model, tokenizer), loaded once per process per (path, device, dtype, revision, remote)."""
+    key = (_model_key(path), device, dtype or "auto", revision, bool(trust_remote_code))
+    if key in _HF_MODELS:
+        _HF_MODELS.move_to_end(key)
+        return _HF_MODELS[key]
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    while len(_HF_MODELS) >= max(MAX_LOADED_MODELS, 1):
+        old_key, _ = _HF_MODELS.popitem(last=False)
+        log.info("unloading %s to make room", old_key[0])
+        _free_memory()
+    kwargs: dict[str, Any] = {"revision": revision, "trust_remote_code": bool(trust_remote_code)}
+    tokenizer = AutoTokenizer.from_pretrained(str(path), **kwargs)
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    model = AutoModelForCausalLM.from_pretrained(str(path), dtype=resolve_dtype(dtype), **kwargs)
+    model.to(device).eval()
+    _HF_MODELS[key] = (model, tokenizer)
+    log.info("loaded %s on %s", path, device)
+    return model, tokenizer
+
+
+def release_models() -> None:
+    """Drop every cached model and vLLM engine of this process (frees GPU memory)."""
+    _HF_MODELS.clear()
+    _VLLM_ENGINES.clear()
+    _free_memory()
+
+
+def _free_memory() -> None:
+    gc.collect()
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+    except ImportError:  # pragma: no cover - torch is a dependency
+        pass
+
+
 def _eos_ids(model: Any, tokenizer: Any) -> list[int]:
     # Union of the tokenizer's EOS and the checkpoint's generation-config EOS list: chat models
     # such as Llama-3 end turns with a token (<|eot_id|>) that is not the tokenizer's EOS.
@@ -90,16 +184,24 @@ def _eos_ids(model: Any, tokenizer: Any) -> list[int]:
     return ids
 
 
-def _generate_hf(
-    model_dir: Path,
-    conversations: list[Conversation],
-    temps: list[float],
+def hf_generate(
+    model: Any,
+    tokenizer: Any,
+    texts: Sequence[str],
+    temps: Sequence[float],
     gen_cfg: dict[str, Any],
-    device: str,
+    *,
+    add_special_tokens: bool,
+    max_length: int | None = None,
+    desc: str = "generate",
 ) -> list[str]:
+    """Continue each prompt text; batches never mix temperatures; outputs in input order.
+
+    `max_length` (prompt + new tokens) cuts over-long prompts from the left.
+    """
     import torch
     from tqdm.auto import tqdm
-    from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
+    from transformers import GenerationConfig
 
     batch_size = int(gen_cfg.get("batch_size", 8))
     max_new_tokens = int(gen_cfg.get("max_new_tokens", 512))
@@ -107,67 +209,79 @@ def _generate_hf(
     seed = int(gen_cfg.get("seed", 0))
     if batch_size < 1:
         raise ValueError("generation batch_size must be >= 1")
-
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    tokenizer.padding_side = "left"  # decoder-only: new tokens must follow the prompt directly
-    if tokenizer.pad_token_id is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    if not tokenizer.chat_template:
-        raise ValueError(f"{model_dir}: tokenizer has no chat template")
-    model = AutoModelForCausalLM.from_pretrained(
-        model_dir, dtype=resolve_dtype(gen_cfg.get("dtype", "auto"))
-    ).to(device)
-    model.eval()
+    texts = list(texts)
+    if not texts:
+        return []
+    device = next(model.parameters()).device
     eos = _eos_ids(model, tokenizer)
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos[0]
+    encoded = tokenizer(texts, add_special_tokens=add_special_tokens)["input_ids"]
+    if max_length:
+        keep = max(int(max_length) - max_new_tokens, 1)
+        encoded = [ids[-keep:] for ids in encoded]
 
-    # The template already holds BOS etc., so encode without adding special tokens again.
-    texts = [
-        tokenizer.apply_chat_template(conv, tokenize=False, add_generation_prompt=True)
-        for conv in conversations
-    ]
-    lengths = [len(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]]
-
-    # Batches never mix temperatures; within one temperature, similar lengths share a batch
-    # (less padding). Outputs are written back by index, so input order is kept.
+    # Within one temperature, similar lengths share a batch (less padding).
     batches: list[tuple[float, list[int]]] = []
     for t in sorted(set(temps)):
-        idx = sorted((i for i, ti in enumerate(temps) if ti == t), key=lambda i: -lengths[i])
+        idx = sorted((i for i, ti in enumerate(temps) if ti == t), key=lambda i: -len(encoded[i]))
         batches += [(t, idx[s : s + batch_size]) for s in range(0, len(idx), batch_size)]
 
-    outputs: list[str] = [""] * len(conversations)
-    try:
-        for b, (t, idx) in enumerate(tqdm(batches, desc="generate", unit="batch")):
-            sampling = t > 0
-            config = GenerationConfig(
-                max_new_tokens=max_new_tokens,
-                do_sample=sampling,
-                temperature=t if sampling else None,
-                top_p=top_p if sampling else None,
-                top_k=0 if sampling else None,  # plain temperature/top-p sampling, no top-k cut
-                eos_token_id=eos,
-                pad_token_id=tokenizer.pad_token_id,
+    outputs: list[str] = [""] * len(texts)
+    for b, (t, idx) in enumerate(tqdm(batches, desc=desc, unit="batch")):
+        sampling = t > 0
+        config = GenerationConfig(
+            max_new_tokens=max_new_tokens,
+            do_sample=sampling,
+            temperature=t if sampling else None,
+            top_p=top_p if sampling else None,
+            top_k=0 if sampling else None,  # plain temperature/top-p sampling, no top-k cut
+            eos_token_id=eos,
+            pad_token_id=pad,
+        )
+        if sampling:
+            torch.manual_seed(seed + b)  # reproducible per batch regardless of earlier batches
+        # Left padding: decoder-only models must continue right after the prompt.
+        width = max(len(encoded[i]) for i in idx)
+        ids = torch.full((len(idx), width), pad, dtype=torch.long)
+        mask = torch.zeros((len(idx), width), dtype=torch.long)
+        for row, i in enumerate(idx):
+            n = len(encoded[i])
+            ids[row, width - n :] = torch.tensor(encoded[i], dtype=torch.long)
+            mask[row, width - n :] = 1
+        with torch.inference_mode():
+            out = model.generate(
+                input_ids=ids.to(device), attention_mask=mask.to(device), generation_config=config
             )
-            if sampling:
-                torch.manual_seed(seed + b)  # reproducible per batch regardless of earlier batches
-            enc = tokenizer(
-                [texts[i] for i in idx],
-                return_tensors="pt",
-                padding=True,
-                add_special_tokens=False,
-            ).to(device)
-            with torch.inference_mode():
-                out = model.generate(**enc, generation_config=config)
-            new_tokens = out[:, enc["input_ids"].shape[1] :]
-            decoded = tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
-            for i, text in zip(idx, decoded, strict=True):
-                outputs[i] = text.strip()
-    finally:
-        # Free the policy model before a judge model is loaded on the same device.
-        del model
-        gc.collect()
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
+        decoded = tokenizer.batch_decode(out[:, width:], skip_special_tokens=True)
+        for i, text in zip(idx, decoded, strict=True):
+            outputs[i] = text.strip()
     return outputs
+
+
+def _vllm_engine(model_dir: Path, gen_cfg: dict[str, Any]) -> Any:
+    try:
+        from vllm import LLM
+    except ImportError:
+        raise ImportError(
+            "generation backend 'vllm' needs the vllm package (pip install vllm) on a GPU machine; "
+            "or set evaluate.generation.backend: hf"
+        ) from None
+    llm_kwargs: dict[str, Any] = {
+        "model": str(model_dir),
+        "dtype": gen_cfg.get("dtype", "auto"),
+        "seed": int(gen_cfg.get("seed", 0)),
+        "tensor_parallel_size": int(gen_cfg.get("tensor_parallel_size", 1)),
+        "gpu_memory_utilization": float(gen_cfg.get("gpu_memory_utilization", 0.9)),
+    }
+    if gen_cfg.get("max_model_len"):
+        llm_kwargs["max_model_len"] = int(gen_cfg["max_model_len"])
+    key = (_model_key(model_dir), *sorted(llm_kwargs.items())[1:])
+    if key not in _VLLM_ENGINES:
+        # vLLM engines hold their GPU memory until freed: keep one at a time.
+        _VLLM_ENGINES.clear()
+        _free_memory()
+        _VLLM_ENGINES[key] = LLM(**llm_kwargs)
+    return _VLLM_ENGINES[key]
 
 
 def _generate_vllm(
@@ -176,27 +290,12 @@ def _generate_vllm(
     temps: list[float],
     gen_cfg: dict[str, Any],
 ) -> list[str]:
-    try:
-        from vllm import LLM, SamplingParams
-    except ImportError:
-        raise ImportError(
-            "generation backend 'vllm' needs the vllm package (pip install vllm) on a GPU machine; "
-            "or set evaluate.generation.backend: hf"
-        ) from None
+    llm = _vllm_engine(model_dir, gen_cfg)
+    from vllm import SamplingParams
 
     max_new_tokens = int(gen_cfg.get("max_new_tokens", 512))
     top_p = float(gen_cfg.get("top_p", 1.0))
     seed = int(gen_cfg.get("seed", 0))
-    llm_kwargs: dict[str, Any] = {
-        "model": str(model_dir),
-        "dtype": gen_cfg.get("dtype", "auto"),
-        "seed": seed,
-        "tensor_parallel_size": int(gen_cfg.get("tensor_parallel_size", 1)),
-        "gpu_memory_utilization": float(gen_cfg.get("gpu_memory_utilization", 0.9)),
-    }
-    if gen_cfg.get("max_model_len"):
-        llm_kwargs["max_model_len"] = int(gen_cfg["max_model_len"])
-    llm = LLM(**llm_kwargs)
     # One SamplingParams per conversation carries the per-item temperature (temperature 0 is
     # greedy in vLLM); a per-request seed keeps sampled replies reproducible.
     params = [

@@ -1,8 +1,15 @@
 """GSM8K, ARC-Easy, ARC-Challenge, MMLU and MATH through lm-eval's built-in tasks.
 
-Each benchmark function runs `lm_eval.simple_evaluate` with the HF backend on `ctx.model_dir` and
-returns `{"benchmark", "score", "n", "metric", "num_fewshot", "task", "lm_eval_version", ...}`,
-the score ×100 (the paper's table scale). One record per scored item goes to `ctx.samples`.
+Each benchmark function runs `lm_eval.simple_evaluate` on `ctx.model_dir` and returns
+`{"benchmark", "score", "n", "metric", "num_fewshot", "task", "lm_eval_version", "settings", ...}`,
+the score ×100 (the paper's table scale); `settings` holds the backend, model args, data files,
+limit, generation kwargs, chat-template use and lm-eval's task versions. One record per scored
+item goes to `ctx.samples`.
+
+Model: lm-eval's `hf` (HFLM) or `vllm` LM, chosen by `evaluate.generation.backend` (the switch the
+generation-based benchmarks use too). It is built once per process and settings (`cached_lm`)
+and passed to `simple_evaluate` as an LM object, so the five benchmarks of one
+`mixmerge evaluate` process load the model once.
 
 Data: without `data_files` the built-in task runs as is (hub datasets, as in the paper). With
 `data_files` ({split: path}, files in the hub schema, e.g. from `mixmerge.tiny.lmeval_fixtures`)
@@ -35,10 +42,11 @@ Choices:
 - `limit` is per lm-eval task, i.e. per MMLU subject / MATH subject with the hub groups.
 
 bench_cfg keys: data_files, num_fewshot, limit (null = all), gen_kwargs (lm-eval generation
-kwargs, e.g. {max_gen_toks: 512}), batch_size (else evaluate.batch_size), metric, filter,
-apply_chat_template (default false), fewshot_as_multiturn (default true, only with a chat
-template), system_instruction, device (else evaluate.device, else "cpu"), dtype (else
-evaluate.dtype, else "auto").
+kwargs, e.g. {max_gen_toks: 512}), batch_size (hf: else evaluate.batch_size; vllm: else "auto"),
+metric, filter, apply_chat_template (default false), fewshot_as_multiturn (default true, only
+with a chat template), system_instruction, device (else evaluate.device, else "cpu"), dtype
+(else evaluate.generation.dtype, else "auto"), generation (overrides of evaluate.generation:
+backend, and for vllm tensor_parallel_size, gpu_memory_utilization, max_model_len, seed).
 """
 
 from __future__ import annotations
@@ -159,6 +167,60 @@ def math(ctx: EvalContext) -> dict[str, Any]:
     return evaluate_task(ctx, "math")
 
 
+# One lm-eval model per process and settings: every benchmark of a model reuses it.
+_LMS: dict[tuple[str, tuple[tuple[str, Any], ...]], Any] = {}
+
+
+def lm_settings(ctx: EvalContext) -> tuple[str, dict[str, Any]]:
+    """(lm-eval model type, its model_args) from the config: backend hf | vllm."""
+    bench_cfg, eval_cfg = ctx.bench_cfg or {}, ctx.eval_cfg or {}
+    gen_cfg = {**(eval_cfg.get("generation") or {}), **(bench_cfg.get("generation") or {})}
+    backend = gen_cfg.get("backend", "hf")
+    path = Path(ctx.model_dir)
+    pretrained = str(path.resolve()) if path.exists() else str(ctx.model_dir)
+    dtype = bench_cfg.get("dtype") or eval_cfg.get("dtype") or gen_cfg.get("dtype") or "auto"
+    if backend == "hf":
+        return backend, {
+            "pretrained": pretrained,
+            "device": bench_cfg.get("device") or eval_cfg.get("device") or "cpu",
+            "dtype": dtype,
+            "batch_size": bench_cfg.get("batch_size") or eval_cfg.get("batch_size") or 1,
+        }
+    if backend == "vllm":
+        args: dict[str, Any] = {
+            "pretrained": pretrained,
+            "dtype": dtype,
+            # vLLM schedules its own batches; evaluate.batch_size is for the hf backend
+            "batch_size": bench_cfg.get("batch_size") or "auto",
+            "tensor_parallel_size": int(gen_cfg.get("tensor_parallel_size", 1)),
+            "gpu_memory_utilization": float(gen_cfg.get("gpu_memory_utilization", 0.9)),
+            "seed": int(gen_cfg.get("seed", 0)),
+        }
+        if gen_cfg.get("max_model_len"):
+            args["max_model_len"] = int(gen_cfg["max_model_len"])
+        return backend, args
+    raise ValueError(f"{ctx.benchmark}: unknown generation backend {backend!r} (known: hf, vllm)")
+
+
+def cached_lm(backend: str, model_args: dict[str, Any]) -> Any:
+    """The lm-eval LM for these settings, built once per process (as simple_evaluate would)."""
+    key = (backend, tuple(sorted(model_args.items())))
+    if key not in _LMS:
+        from lm_eval.api.registry import get_model
+
+        if backend == "vllm":
+            try:
+                import vllm  # noqa: F401
+            except ImportError:
+                raise ImportError(
+                    "generation backend 'vllm' needs the vllm package (pip install vllm) on a GPU "
+                    "machine; or set evaluate.generation.backend: hf"
+                ) from None
+        log.info("loading lm-eval %s model %s", backend, model_args.get("pretrained"))
+        _LMS[key] = get_model(backend).create_from_arg_obj(dict(model_args))
+    return _LMS[key]
+
+
 def lm_eval_tasks_dir() -> Path:
     import lm_eval.tasks
 
@@ -234,12 +296,12 @@ def _chdir(path: Path) -> Iterator[None]:
 
 
 def evaluate_task(ctx: EvalContext, benchmark: str, lm: Any = None) -> dict[str, Any]:
-    """Run one benchmark through lm-eval; `lm` (an `lm_eval.api.model.LM`) replaces the HF model."""
+    """Run one benchmark through lm-eval; `lm` (an `lm_eval.api.model.LM`) replaces the model."""
     import lm_eval
     from lm_eval.tasks import TaskManager
 
     spec = SPECS[benchmark]
-    bench_cfg, eval_cfg = ctx.bench_cfg or {}, ctx.eval_cfg or {}
+    bench_cfg = ctx.bench_cfg or {}
     work_dir = Path(ctx.work_dir).resolve()
     work_dir.mkdir(parents=True, exist_ok=True)
 
@@ -284,27 +346,33 @@ def evaluate_task(ctx: EvalContext, benchmark: str, lm: Any = None) -> dict[str,
         and bench_cfg.get("fewshot_as_multiturn", True),
         "system_instruction": bench_cfg.get("system_instruction"),
     }
+    backend, model_args = "custom", {}
     if lm is None:
-        kwargs["model"] = "hf"
-        kwargs["model_args"] = {
-            "pretrained": str(Path(ctx.model_dir).resolve())
-            if Path(ctx.model_dir).exists()
-            else str(ctx.model_dir),
-            "device": bench_cfg.get("device") or eval_cfg.get("device", "cpu"),
-            "dtype": bench_cfg.get("dtype") or eval_cfg.get("dtype") or "auto",
-        }
-        kwargs["batch_size"] = bench_cfg.get("batch_size") or eval_cfg.get("batch_size", 1)
-    else:
-        kwargs["model"] = lm
+        backend, model_args = lm_settings(ctx)
+        lm = cached_lm(backend, model_args)
+    kwargs["model"] = lm
 
     log.info("%s: lm-eval task %s, %d-shot, limit=%s", benchmark, task_name, num_fewshot, limit)
     with _chdir(work_dir):  # anything lm-eval writes relative to the cwd lands in work_dir
         results = lm_eval.simple_evaluate(**kwargs)
     if results is None:  # non-zero rank under a distributed launcher
         raise RuntimeError(f"{benchmark}: lm-eval returned no results (not rank 0?)")
-    return _record(
+    record = _record(
         ctx, spec, task_name, results, metric, filter_name, num_fewshot, lm_eval.__version__
     )
+    record["settings"] = {
+        "backend": backend,
+        "model_args": model_args,
+        "data_files": files if data_files else None,
+        "limit": kwargs["limit"],
+        "gen_kwargs": kwargs["gen_kwargs"],
+        "apply_chat_template": kwargs["apply_chat_template"],
+        "fewshot_as_multiturn": kwargs["fewshot_as_multiturn"],
+        "system_instruction": kwargs["system_instruction"],
+        "task_versions": results.get("versions", {}),
+        "n_shot": results.get("n-shot", {}),
+    }
+    return record
 
 
 def _record(

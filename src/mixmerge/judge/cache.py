@@ -12,9 +12,10 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 
-def cache_key(model: str, system: str | None, prompt: str, temperature: float) -> str:
-    """sha256 over exactly what determines a judge reply (never the API key or endpoint)."""
-    payload = json.dumps([model, system, prompt, float(temperature)], ensure_ascii=False)
+def cache_key(model: str, request: Any, decoding: dict[str, Any]) -> str:
+    """sha256 over exactly what determines a judge reply: the judge model, the full request (the
+    messages, or the raw prompt) and the decoding settings; never the API key or the endpoint."""
+    payload = json.dumps([model, request, decoding], ensure_ascii=False, sort_keys=True)
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 
@@ -35,6 +36,12 @@ class JsonlCache:
                         # A line cut short by a killed job: ignore it, the request is redone.
                         if line.strip():
                             log.warning("%s:%d: skipping unreadable cache line", self.path, lineno)
+            # A killed writer may leave a line without its newline: end it, so that the next
+            # appended record starts on a line of its own instead of being glued to the debris.
+            with open(self.path, "rb+") as handle:
+                handle.seek(0, 2)
+                if handle.tell() and (handle.seek(-1, 2), handle.read(1))[1] != b"\n":
+                    handle.write(b"\n")
 
     def __len__(self) -> int:
         return len(self._data)

@@ -1,24 +1,53 @@
-"""Judge prompt templates stored as YAML data files in mixmerge/judge/prompts/."""
+"""Judge prompt files: YAML data files in mixmerge/judge/prompts/, one per benchmark (or judge).
+
+Keys of a prompt file:
+    source          where the text and rules come from (a pinned URL, a paper)
+    labels          the verdicts counted in the score file
+    verdict_format  how a verdict reads, "{label}" filled in (default "[[{label}]]"); the
+                    likelihood judge scores exactly these texts
+    parse           how a free-text reply is read: {kind: last_bracket} (default) |
+                    {kind: rating, patterns: [regex, backup regex]} |
+                    {kind: keyword, marker: "[RESULT]", keywords: [unsafe, safe]}
+    user, system    the judge prompt, with {field} slots (system optional)
+    raw             true = feed `user` as plain text, without the judge's chat template
+    judge_decoding  the protocol's judge settings (e.g. {temperature: 0, max_tokens: 2048}),
+                    used for the judge config keys that are unset (null)
+Other keys (e.g. MT-Bench's protocol settings) are kept in `PromptFile.data`. A prompt file
+without `user` (MT-Bench: its prompts are FastChat's judge_prompts.jsonl) only gives the rules.
+The sha256 of the file's bytes goes into every score file that used it.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import hashlib
+from dataclasses import dataclass, field
 from importlib import resources
+from typing import Any
 
 import yaml
 
-from mixmerge.judge.base import JudgePrompt
+from mixmerge.judge.base import JudgePrompt, VerdictParser
 
 
 @dataclass(frozen=True)
 class PromptTemplate:
-    """A judge prompt with `{field}` slots, the labels it asks for, and where it comes from."""
+    """A judge prompt with `{field}` slots and the parser that reads the judge's replies."""
 
     name: str
     user: str
     labels: tuple[str, ...]
     system: str | None = None
     source: str = ""
+    parser: VerdictParser | None = None
+    sha256: str = ""
+    raw: bool = False
+    decoding: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.parser is None:
+            object.__setattr__(
+                self, "parser", VerdictParser(kind="last_bracket", labels=tuple(self.labels))
+            )
 
     def render(self, **fields: str) -> JudgePrompt:
         # str.format only expands braces in the template, so braces inside model responses are safe.
@@ -27,22 +56,73 @@ class PromptTemplate:
             system = self.system.format(**fields) if self.system else None
         except KeyError as err:
             raise KeyError(f"judge prompt {self.name!r} needs field {err.args[0]!r}") from None
-        return JudgePrompt(user=user, system=system)
+        return JudgePrompt(user=user, system=system, raw=self.raw)
+
+    def meta(self) -> dict[str, str]:
+        """What a score file records about the prompt."""
+        return {
+            "judge_prompt": self.name,
+            "judge_prompt_sha256": self.sha256,
+            "judge_prompt_source": self.source,
+        }
+
+
+@dataclass(frozen=True)
+class PromptFile:
+    name: str
+    data: dict[str, Any]
+    sha256: str
+    parser: VerdictParser
+    source: str = ""
+
+    @property
+    def decoding(self) -> dict[str, Any]:
+        return dict(self.data.get("judge_decoding") or {})
+
+    def template(self) -> PromptTemplate:
+        if "user" not in self.data:
+            raise ValueError(f"judge prompt file {self.name!r} has no `user` prompt")
+        return PromptTemplate(
+            name=self.name,
+            user=self.data["user"],
+            labels=self.parser.labels,
+            system=self.data.get("system"),
+            source=self.source,
+            parser=self.parser,
+            sha256=self.sha256,
+            raw=bool(self.data.get("raw", False)),
+            decoding=self.decoding,
+        )
+
+
+def prompt_names() -> list[str]:
+    folder = resources.files("mixmerge.judge").joinpath("prompts")
+    return sorted(p.name[: -len(".yaml")] for p in folder.iterdir() if p.name.endswith(".yaml"))
+
+
+def load_prompt_file(name: str) -> PromptFile:
+    """Load and check mixmerge/judge/prompts/<name>.yaml."""
+    path = resources.files("mixmerge.judge").joinpath("prompts", f"{name}.yaml")
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"no judge prompt named {name!r} (known: {', '.join(prompt_names())})"
+        )
+    raw = path.read_bytes()
+    data = yaml.safe_load(raw.decode("utf-8"))
+    if not isinstance(data, dict) or "labels" not in data:
+        raise ValueError(f"judge prompt {name!r} lacks the key 'labels'")
+    parser = VerdictParser.from_spec(
+        data.get("parse") or {}, data["labels"], data.get("verdict_format")
+    )
+    return PromptFile(
+        name=name,
+        data=data,
+        sha256=hashlib.sha256(raw).hexdigest(),
+        parser=parser,
+        source=str(data.get("source", "")),
+    )
 
 
 def load_prompt(name: str) -> PromptTemplate:
-    """Load mixmerge/judge/prompts/<name>.yaml."""
-    path = resources.files("mixmerge.judge").joinpath("prompts", f"{name}.yaml")
-    if not path.is_file():
-        raise FileNotFoundError(f"no judge prompt named {name!r} (looked for {path})")
-    data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    missing = {"user", "labels"} - set(data)
-    if missing:
-        raise ValueError(f"judge prompt {name!r} lacks keys: {', '.join(sorted(missing))}")
-    return PromptTemplate(
-        name=name,
-        user=data["user"],
-        labels=tuple(data["labels"]),
-        system=data.get("system"),
-        source=data.get("source", ""),
-    )
+    """The prompt template of mixmerge/judge/prompts/<name>.yaml."""
+    return load_prompt_file(name).template()

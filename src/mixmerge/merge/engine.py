@@ -1,12 +1,15 @@
 """Streaming merge: plan (metadata + parameters only), then one tensor at a time to disk.
 
-Peak memory ≈ (inputs + 1) × largest tensor + one output shard buffer. Every bad input is
+Peak memory ≈ (inputs + 1) × largest tensor (compute dtype) + the read-ahead of the next
+tensor (≤ PREFETCH_BYTES); outputs go straight to disk, inputs are read with pread (no
+memory map whose pages would stay resident). Every bad input is
 found in the planning pass, before the output directory is created; compute-time failures
 (NaN/Inf) abort inside `atomic_dir`, so no partial output is ever left behind.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import json
 import shutil
@@ -34,6 +37,9 @@ from mixmerge.merge.recipe import (
 )
 
 DEFAULT_SHARD_SIZE = "2GB"
+# Raw bytes (all inputs together) of the next tensor that may be read ahead while the current
+# one is merged; larger tensors are read when their turn comes, keeping peak memory bounded.
+PREFETCH_BYTES = 512 * 2**20
 # Copied verbatim from the reference model (base, else the first model) when present.
 COPIED_FILES = (
     "generation_config.json",
@@ -102,11 +108,23 @@ def _plan(
     return plans
 
 
-def _load(reader: ModelFiles, name: str, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
-    raw = reader.get(name)
-    if not bool(torch.isfinite(raw).all()):
-        raise MergeError(f"non-finite values (NaN/Inf) in tensor {name} of model {reader.label}")
-    return raw.to(device=device, dtype=dtype)
+def all_finite(t: torch.Tensor) -> bool:
+    """NaN/Inf check without a full-size boolean temporary.
+
+    Any NaN/Inf entry makes the sum non-finite; only a finite tensor whose sum overflows
+    (e.g. fp16 weights summed) needs the exact elementwise check.
+    """
+    if t.numel() == 0:
+        return True
+    acc = torch.float64 if t.dtype == torch.float64 else torch.float32
+    if bool(torch.isfinite(torch.sum(t, dtype=acc))):
+        return True
+    return bool(torch.isfinite(t).all())
+
+
+def _fetch(readers: list[ModelFiles], name: str) -> dict[int, torch.Tensor]:
+    """Raw tensors (stored dtype, CPU) of one name from every distinct model."""
+    return {id(r): r.get(name) for r in readers}
 
 
 def _merge_tensor(
@@ -116,13 +134,19 @@ def _merge_tensor(
     base: ModelFiles | None,
     dev: torch.device,
     seed: int,
+    raw: dict[int, torch.Tensor],
 ) -> torch.Tensor:
-    """Load this tensor from every input (once per distinct model) and run the method."""
+    """Convert this tensor of every input (once per distinct model) and run the method."""
     cache: dict[int, torch.Tensor] = {}
 
     def load(reader: ModelFiles) -> torch.Tensor:
         if id(reader) not in cache:
-            cache[id(reader)] = _load(reader, plan.name, dev, rec.dtype)
+            t = raw.pop(id(reader))  # dropped as soon as converted
+            if not all_finite(t):
+                raise MergeError(
+                    f"non-finite values (NaN/Inf) in tensor {plan.name} of model {reader.label}"
+                )
+            cache[id(reader)] = t.to(device=dev, dtype=rec.dtype)
         return cache[id(reader)]
 
     ctx = TensorContext(
@@ -217,27 +241,54 @@ def run_merge(
         plans = _plan(rec, ref, inputs)
         out_dtype = rec.out_dtype or ref.float_dtype() or rec.dtype
 
-        with atomic_dir(out_dir) as tmp:
-            writer = ShardWriter(tmp, shard_bytes)
+        with atomic_dir(out_dir) as tmp, concurrent.futures.ThreadPoolExecutor(1) as pool:
+            writer = ShardWriter(
+                tmp,
+                shard_bytes,
+                [
+                    (p.name, ref.shape(p.name), out_dtype if p.is_float else ref.dtype(p.name))
+                    for p in plans
+                ],
+            )
+            stack.callback(writer.abort)
+            distinct = list({id(r): r for r in [*(r for _, r in inputs), base] if r}.values())
+
+            def fetch(i: int) -> dict[int, torch.Tensor]:
+                return _fetch(distinct, plans[i].name) if plans[i].is_float else {}
+
+            # Read tensor i+1 in a background thread while tensor i is merged (pread releases
+            # the GIL); only tensors whose raw bytes fit PREFETCH_BYTES, to bound memory.
+            def start(i: int) -> concurrent.futures.Future | None:
+                if i >= len(plans) or not plans[i].is_float:
+                    return None
+                size = sum(r.nbytes(plans[i].name) for r in distinct)
+                return pool.submit(fetch, i) if size <= PREFETCH_BYTES else None
+
             bar = tqdm(plans, desc=f"merge:{method.name}", unit="tensor", disable=not progress)
-            for plan in bar:
+            pending = start(0)
+            for i, plan in enumerate(bar):
                 name = plan.name
+                raw = pending.result() if pending is not None else fetch(i)
+                pending = start(i + 1)
                 if not plan.is_float:
                     writer.add(name, ref.get(name))
                     continue
-                result = _merge_tensor(rec, plan, inputs, base, dev, seed)
+                result = _merge_tensor(rec, plan, inputs, base, dev, seed, raw)
+                del raw
                 if tuple(result.shape) != ref.shape(name):
                     raise MergeError(
                         f"{method.name} produced shape {list(result.shape)} for tensor {name}, "
                         f"expected {list(ref.shape(name))}"
                     )
                 out = result.to(device="cpu", dtype=out_dtype)
-                if not bool(torch.isfinite(out).all()):
+                del result
+                if not all_finite(out):
                     raise MergeError(
                         f"merged tensor {name} has non-finite values (NaN/Inf) "
                         f"in {dtype_name(out_dtype)}"
                     )
                 writer.add(name, out)
+                del out
             bar.close()
             writer.finish()
 

@@ -1,16 +1,26 @@
-"""Memory-mapped reading of HF safetensors checkpoints and size-sharded writing."""
+"""Reading HF safetensors checkpoints tensor by tensor, and size-sharded streaming writing.
+
+Reads use `pread` into a fresh buffer rather than safetensors' memory map: pages of a mapped
+file that were touched stay in the process's resident set until the file is closed, so
+mapping every input would make peak RSS grow to the size of all models. With `pread` the
+page cache still serves repeated reads, but only the tensors being merged are resident.
+Writes go straight to their final place in the shard file (the layout is planned from the
+known output shapes), so no output shard is buffered in memory either.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
+import struct
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import torch
 from safetensors import safe_open
-from safetensors.torch import save_file
 
 from mixmerge.io import read_json, write_json
 from mixmerge.merge.errors import MergeError
@@ -21,6 +31,41 @@ FLOAT_DTYPES = {"F64", "F32", "F16", "BF16"}
 _ST_TO_TORCH = {
     "F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16,
 }  # fmt: skip
+# Every dtype read or written without safetensors' own loader (the rest fall back to it).
+_ST_ALL = {
+    **_ST_TO_TORCH,
+    "BOOL": torch.bool, "U8": torch.uint8, "I8": torch.int8, "I16": torch.int16,
+    "I32": torch.int32, "I64": torch.int64,
+    **{k: getattr(torch, v) for k, v in (("U16", "uint16"), ("U32", "uint32"),
+       ("U64", "uint64"), ("F8_E4M3", "float8_e4m3fn"), ("F8_E5M2", "float8_e5m2"))
+       if hasattr(torch, v)},
+}  # fmt: skip
+_TORCH_TO_ST = {v: k for k, v in _ST_ALL.items()}
+
+
+def st_dtype_name(dtype: torch.dtype) -> str:
+    """safetensors' name of a torch dtype (e.g. torch.bfloat16 -> 'BF16')."""
+    if dtype not in _TORCH_TO_ST:
+        raise MergeError(f"dtype {dtype} cannot be written to safetensors")
+    return _TORCH_TO_ST[dtype]
+
+
+def _read_header(path: Path) -> tuple[int, dict[str, Any]]:
+    """(start of the data section, header entries) of a safetensors file."""
+    with open(path, "rb") as fh:
+        (n,) = struct.unpack("<Q", fh.read(8))
+        header = json.loads(fh.read(n))
+    header.pop("__metadata__", None)
+    return 8 + n, header
+
+
+def _readinto(fd: int, buf: memoryview, offset: int) -> None:
+    done = 0
+    while done < len(buf):
+        got = os.preadv(fd, [buf[done:]], offset + done)
+        if got <= 0:
+            raise MergeError(f"unexpected end of file reading {len(buf)} bytes at {offset}")
+        done += got
 
 
 class ModelFiles:
@@ -55,14 +100,23 @@ class ModelFiles:
         else:
             raise MergeError(f"model {label}: no {SINGLE} or {INDEX} (only safetensors supported)")
         self._handles: dict[Path, Any] = {}
+        self._fds: dict[Path, int] = {}
+        self._where: dict[tuple[Path, str], tuple[int, int, str, list[int]]] = {}
 
     def open(self, stack: contextlib.ExitStack) -> None:
-        """Open every shard memory-mapped; tensors are read only when asked for."""
+        """Open every shard (safetensors validates the header); tensors are read when asked for."""
         for f in self._files:
             try:
                 self._handles[f] = stack.enter_context(safe_open(str(f), framework="pt"))
+                start, header = _read_header(f)
             except Exception as err:  # corrupt header etc.; safetensors raises its own types
                 raise MergeError(f"model {self.label}: cannot open {f.name} ({err})") from None
+            fd = os.open(f, os.O_RDONLY)
+            stack.callback(os.close, fd)
+            self._fds[f] = fd
+            for name, entry in header.items():
+                b, e = entry["data_offsets"]
+                self._where[(f, name)] = (start + b, e - b, entry["dtype"], entry["shape"])
         if self._map is None:
             only = self._files[0]
             self._map = {name: only for name in self._handles[only].keys()}  # noqa: SIM118
@@ -86,9 +140,28 @@ class ModelFiles:
     def st_dtype(self, name: str) -> str:
         return self._slice(name).get_dtype()
 
+    def dtype(self, name: str) -> torch.dtype:
+        st = self.st_dtype(name)
+        return (
+            _ST_ALL[st] if st in _ST_ALL else self._handles[self._map[name]].get_tensor(name).dtype
+        )
+
     def get(self, name: str) -> torch.Tensor:
+        """A fresh (writable, unshared) CPU tensor read with pread."""
         assert self._map is not None, "open() first"
-        return self._handles[self._map[name]].get_tensor(name)
+        f = self._map[name]
+        offset, nbytes, st_dtype, shape = self._where[(f, name)]
+        dtype = _ST_ALL.get(st_dtype)
+        if dtype is None:  # exotic dtype: let safetensors decode it
+            return self._handles[f].get_tensor(name).clone()
+        buf = torch.empty(nbytes, dtype=torch.uint8)
+        if nbytes:
+            _readinto(self._fds[f], memoryview(buf.numpy()), offset)
+        return buf.view(dtype).reshape(tuple(shape))
+
+    def nbytes(self, name: str) -> int:
+        assert self._map is not None, "open() first"
+        return self._where[(self._map[name], name)][1]
 
     def float_dtype(self) -> torch.dtype | None:
         """dtype of the first floating tensor (what the checkpoint actually stores)."""
@@ -121,51 +194,123 @@ def parse_size(value: int | str) -> int:
 
 
 class ShardWriter:
-    """Buffers output tensors and writes a shard whenever the next tensor would overflow it.
+    """Writes planned output tensors straight into size-limited safetensors shards.
 
-    Shards go to temp names first because the final names need the shard count
-    (model-00001-of-0000N.safetensors); one shard is written as model.safetensors.
+    The layout (which tensor goes to which shard, at which offset) is fixed up front from the
+    output names, shapes and dtypes, so every header is written before any data and each
+    tensor goes to disk as soon as it is produced: nothing is buffered. A new shard starts
+    when the next tensor would overflow `max_shard_bytes` (a lone tensor larger than that gets
+    a shard of its own). Shards go to temp names first because the final names need the shard
+    count (model-00001-of-0000N.safetensors); one shard is written as model.safetensors.
     """
 
-    def __init__(self, out_dir: Path, max_shard_bytes: int) -> None:
+    def __init__(
+        self,
+        out_dir: Path,
+        max_shard_bytes: int,
+        entries: Sequence[tuple[str, tuple[int, ...], torch.dtype]],
+    ) -> None:
         self.out_dir = out_dir
-        self.max_bytes = max_shard_bytes
-        self._buf: dict[str, torch.Tensor] = {}
-        self._buf_bytes = 0
-        self._shards: list[tuple[Path, list[str]]] = []
+        self._order = [name for name, _, _ in entries]
+        self._next = 0
         self.total_size = 0
+        shards: list[list[tuple[str, tuple[int, ...], torch.dtype, int]]] = []
+        size = 0
+        for name, shape, dtype in entries:
+            nbytes = _numel(shape) * _itemsize(dtype)
+            if not shards or (shards[-1] and size + nbytes > max_shard_bytes):
+                shards.append([])
+                size = 0
+            shards[-1].append((name, tuple(shape), dtype, nbytes))
+            size += nbytes
+            self.total_size += nbytes
+        if not shards:
+            shards.append([])
+        self._shards = shards
+        self._entry = {e[0]: (i, e) for i, shard in enumerate(shards) for e in shard}
+        self._last_of_shard = {shard[-1][0] for shard in shards if shard}
+        self._tmp = [out_dir / f".shard-{i:05d}.tmp" for i in range(len(shards))]
+        self._fh: BinaryIO | None = None
+        self._open_shard: int | None = None
+
+    def _header(self, shard: list[tuple[str, tuple[int, ...], torch.dtype, int]]) -> bytes:
+        header: dict[str, Any] = {"__metadata__": {"format": "pt"}}
+        offset = 0
+        for name, shape, dtype, nbytes in shard:
+            header[name] = {
+                "dtype": st_dtype_name(dtype),
+                "shape": list(shape),
+                "data_offsets": [offset, offset + nbytes],
+            }
+            offset += nbytes
+        raw = json.dumps(header, separators=(",", ":")).encode()
+        raw += b" " * (-len(raw) % 8)  # safetensors pads the header to 8-byte alignment
+        return struct.pack("<Q", len(raw)) + raw
+
+    def _start(self, i: int) -> None:
+        self._fh = open(self._tmp[i], "wb")  # noqa: SIM115 (closed in add/_close)
+        self._fh.write(self._header(self._shards[i]))
+        self._open_shard = i
+
+    def _close(self) -> None:
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
 
     def add(self, name: str, tensor: torch.Tensor) -> None:
-        nbytes = tensor.numel() * tensor.element_size()
-        if self._buf and self._buf_bytes + nbytes > self.max_bytes:
-            self._flush()
-        self._buf[name] = tensor.contiguous()
-        self._buf_bytes += nbytes
-        self.total_size += nbytes
-
-    def _flush(self) -> None:
-        tmp = self.out_dir / f".shard-{len(self._shards):05d}.tmp"
-        save_file(self._buf, str(tmp), metadata={"format": "pt"})
-        self._shards.append((tmp, list(self._buf)))
-        self._buf, self._buf_bytes = {}, 0
+        """Write the next planned tensor (tensors must come in the planned order)."""
+        if self._next >= len(self._order) or self._order[self._next] != name:
+            raise RuntimeError(f"ShardWriter: {name} written out of the planned order")
+        i, (_, shape, dtype, nbytes) = self._entry[name]
+        if tuple(tensor.shape) != shape or tensor.dtype != dtype:
+            raise RuntimeError(f"ShardWriter: {name} is not the planned {dtype} {list(shape)}")
+        if self._open_shard != i:
+            self._close()
+            self._start(i)
+        if nbytes:
+            flat = tensor.detach().to("cpu").contiguous().reshape(-1).view(torch.uint8)
+            assert self._fh is not None
+            self._fh.write(memoryview(flat.numpy()))
+        self._next += 1
+        if name in self._last_of_shard:
+            self._close()
 
     def finish(self) -> list[str]:
-        """Flush, give shards their final names, write the index if sharded; return file names."""
-        if self._buf or not self._shards:
-            self._flush()
+        """Give shards their final names, write the index if sharded; return file names."""
+        if self._next != len(self._order):
+            raise RuntimeError("ShardWriter: not every planned tensor was written")
+        self._close()
+        for i, tmp in enumerate(self._tmp):  # an empty plan still yields one (empty) shard
+            if not tmp.exists():
+                self._start(i)
+                self._close()
         n = len(self._shards)
         if n == 1:
-            os.replace(self._shards[0][0], self.out_dir / SINGLE)
+            os.replace(self._tmp[0], self.out_dir / SINGLE)
             return [SINGLE]
         weight_map: dict[str, str] = {}
         files = []
-        for i, (tmp, names) in enumerate(self._shards, 1):
+        for i, (tmp, shard) in enumerate(zip(self._tmp, self._shards, strict=True), 1):
             fname = f"model-{i:05d}-of-{n:05d}.safetensors"
             os.replace(tmp, self.out_dir / fname)
             files.append(fname)
-            weight_map.update({name: fname for name in names})
+            weight_map.update({e[0]: fname for e in shard})
         write_json(
             self.out_dir / INDEX,
             {"metadata": {"total_size": self.total_size}, "weight_map": weight_map},
         )
         return [*files, INDEX]
+
+    def abort(self) -> None:
+        self._close()
+
+
+def _numel(shape: Sequence[int]) -> int:
+    n = 1
+    for d in shape:
+        n *= int(d)
+    return n
+
+
+def _itemsize(dtype: torch.dtype) -> int:
+    return torch.empty((), dtype=dtype).element_size()

@@ -1,142 +1,448 @@
-"""The paper's 3H tables: one row per model, the 11 benchmark columns and the group averages."""
+"""The paper's 3H tables: static (Tables 3/4), continual (Tables 5/10) and the R-TSVM ablation
+(Tables 6/7), each written as Markdown, CSV, LaTeX and HTML (the HTML is what the Snakemake
+report shows).
+
+Rows are built from a directory of score files alone (the DESIGN.md contract), plus the
+optional selection files naming each group's chosen DPO candidate and the heuristic ratio.
+Missing numbers print as "n/a"; an average over fewer benchmarks than it should have is still
+shown but flagged partial (`*`), and partial averages never compete for best/second place
+against complete ones.
+"""
 
 from __future__ import annotations
 
 import csv
+import html
 import io
-import json
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
-from statistics import mean
 
 from mixmerge.io import atomic_file
+from mixmerge.report.scores import (
+    ALL_COLUMNS,
+    AVERAGES,
+    AVG,
+    COLUMNS,
+    GROUPS,
+    Selections,
+    Summary,
+    load_scores,
+    resolve,
+    summarize_all,
+)
 
-# benchmark id -> column title, in the paper's column order.
-COLUMNS: dict[str, str] = {
-    "math": "Math",
-    "gsm8k": "GSM8K",
-    "arc_easy": "ARC-E",
-    "arc_challenge": "ARC-C",
-    "mmlu": "MMLU",
-    "mbpp_plus": "MBPP_Plus",
-    "humaneval_plus": "HumanEval_Plus",
-    "mt_bench": "MT-Bench",
-    "halueval_wild": "HaluEval_Wild",
-    "salad_bench": "Salad_Bench",
-    "or_bench": "OR-Bench",
-}
-# Group averages exactly as the paper computes them (MT-Bench enters on its raw 1-10 scale).
-GROUPS: dict[str, list[str]] = {
-    "Helpful Avg": [
-        "math",
-        "gsm8k",
-        "arc_easy",
-        "arc_challenge",
-        "mmlu",
-        "mbpp_plus",
-        "humaneval_plus",
-        "mt_bench",
-    ],
-    "Honest Avg": ["halueval_wild"],
-    "Harmless Avg": ["salad_bench", "or_bench"],
-}
-SETTING_PREFIXES: dict[str, tuple[str, ...]] = {"static": ("base", "dpo/", "merge/static/")}
 MISSING = "n/a"
+TABLES = ("static", "continual", "ablation")
+FORMATS = ("md", "csv", "tex", "html")
+
+GROUP_LABELS: dict[str, str] = {
+    "helpfulness": "Helpfulness",
+    "honesty": "Honesty",
+    "harmlessness": "Harmlessness",
+    "helpful_honest": "Helpful&Honest",
+    "helpful_harmless": "Helpful&Harmless",
+}
+MIXTURE_LABELS: dict[str, str] = {"heuristic": "Heuristic", "armorm": "ArmoRM", "hummer": "Hummer"}
+# The paper's row order; methods not listed here follow, alphabetically.
+METHOD_LABELS: dict[str, str] = {
+    "weight_average": "Weight Average",
+    "rewarded_soup": "Rewarded Soup",
+    "task_arithmetic": "Task Arithmetic",
+    "ties": "TIES",
+    "dare_linear": "DARE",
+    "dare_ties": "DARE-TIES",
+    "della_linear": "DELLA",
+    "della": "DELLA-TIES",
+    "breadcrumbs": "Breadcrumbs",
+    "breadcrumbs_ties": "Breadcrumbs-TIES",
+    "model_stock": "Model Stock",
+    "tsvm": "TSVM",
+    "r_tsvm_wo_outlier": "R-TSVM w/o outlier weighting",
+    "r_tsvm_wo_rank": "R-TSVM w/o rank selection",
+    "r_tsvm": "R-TSVM",
+}
+ABLATION_METHODS = ("tsvm", "r_tsvm_wo_outlier", "r_tsvm_wo_rank", "r_tsvm")
+CONTINUAL_STAGES: dict[str, str] = {
+    "stage1": "Stage 1 (Helpful&Honest)",
+    "stage2": "Stage 2 (+Helpful&Harmless)",
+    "stage3": "Stage 3 (+Helpful)",
+}
 
 
-def load_scores(scores_dir: Path) -> dict[str, dict[str, float]]:
-    """{model id: {benchmark: score}} from scores/<model id>/<benchmark>.json."""
-    table: dict[str, dict[str, float]] = {}
-    for path in sorted(scores_dir.rglob("*.json")):
-        record = json.loads(path.read_text())
-        model_id = path.parent.relative_to(scores_dir).as_posix()
-        table.setdefault(model_id, {})[record["benchmark"]] = float(record["score"])
-    return table
+def method_label(method: str) -> str:
+    return METHOD_LABELS.get(method, method)
 
 
-def _row_order(model_id: str, prefixes: tuple[str, ...]) -> tuple[int, str]:
-    for rank, prefix in enumerate(prefixes):
-        if model_id == prefix or model_id.startswith(prefix):
-            return rank, model_id
-    return len(prefixes), model_id
+def method_order(method: str) -> tuple[int, str]:
+    order = list(METHOD_LABELS)
+    return (order.index(method), "") if method in order else (len(order), method)
 
 
-def build_rows(scores: dict[str, dict[str, float]], setting: str) -> list[dict[str, object]]:
-    """Rows with numbers (None = not run) and, per average, whether it is partial."""
-    prefixes = SETTING_PREFIXES[setting]
-    models = sorted(
-        (m for m in scores if _row_order(m, prefixes)[0] < len(prefixes)),
-        key=lambda m: _row_order(m, prefixes),
-    )
-    rows = []
-    for model_id in models:
-        row: dict[str, object] = {"model": model_id}
-        for bench, title in COLUMNS.items():
-            row[title] = scores[model_id].get(bench)
-        group_avgs = []
-        partial: list[str] = []
-        for title, members in GROUPS.items():
-            present = [scores[model_id][b] for b in members if b in scores[model_id]]
-            row[title] = mean(present) if present else None
-            if present:
-                group_avgs.append(row[title])
-            if len(present) < len(members):
-                partial.append(title)
-        row["AVG"] = mean(group_avgs) if group_avgs else None
-        if len(group_avgs) < len(GROUPS) or partial:
-            partial.append("AVG")
-        row["partial"] = partial
-        rows.append(row)
-    return rows
+@dataclass
+class Row:
+    section: str  # Base | Group model | Data mixture | Continual | Model merging
+    label: str
+    model_id: str | None  # None: no model could be named (e.g. several candidates, no selection)
+    summary: Summary | None  # None: no scores at all -> every cell n/a
+    ranked: bool = False  # merge rows compete for best / second-best
+    note: str = ""
+
+    def value(self, column: str) -> Decimal | None:
+        return None if self.summary is None else self.summary.get(column)
+
+    def partial(self, column: str) -> bool:
+        return self.summary is not None and self.summary.is_partial(column)
 
 
-def _fmt(value: object, partial: bool) -> str:
+@dataclass
+class Table:
+    name: str
+    title: str
+    columns: tuple[str, ...]
+    rows: list[Row]
+    notes: list[str] = field(default_factory=list)
+    marks: dict[tuple[int, str], str] = field(default_factory=dict)  # (row, column) -> best|second
+
+
+# --- which models go in which table -----------------------------------------------------------
+
+
+def _direct_children(prefix: str, model_ids: Iterable[str]) -> list[str]:
+    """Names `x` of ids `<prefix>/x` (one level: sweep variants `<prefix>/x/seed1` excluded)."""
+    pattern = re.compile(re.escape(prefix) + r"/([^/]+)")
+    return sorted({m.group(1) for i in model_ids if (m := pattern.fullmatch(i))})
+
+
+def _first_level(prefix: str, model_ids: Iterable[str], selections: Selections) -> list[str]:
+    """Names `x` of every id `<prefix>/x[/...]` or selection key `<prefix>/x`."""
+    pattern = re.compile(re.escape(prefix) + r"/([^/]+)")
+    names = {m.group(1) for i in [*model_ids, *selections.chosen] if (m := pattern.match(i))}
+    return sorted(names)
+
+
+def _row(
+    section: str,
+    label: str,
+    model_id: str | None,
+    summaries: Mapping[str, Summary],
+    ranked: bool = False,
+    note: str = "",
+) -> Row:
+    summary = summaries.get(model_id) if model_id else None
+    return Row(section, label, model_id, summary, ranked, note)
+
+
+def _chosen_row(
+    section: str,
+    prefix: str,
+    label: str,
+    summaries: Mapping[str, Summary],
+    selections: Selections,
+) -> Row:
+    model_id, how = resolve(prefix, selections, summaries)
+    if model_id is not None and model_id != prefix and section == "Data mixture":
+        label = f"{label} ({model_id.rsplit('/', 1)[-1]})"  # e.g. the heuristic ratio kept
+    return _row(section, label, model_id, summaries, note=how)
+
+
+def _group_rows(summaries: Mapping[str, Summary], selections: Selections) -> list[Row]:
+    groups = list(GROUP_LABELS)
+    groups += [g for g in _first_level("dpo", summaries, selections) if g not in GROUP_LABELS]
+    return [
+        _chosen_row("Group model", f"dpo/{g}", GROUP_LABELS.get(g, g), summaries, selections)
+        for g in groups
+    ]
+
+
+def _mixture_rows(summaries: Mapping[str, Summary], selections: Selections) -> list[Row]:
+    names = list(MIXTURE_LABELS)
+    names += [m for m in _first_level("mix", summaries, selections) if m not in MIXTURE_LABELS]
+    return [
+        _chosen_row("Data mixture", f"mix/{m}", MIXTURE_LABELS.get(m, m), summaries, selections)
+        for m in names
+    ]
+
+
+def _merge_rows(
+    setting: str, summaries: Mapping[str, Summary], only: Sequence[str] | None = None
+) -> list[Row]:
+    methods = list(only) if only else _direct_children(f"merge/{setting}", summaries)
+    return [
+        _row("Model merging", method_label(m), f"merge/{setting}/{m}", summaries, ranked=True)
+        for m in sorted(methods, key=method_order)
+    ]
+
+
+def static_table(summaries: Mapping[str, Summary], selections: Selections) -> Table:
+    rows = [_row("Base", "Base", "base", summaries)]
+    rows += _group_rows(summaries, selections)
+    rows += _mixture_rows(summaries, selections)
+    rows += _merge_rows("static", summaries)
+    return Table("static", "Static setting (5 group models merged)", ALL_COLUMNS, rows)
+
+
+def continual_table(summaries: Mapping[str, Summary]) -> Table:
+    stages = list(CONTINUAL_STAGES)
+    stages += [s for s in _direct_children("continual", summaries) if s not in CONTINUAL_STAGES]
+    rows = [_row("Base", "Base", "base", summaries)]
+    rows += [
+        _row("Continual", CONTINUAL_STAGES.get(s, s), f"continual/{s}", summaries) for s in stages
+    ]
+    rows += _merge_rows("continual", summaries)
+    return Table("continual", "Continual setting (3 stage-data models merged)", ALL_COLUMNS, rows)
+
+
+def _comparable(rows: Sequence[Row], column: str) -> list[Row]:
+    """Rows whose `column` value was computed over the same benchmarks (like with like)."""
+    present = [r for r in rows if r.value(column) is not None]
+    if column not in AVERAGES:
+        return present
+    full = set(GROUPS.get(column, [b for members in GROUPS.values() for b in members]))
+    complete = [r for r in present if set(r.summary.basis[column]) == full]  # type: ignore[union-attr]
+    if complete:
+        return complete
+    bases = {r.summary.basis[column] for r in present}  # type: ignore[union-attr]
+    return present if len(bases) == 1 else []
+
+
+def _best_mixture(mixtures: Sequence[Row]) -> Row | None:
+    """Highest AVG; a complete AVG beats any partial one (they are not comparable)."""
+    pool = _comparable(mixtures, AVG)
+    if not pool:
+        pool = [r for r in mixtures if r.value(AVG) is not None]
+    return max(pool, key=lambda r: r.value(AVG), default=None)  # type: ignore[arg-type,return-value]
+
+
+def ablation_table(summaries: Mapping[str, Summary], selections: Selections) -> Table:
+    rows = [_row("Base", "Base", "base", summaries)]
+    best = _best_mixture(_mixture_rows(summaries, selections))
+    if best is None:
+        rows.append(Row("Data mixture", "Best mixture", None, None, note="no mixture scores"))
+    else:
+        best.label = f"Best mixture: {best.label}"
+        rows.append(best)
+    rows += _merge_rows("static", summaries, only=ABLATION_METHODS)
+    return Table("ablation", "R-TSVM ablation (static setting)", AVERAGES, rows)
+
+
+def mark_best(table: Table) -> None:
+    """Bold the best and underline the second-best value of each column among merge rows."""
+    ranked = [(i, r) for i, r in enumerate(table.rows) if r.ranked]
+    for column in table.columns:
+        pool = _comparable([r for _, r in ranked], column)
+        if len(pool) < 2:
+            continue
+        values = sorted({r.value(column) for r in pool}, reverse=True)  # type: ignore[type-var]
+        for i, r in ranked:
+            if r not in pool:
+                continue
+            if r.value(column) == values[0]:
+                table.marks[(i, column)] = "best"
+            elif len(values) > 1 and r.value(column) == values[1]:
+                table.marks[(i, column)] = "second"
+
+
+def _notes(table: Table) -> list[str]:
+    notes = [
+        f"{MISSING} = not available; * = average over the benchmarks present only (partial).",
+        "Scores in percent, MT-Bench on its 1-10 scale. Helpful Avg = mean of the 8 helpful "
+        "numbers (MT-Bench raw); Honest Avg = HaluEval_Wild; Harmless Avg = mean of Salad_Bench "
+        "and OR-Bench; AVG = mean of the three rounded group averages (half-up, 2 decimals).",
+        "Bold / underline: best / second-best among the merging methods (partial averages are "
+        "only compared with averages over the same benchmarks).",
+    ]
+    chosen = [r for r in table.rows if r.section in ("Group model", "Data mixture") and r.note]
+    if chosen:
+        notes.append(
+            "Models: "
+            + "; ".join(f"{r.label} = {r.model_id or MISSING} ({r.note})" for r in chosen)
+            + "."
+        )
+    return notes
+
+
+def build_tables(scores: Mapping[str, Mapping[str, float]], selections: Selections) -> list[Table]:
+    summaries = summarize_all(scores)
+    tables = [
+        static_table(summaries, selections),
+        continual_table(summaries),
+        ablation_table(summaries, selections),
+    ]
+    for table in tables:
+        mark_best(table)
+        table.notes = _notes(table)
+    return tables
+
+
+# --- rendering ---------------------------------------------------------------------------------
+
+
+def _cell(table: Table, i: int, column: str, style: str) -> str:
+    row = table.rows[i]
+    value = row.value(column)
     if value is None:
         return MISSING
-    return f"{value:.2f}{'*' if partial else ''}"
+    text = f"{value:.2f}"
+    star = row.partial(column)
+    mark = table.marks.get((i, column))
+    if style == "md":
+        text += "*" if star else ""
+        return {"best": f"**{text}**", "second": f"<u>{text}</u>"}.get(mark or "", text)
+    if style == "tex":
+        text = {"best": f"\\textbf{{{text}}}", "second": f"\\underline{{{text}}}"}.get(
+            mark or "", text
+        )
+        return text + ("$^{*}$" if star else "")
+    text += "<sup>*</sup>" if star else ""
+    return {"best": f"<b>{text}</b>", "second": f"<u>{text}</u>"}.get(mark or "", text)
 
 
-def to_markdown(rows: list[dict[str, object]], setting: str) -> str:
-    headers = ["Model", *COLUMNS.values(), *GROUPS, "AVG"]
+def to_markdown(table: Table) -> str:
+    headers = ["", "Model", *table.columns]
     lines = [
-        f"# {setting} setting",
+        f"# {table.title}",
         "",
         "| " + " | ".join(headers) + " |",
-        "|" + "|".join(["---"] + ["---:"] * (len(headers) - 1)) + "|",
+        "|" + "|".join(["---", "---"] + ["---:"] * len(table.columns)) + "|",
     ]
-    for row in rows:
-        cells = [str(row["model"])]
-        cells += [_fmt(row[t], False) for t in COLUMNS.values()]
-        cells += [_fmt(row[t], t in row["partial"]) for t in [*GROUPS, "AVG"]]
+    previous = None
+    for i, row in enumerate(table.rows):
+        section = row.section if row.section != previous else ""
+        previous = row.section
+        cells = [section, row.label] + [_cell(table, i, c, "md") for c in table.columns]
         lines.append("| " + " | ".join(cells) + " |")
-    lines += [
-        "",
-        f"{MISSING} = benchmark not run yet; * = average over the benchmarks present only "
-        "(partial). Scores in percent, MT-Bench on its 1-10 scale.",
-    ]
-    return "\n".join(lines) + "\n"
+    lines += ["", *[f"{n}  " for n in table.notes]]
+    return "\n".join(lines).rstrip() + "\n"
 
 
-def to_csv(rows: list[dict[str, object]]) -> str:
-    headers = ["model", *COLUMNS.values(), *GROUPS, "AVG", "partial"]
+def to_csv(table: Table) -> str:
+    """Machine-readable: empty cell = n/a; `partial`, `best`, `second` list column titles."""
+    headers = ["section", "label", "model", *table.columns, "partial", "best", "second"]
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(headers)
-    for row in rows:
-        values = [row["model"]]
-        values += ["" if row[h] is None else f"{row[h]:.4f}" for h in headers[1:-1]]
-        values.append(";".join(row["partial"]))
+    for i, row in enumerate(table.rows):
+        values = [row.section, row.label, row.model_id or ""]
+        values += ["" if row.value(c) is None else f"{row.value(c):.2f}" for c in table.columns]
+        values.append(";".join(c for c in table.columns if row.partial(c)))
+        for kind in ("best", "second"):
+            values.append(";".join(c for c in table.columns if table.marks.get((i, c)) == kind))
         writer.writerow(values)
     return buffer.getvalue()
 
 
-def write_tables(scores_dir: Path, out_dir: Path, setting: str = "static") -> list[Path]:
+_TEX_ESCAPES = {"&": r"\&", "%": r"\%", "_": r"\_", "#": r"\#", "$": r"\$", "{": r"\{", "}": r"\}"}
+
+
+def _tex(text: str) -> str:
+    return "".join(_TEX_ESCAPES.get(ch, ch) for ch in text)
+
+
+def to_latex(table: Table) -> str:
+    """A booktabs table (needs \\usepackage{booktabs,graphicx})."""
+    spec = "ll" + "r" * len(table.columns)
+    lines = [
+        f"% {table.title}; generated by mixmerge report. Needs \\usepackage{{booktabs,graphicx}}.",
+        "\\begin{table*}[t]",
+        "\\centering",
+        "\\resizebox{\\linewidth}{!}{%",
+        f"\\begin{{tabular}}{{{spec}}}",
+        "\\toprule",
+        " & Model & " + " & ".join(_tex(c) for c in table.columns) + " \\\\",
+        "\\midrule",
+    ]
+    previous = None
+    for i, row in enumerate(table.rows):
+        if previous is not None and row.section != previous:
+            lines.append("\\midrule")
+        section = _tex(row.section) if row.section != previous else ""
+        previous = row.section
+        cells = [section, _tex(row.label)] + [_cell(table, i, c, "tex") for c in table.columns]
+        lines.append(" & ".join(cells) + " \\\\")
+    lines += [
+        "\\bottomrule",
+        "\\end{tabular}}",
+        f"\\caption{{{_tex(table.title)}. {_tex(table.notes[0]) if table.notes else ''}}}",
+        f"\\label{{tab:{table.name}}}",
+        "\\end{table*}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+_HTML_STYLE = (
+    "body{font-family:sans-serif;margin:1em}table{border-collapse:collapse;font-size:13px}"
+    "th,td{border-bottom:1px solid #ddd;padding:3px 7px;text-align:right;white-space:nowrap}"
+    "th{background:#f3f3f3}td.l,th.l{text-align:left}tr.sec td{border-top:2px solid #888}"
+    "p{font-size:12px;color:#444;max-width:70em}"
+)
+
+
+def to_html(table: Table) -> str:
+    """A self-contained page (the Snakemake report shows it in a frame)."""
+    esc = html.escape
+    head = "".join(f"<th>{esc(c)}</th>" for c in table.columns)
+    body = []
+    previous = None
+    for i, row in enumerate(table.rows):
+        cls = ' class="sec"' if previous is not None and row.section != previous else ""
+        section = esc(row.section) if row.section != previous else ""
+        previous = row.section
+        title = f' title="{esc(row.model_id)}"' if row.model_id else ""
+        cells = "".join(f"<td>{_cell(table, i, c, 'html')}</td>" for c in table.columns)
+        body.append(
+            f'<tr{cls}><td class="l">{section}</td><td class="l"{title}>{esc(row.label)}</td>'
+            f"{cells}</tr>"
+        )
+    notes = "".join(f"<p>{esc(n)}</p>" for n in table.notes)
+    return (
+        f'<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>{esc(table.title)}</title>'
+        f"<style>{_HTML_STYLE}</style></head><body>\n<h2>{esc(table.title)}</h2>\n"
+        f'<table><thead><tr><th class="l"></th><th class="l">Model</th>{head}</tr></thead>\n'
+        f"<tbody>\n" + "\n".join(body) + f"\n</tbody></table>\n{notes}\n</body></html>\n"
+    )
+
+
+RENDERERS = {"md": to_markdown, "csv": to_csv, "tex": to_latex, "html": to_html}
+
+
+def default_selection_dir(scores_dir: Path) -> Path | None:
+    candidate = scores_dir.parent / "selection"
+    return candidate if candidate.is_dir() else None
+
+
+def write_tables(
+    scores_dir: Path,
+    out_dir: Path,
+    selection_dir: Path | None = None,
+    formats: Sequence[str] = FORMATS,
+) -> list[Path]:
+    """Write <out_dir>/{static,continual,ablation}.{md,csv,tex,html}; return the paths."""
     if not scores_dir.is_dir():
         raise FileNotFoundError(f"scores directory not found: {scores_dir}")
-    rows = build_rows(load_scores(scores_dir), setting)
+    selections = Selections.load(selection_dir or default_selection_dir(scores_dir))
     paths = []
-    for suffix, content in (("md", to_markdown(rows, setting)), ("csv", to_csv(rows))):
-        path = out_dir / f"{setting}.{suffix}"
-        with atomic_file(path) as handle:
-            handle.write(content)
-        paths.append(path)
+    for table in build_tables(load_scores(scores_dir), selections):
+        for fmt in formats:
+            path = out_dir / f"{table.name}.{fmt}"
+            with atomic_file(path) as handle:
+                handle.write(RENDERERS[fmt](table))
+            paths.append(path)
     return paths
+
+
+__all__ = [
+    "COLUMNS",
+    "GROUPS",
+    "MISSING",
+    "Table",
+    "Row",
+    "build_tables",
+    "write_tables",
+    "to_markdown",
+    "to_csv",
+    "to_latex",
+    "to_html",
+]
