@@ -141,10 +141,15 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
 
 
 def cmd_report(args: argparse.Namespace) -> None:
-    from mixmerge.report.tables import write_tables
+    from mixmerge.report.cli import run_report
 
-    for path in write_tables(Path(args.scores), Path(args.out), args.setting):
-        log.info("wrote %s", path)
+    run_report(args)
+
+
+def cmd_diagnose(args: argparse.Namespace) -> None:
+    from mixmerge.report.cli import run_diagnose
+
+    run_diagnose(args)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -203,11 +208,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="scores directory (<benchmark>.json)")
     p.set_defaults(func=cmd_evaluate)
 
-    p = sub.add_parser("report", help="write the 3H tables from a scores directory")
-    p.add_argument("--scores", required=True)
-    p.add_argument("--out", required=True, help="tables directory")
-    p.add_argument("--setting", default="static")
+    from mixmerge.report.cli import add_diagnose_args, add_report_args
+
+    p = sub.add_parser("report", help="write the 3H tables and figures from a scores directory")
+    add_report_args(p)
     p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("diagnose", help="per-layer task-vector diagnostics of a merge recipe")
+    add_diagnose_args(p)
+    p.set_defaults(func=cmd_diagnose)
     return parser
 
 

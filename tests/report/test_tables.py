@@ -1,71 +1,186 @@
-"""The 3H table: paper averages, n/a for missing benchmarks, partial averages marked."""
+"""The 3H tables: the paper's averages and rounding, n/a and partial flags, best/second marks,
+row layouts of the static / continual / ablation tables, and the four output formats."""
 
 from __future__ import annotations
 
 import csv
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from report_helpers import BENCHMARKS, GROUPS, write_scores
 
 from mixmerge.io import write_json
-from mixmerge.report.tables import build_rows, load_scores, write_tables
+from mixmerge.report.scores import Selections, load_scores, resolve, round2, summarize
+from mixmerge.report.tables import build_tables, write_tables
 
-FULL = {
-    "math": 10,
-    "gsm8k": 20,
-    "arc_easy": 30,
-    "arc_challenge": 40,
-    "mmlu": 50,
-    "mbpp_plus": 60,
-    "humaneval_plus": 70,
-    "mt_bench": 8,
-    "halueval_wild": 55,
-    "salad_bench": 90,
-    "or_bench": 70,
+AVERAGES = ("Helpful Avg", "Honest Avg", "Harmless Avg", "AVG")
+# Two rows of the paper's Table 3 (Llama-3-8B-Instruct): 11 numbers -> the paper's 4 averages.
+PAPER_ROWS = {
+    "llama3": (
+        "28.08 78.09 93.65 82.03 68.20 58.99 53.05 8.25 53.50 91.16 26.97",
+        "58.79 53.50 59.07 57.12",
+    ),
+    "tsvm": (
+        "29.92 77.63 93.12 82.17 68.51 59.26 55.49 8.29 56.20 89.43 67.76",
+        "59.30 56.20 78.60 64.70",  # Harmless 78.595 -> 78.60: half-up, decimal
+    ),
 }
 
 
-def _scores(root: Path, model: str, scores: dict[str, float]) -> None:
-    for bench, score in scores.items():
-        write_json(
-            root / model / f"{bench}.json",
-            {"benchmark": bench, "score": score, "n": 1, "metric": "m"},
-        )
+@pytest.mark.parametrize("name", list(PAPER_ROWS))
+def test_paper_rows(name: str) -> None:
+    numbers, expected = PAPER_ROWS[name]
+    summary = summarize(dict(zip(BENCHMARKS, map(float, numbers.split()), strict=True)))
+    assert [f"{summary.get(a):.2f}" for a in AVERAGES] == expected.split()
+    assert summary.partial == []
 
 
-def test_full_row_reproduces_paper_averages(tmp_path: Path) -> None:
-    _scores(tmp_path, "merge/static/ties", FULL)
-    (row,) = build_rows(load_scores(tmp_path), "static")
-    helpful = (10 + 20 + 30 + 40 + 50 + 60 + 70 + 8) / 8  # MT-Bench enters on its raw 1-10 scale
-    assert row["Helpful Avg"] == pytest.approx(helpful)
-    assert row["Honest Avg"] == 55
-    assert row["Harmless Avg"] == pytest.approx(80)
-    assert row["AVG"] == pytest.approx((helpful + 55 + 80) / 3)
-    assert row["partial"] == []
+def test_round_half_up_is_decimal() -> None:
+    assert round(78.595, 2) == 78.59  # binary float: why the paper's rounding needs Decimal
+    assert round2(78.595) == Decimal("78.60")
+    assert round2(2.675) == Decimal("2.68")
+    assert round2(59.065) == Decimal("59.07")
 
 
-def test_partial_rows_and_order(tmp_path: Path) -> None:
-    _scores(tmp_path, "merge/static/linear", {"gsm8k": 10, "or_bench": 50})
-    _scores(tmp_path, "dpo/honesty", {"gsm8k": 30})
-    _scores(tmp_path, "base", {"gsm8k": 20, "arc_challenge": 40})
-    _scores(tmp_path, "mix/heuristic", {"gsm8k": 1})  # not part of the static table
-    md, csv_path = write_tables(tmp_path, tmp_path / "tables")
-    text = md.read_text()
-    lines = [line for line in text.splitlines() if line.startswith("| ")]
-    assert [line.split(" | ")[0] for line in lines[1:]] == [
-        "| base",
-        "| dpo/honesty",
-        "| merge/static/linear",
+def test_avg_is_mean_of_rounded_group_averages() -> None:
+    # Helpful 80.04/8 = 10.005 -> 10.01; Harmless 20.01/2 = 10.005 -> 10.01; Honest 10.00.
+    # AVG of the rounded averages: 30.02/3 = 10.0067 -> 10.01 (unrounded: 10.0033 -> 10.00).
+    scores = {b: 10.0 for b in BENCHMARKS}
+    scores["math"] = 10.04
+    scores["salad_bench"] = 10.01
+    summary = summarize(scores)
+    assert summary.get("Helpful Avg") == Decimal("10.01")
+    assert summary.get("Harmless Avg") == Decimal("10.01")
+    assert summary.get("AVG") == Decimal("10.01")
+
+
+def test_partial_and_missing() -> None:
+    summary = summarize({"gsm8k": 20, "arc_challenge": 40, "or_bench": 50})
+    assert summary.get("MMLU") is None
+    assert summary.get("Helpful Avg") == Decimal("30.00")
+    assert summary.get("Honest Avg") is None
+    assert summary.get("Harmless Avg") == Decimal("50.00")
+    assert summary.partial == ["Helpful Avg", "Honest Avg", "Harmless Avg", "AVG"]
+    assert summary.get("AVG") == Decimal("40.00")  # over the present groups, flagged partial
+
+
+def test_static_layout_and_formats(run_dir: Path, tmp_path: Path) -> None:
+    paths = write_tables(run_dir / "scores", tmp_path / "tables")  # selection: ../selection
+    assert sorted(p.name for p in paths) == sorted(
+        f"{t}.{e}"
+        for t in ("static", "continual", "ablation")
+        for e in ("md", "csv", "tex", "html")
+    )
+    rows = list(csv.DictReader((tmp_path / "tables/static.csv").open()))
+    assert [r["model"] for r in rows] == [
+        "base",
+        *[f"dpo/{g}/b0.1-lr5e-07" for g in GROUPS],
+        "mix/heuristic/0.1",
+        "mix/armorm",
+        "mix/hummer",
+        *[f"merge/static/{m}" for m in ("ties", "dare_ties", "tsvm", "r_tsvm_wo_rank", "r_tsvm")],
     ]
-    base = lines[1]
-    assert (
-        "n/a" in base and "30.00*" in base
-    )  # Helpful Avg over GSM8K and ARC-C only, marked partial
-    rows = list(csv.DictReader(csv_path.open()))
-    assert rows[2]["Harmless Avg"] == "50.0000" and rows[2]["Honest Avg"] == ""
-    assert rows[2]["partial"] == "Helpful Avg;Honest Avg;Harmless Avg;AVG"
+    assert rows[1]["label"] == "Helpfulness" and rows[6]["label"] == "Heuristic (0.1)"
+    assert rows[9]["label"] == "TIES" and rows[12]["label"] == "R-TSVM w/o rank selection"
+    # best and second among the merge rows, per column, and never elsewhere
+    merges = rows[9:]
+    for column in ("Math", "OR-Bench", "AVG"):
+        values = sorted((float(r[column]) for r in merges), reverse=True)
+        best = [r for r in merges if column in r["best"].split(";")]
+        second = [r for r in merges if column in r["second"].split(";")]
+        assert [float(r[column]) for r in best] == [values[0]]
+        assert [float(r[column]) for r in second] == [values[1]]
+    assert all(r["best"] == r["second"] == "" for r in rows[:9])
+    md = (tmp_path / "tables/static.md").read_text()
+    assert md.count("**") == 2 * 15 and md.count("<ins>") == 15  # one best, one second per column
+    tex = (tmp_path / "tables/static.tex").read_text()
+    assert r"\textbf{" in tex and r"\underline{" in tex and r"Helpful\&Honest" in tex
+    assert r"MBPP\_Plus" in tex and "\\midrule" in tex
+    assert "<b>" in (tmp_path / "tables/static.html").read_text()
 
 
-def test_missing_scores_dir(tmp_path: Path) -> None:
+def test_continual_and_ablation_rows(run_dir: Path) -> None:
+    static, continual, ablation = build_tables(
+        load_scores(run_dir / "scores"), Selections.load(run_dir / "selection")
+    )
+    assert [r.model_id for r in continual.rows] == [
+        "base",
+        "continual/stage1",
+        "continual/stage2",
+        "continual/stage3",
+        *[
+            f"merge/continual/{m}"
+            for m in ("ties", "dare_ties", "tsvm", "r_tsvm_wo_rank", "r_tsvm")
+        ],
+    ]
+    assert ablation.columns == AVERAGES
+    labels = [r.label for r in ablation.rows]
+    assert labels[0] == "Base" and labels[1].startswith("Best mixture: ")
+    assert labels[2:] == [
+        "TSVM",
+        "R-TSVM w/o outlier weighting",
+        "R-TSVM w/o rank selection",
+        "R-TSVM",
+    ]
+    mixtures = [r for r in static.rows if r.section == "Data mixture"]
+    best = max(mixtures, key=lambda r: r.value("AVG"))
+    assert ablation.rows[1].model_id == best.model_id
+    assert ablation.rows[3].summary is None  # w/o outlier weighting not run: a row of n/a
+    md_row = next(line for line in _md(ablation) if "w/o outlier" in line)
+    assert md_row.count("n/a") == 4
+
+
+def _md(table) -> list[str]:
+    from mixmerge.report.tables import to_markdown
+
+    return to_markdown(table).splitlines()
+
+
+def test_partial_values_are_flagged_and_not_ranked_against_complete(tmp_path: Path) -> None:
+    full = {b: 50.0 for b in BENCHMARKS}
+    write_scores(tmp_path, "merge/static/ties", full)
+    write_scores(tmp_path, "merge/static/tsvm", {**full, "mmlu": 40.0})
+    # missing MMLU: a higher (partial) Helpful Avg that must not win against complete ones
+    write_scores(tmp_path, "merge/static/r_tsvm", {b: 90.0 for b in BENCHMARKS if b != "mmlu"})
+    static = build_tables(load_scores(tmp_path), Selections())[0]
+    rows = {r.model_id: i for i, r in enumerate(static.rows)}
+    assert static.marks[(rows["merge/static/ties"], "Helpful Avg")] == "best"
+    assert static.marks[(rows["merge/static/tsvm"], "Helpful Avg")] == "second"
+    assert (rows["merge/static/r_tsvm"], "Helpful Avg") not in static.marks
+    assert static.marks[(rows["merge/static/r_tsvm"], "Honest Avg")] == "best"  # complete there
+    text = "\n".join(_md(static))
+    r_tsvm = next(line for line in text.splitlines() if "| R-TSVM |" in line)
+    assert "n/a" in r_tsvm and "90.00*" in r_tsvm  # Helpful Avg over 7 of 8, flagged
+    assert "| Base | n/a |" in text  # fixed rows are there even without scores
+
+
+def test_selection_resolution(tmp_path: Path) -> None:
+    scores = tmp_path / "scores"
+    write_scores(scores, "dpo/honesty/a", {"gsm8k": 1})
+    write_scores(scores, "dpo/honesty/b", {"gsm8k": 2})
+    write_scores(scores, "dpo/helpfulness/a", {"gsm8k": 3})
+    write_scores(scores, "dpo/harmlessness", {"gsm8k": 4})  # flat layout: the group itself
+    ids = load_scores(scores)
+    none = Selections()
+    assert resolve("dpo/helpfulness", none, ids) == ("dpo/helpfulness/a", "sole candidate")
+    assert resolve("dpo/harmlessness", none, ids)[0] == "dpo/harmlessness"
+    assert resolve("dpo/honesty", none, ids) == (None, "2 candidates and no selection file")
+    write_json(tmp_path / "selection/dpo/honesty.json", {"selected": "dpo/honesty/b"})
+    chosen = Selections.load(tmp_path / "selection")
+    assert resolve("dpo/honesty", chosen, ids) == ("dpo/honesty/b", "selected")
+    # the default selection directory is <scores>/../selection
+    write_tables(scores, tmp_path / "t")
+    rows = list(csv.DictReader((tmp_path / "t/static.csv").open()))
+    honesty = next(r for r in rows if r["label"] == "Honesty")
+    assert honesty["model"] == "dpo/honesty/b" and honesty["GSM8K"] == "2.00"
+    assert next(r for r in rows if r["label"] == "Helpful&Honest")["GSM8K"] == ""
+
+
+def test_stray_files_and_missing_dir(tmp_path: Path) -> None:
+    write_scores(tmp_path, "base", {"gsm8k": 10})
+    write_json(tmp_path / "base" / "meta.json", {"note": "not a score"})
+    (tmp_path / "base" / "gsm8k.samples.jsonl").write_text("{}\n")
+    assert load_scores(tmp_path) == {"base": {"gsm8k": 10.0}}
     with pytest.raises(FileNotFoundError, match="scores directory not found"):
         write_tables(tmp_path / "nope", tmp_path / "t")

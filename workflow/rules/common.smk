@@ -127,8 +127,7 @@ def diagnostics_inputs(setting):
 
 
 def get_final_outputs():
-    settings = config.get("report", {}).get("settings", ["static"])
-    return [f"{R}/tables/{s}.{ext}" for s in settings for ext in ("md", "csv")]
+    return report_outputs()  # defined in report.smk; resolved when `rule all` is parsed
 
 
 def regex_escape(text):

@@ -290,7 +290,7 @@ def _cell(table: Table, i: int, column: str, style: str) -> str:
     mark = table.marks.get((i, column))
     if style == "md":
         text += "*" if star else ""
-        return {"best": f"**{text}**", "second": f"<u>{text}</u>"}.get(mark or "", text)
+        return {"best": f"**{text}**", "second": f"<ins>{text}</ins>"}.get(mark or "", text)
     if style == "tex":
         text = {"best": f"\\textbf{{{text}}}", "second": f"\\underline{{{text}}}"}.get(
             mark or "", text

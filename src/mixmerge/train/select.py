@@ -11,7 +11,7 @@ from statistics import mean
 from typing import Any
 
 from mixmerge.io import read_json, write_json
-from mixmerge.report.tables import COLUMNS, GROUPS
+from mixmerge.report.scores import COLUMNS, GROUPS
 
 CRITERIA = ("AVG", *GROUPS)
 

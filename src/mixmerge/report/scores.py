@@ -1,0 +1,187 @@
+"""Score loading and the paper's 3H averages, computed exactly as the paper does.
+
+Every benchmark number is rounded half-up to two decimals (the number printed in the table);
+the group averages are means of those printed numbers, rounded half-up again, and AVG is the
+mean of the three *rounded* group averages. All arithmetic is decimal, so 78.595 -> 78.60 and
+not 78.59 as binary `round` would give. A reader recomputing an average from the printed table
+therefore gets the printed average.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from decimal import ROUND_HALF_UP, Decimal
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+# benchmark id -> column title, in the paper's column order.
+COLUMNS: dict[str, str] = {
+    "math": "Math",
+    "gsm8k": "GSM8K",
+    "arc_easy": "ARC-E",
+    "arc_challenge": "ARC-C",
+    "mmlu": "MMLU",
+    "mbpp_plus": "MBPP_Plus",
+    "humaneval_plus": "HumanEval_Plus",
+    "mt_bench": "MT-Bench",
+    "halueval_wild": "HaluEval_Wild",
+    "salad_bench": "Salad_Bench",
+    "or_bench": "OR-Bench",
+}
+# Group averages as the paper computes them (MT-Bench enters on its raw 1-10 scale).
+GROUPS: dict[str, tuple[str, ...]] = {
+    "Helpful Avg": (
+        "math",
+        "gsm8k",
+        "arc_easy",
+        "arc_challenge",
+        "mmlu",
+        "mbpp_plus",
+        "humaneval_plus",
+        "mt_bench",
+    ),
+    "Honest Avg": ("halueval_wild",),
+    "Harmless Avg": ("salad_bench", "or_bench"),
+}
+AVG = "AVG"
+AVERAGES: tuple[str, ...] = (*GROUPS, AVG)
+ALL_COLUMNS: tuple[str, ...] = (*COLUMNS.values(), *AVERAGES)
+_CENT = Decimal("0.01")
+
+
+def round2(value: float | Decimal) -> Decimal:
+    """Half-up decimal rounding to two places of the number as written (repr), not its binary value."""
+    dec = value if isinstance(value, Decimal) else Decimal(repr(float(value)))
+    return dec.quantize(_CENT, rounding=ROUND_HALF_UP)
+
+
+def _mean(values: list[Decimal]) -> Decimal:
+    return sum(values, Decimal(0)) / len(values)
+
+
+@dataclass
+class Summary:
+    """One model's table row: printed numbers (None = n/a) and which averages are partial."""
+
+    values: dict[str, Decimal | None]
+    partial: list[str] = field(default_factory=list)
+    # average title -> the benchmarks it was computed over (to compare like with like)
+    basis: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def get(self, title: str) -> Decimal | None:
+        return self.values.get(title)
+
+    def is_partial(self, title: str) -> bool:
+        return title in self.partial
+
+
+def summarize(scores: Mapping[str, float]) -> Summary:
+    """The 11 printed benchmark numbers and the 4 averages of one model's scores."""
+    values: dict[str, Decimal | None] = {}
+    printed: dict[str, Decimal] = {}
+    for bench, title in COLUMNS.items():
+        value = scores.get(bench)
+        values[title] = None if value is None else round2(value)
+        if value is not None:
+            printed[bench] = round2(value)
+    partial: list[str] = []
+    basis: dict[str, tuple[str, ...]] = {}
+    group_avgs: list[Decimal] = []
+    avg_basis: list[str] = []
+    for title, members in GROUPS.items():
+        present = [b for b in members if b in printed]
+        basis[title] = tuple(present)
+        avg_basis += present
+        if present:
+            values[title] = round2(_mean([printed[b] for b in present]))
+            group_avgs.append(values[title])
+        else:
+            values[title] = None
+        if len(present) < len(members):
+            partial.append(title)
+    # AVG over the ROUNDED group averages, as the paper does; partial if any group is.
+    values[AVG] = round2(_mean(group_avgs)) if group_avgs else None
+    basis[AVG] = tuple(avg_basis)
+    if partial:
+        partial.append(AVG)
+    return Summary(values, partial, basis)
+
+
+def load_scores(scores_dir: Path) -> dict[str, dict[str, float]]:
+    """{model id: {benchmark: score}} from <scores_dir>/<model id>/<benchmark>.json.
+
+    Files that are not score records (no numeric `score`) are skipped with a warning, so a
+    copied results folder with stray JSON still gives tables.
+    """
+    table: dict[str, dict[str, float]] = {}
+    for path in sorted(scores_dir.rglob("*.json")):
+        try:
+            record = json.loads(path.read_text(encoding="utf-8"))
+            score = float(record["score"])
+        except (ValueError, KeyError, TypeError, OSError):
+            log.warning("skipping %s: not a score record", path)
+            continue
+        bench = record.get("benchmark") or path.stem
+        model_id = path.parent.relative_to(scores_dir).as_posix()
+        table.setdefault(model_id, {})[str(bench)] = score
+    return table
+
+
+def summarize_all(scores: Mapping[str, Mapping[str, float]]) -> dict[str, Summary]:
+    return {model_id: summarize(s) for model_id, s in scores.items()}
+
+
+# --- which model stands for a group / the heuristic mixture -----------------------------------
+
+
+@dataclass
+class Selections:
+    """Selection files (`selection/dpo/<group>.json`, `selection/mix/heuristic.json`), if any."""
+
+    chosen: dict[str, str] = field(default_factory=dict)  # "dpo/<group>" | "mix/heuristic" -> id
+
+    @classmethod
+    def load(cls, selection_dir: Path | None) -> Selections:
+        chosen: dict[str, str] = {}
+        if selection_dir is None or not selection_dir.is_dir():
+            return cls(chosen)
+        for path in sorted(selection_dir.rglob("*.json")):
+            key = path.relative_to(selection_dir).with_suffix("").as_posix()
+            try:
+                selected = json.loads(path.read_text(encoding="utf-8"))["selected"]
+            except (ValueError, KeyError, TypeError, OSError):
+                log.warning("skipping %s: not a selection file", path)
+                continue
+            if isinstance(selected, str) and selected:
+                chosen[key] = selected
+        return cls(chosen)
+
+
+def candidates(prefix: str, model_ids: Iterable[str]) -> list[str]:
+    """Model ids that are `prefix` itself or one level below it (sweep candidates)."""
+    return sorted(
+        m for m in model_ids if m == prefix or re.fullmatch(re.escape(prefix) + r"/[^/]+", m)
+    )
+
+
+def resolve(
+    prefix: str, selections: Selections, model_ids: Iterable[str]
+) -> tuple[str | None, str]:
+    """(model id standing for `prefix`, how it was chosen).
+
+    The selection file wins; without one, the sole candidate is used, and several candidates
+    with no selection give None (n/a) rather than a silent pick.
+    """
+    if prefix in selections.chosen:
+        return selections.chosen[prefix], "selected"
+    found = candidates(prefix, model_ids)
+    if len(found) == 1:
+        return found[0], "sole candidate"
+    if found:
+        return None, f"{len(found)} candidates and no selection file"
+    return None, "no scores"
