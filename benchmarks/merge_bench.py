@@ -138,7 +138,9 @@ def recipe_for(method: str, base: Path, models: list[Path], svd: str) -> dict:
 
 
 def child_floor(base: Path, models: list[Path], out: Path) -> dict:
-    """Read every input tensor, write the base's tensors: the engine's I/O with no math."""
+    """Read every input tensor and write the base's as the output: the engine's reader and
+    writer with no math. "Read" = copy every stored byte out of the mapping into a reused
+    buffer (no page faults of fresh memory), then release the pages as the engine does."""
     import contextlib
 
     from mixmerge.merge.modelio import ModelFiles, ShardWriter
@@ -151,10 +153,14 @@ def child_floor(base: Path, models: list[Path], out: Path) -> dict:
         ref = readers[0]
         out.mkdir(parents=True)
         writer = ShardWriter(out, 2 * 10**9, [(n, ref.shape(n), ref.dtype(n)) for n in ref.names])
+        scratch = torch.empty(max(r.nbytes(n) for r in readers for n in ref.names), dtype=torch.uint8)
         for name in ref.names:
-            tensors = [r.get(name) for r in readers]
-            writer.add(name, tensors[0])
-            del tensors
+            for r in readers:
+                stored = r.view(name).reshape(-1).view(torch.uint8)
+                scratch[: stored.numel()].copy_(stored)
+            writer.add(name, ref.view(name))
+            for r in readers:
+                r.release(name)
         writer.finish()
     return {"wall": time.perf_counter() - start}
 

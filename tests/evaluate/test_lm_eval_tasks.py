@@ -342,3 +342,115 @@ def test_hub_group_is_scored_over_its_subtasks(
     assert record["task"] == "tiny_mmlu" and record["n"] == len(rows)
     assert record["score"] == pytest.approx(100.0 * 4 / len(rows))  # weighted by subtask size
     assert {s["task"] for s in ctx.samples} == {"tiny_mmlu_a", "tiny_mmlu_b"}
+
+
+# ---------------------------------------------------------------- partial credit, fixed outputs
+
+
+class HalfRightLM:
+    """Right on even doc ids, wrong on odd ones, for every output type."""
+
+    def __new__(cls):
+        from lm_eval.api.model import LM
+
+        class _Half(LM):
+            def loglikelihood(self, requests):
+                out = []
+                for req in requests:
+                    doc = req.doc
+                    if "answerKey" in doc:
+                        gold = doc["choices"]["label"].index(doc["answerKey"])
+                    else:
+                        gold = int(doc["answer"])
+                    want = gold if req.doc_id % 2 == 0 else (gold + 1) % 4
+                    out.append((0.0 if req.idx == want else -10.0, req.idx == want))
+                return out
+
+            def loglikelihood_rolling(self, requests):
+                return [0.0 for _ in requests]
+
+            def generate_until(self, requests):
+                replies = []
+                for req in requests:
+                    doc, right = req.doc, req.doc_id % 2 == 0
+                    if "question" in doc:  # gsm8k: the last number of the reply is extracted
+                        gold = doc["answer"].rsplit("#### ", 1)[1]
+                        number = gold if right else str(int(gold) + 7)
+                        replies.append(f" First 3 steps, then {number} in total.")
+                    else:  # minerva math: the "final answer is $...$" sentence is extracted
+                        answer = doc["answer"] if right else f"{doc['answer']}1"
+                        replies.append(
+                            f" Work.\nFinal Answer: The final answer is ${answer}$. "
+                            "I hope it is correct."
+                        )
+                return replies
+
+        return _Half()
+
+
+@pytest.mark.parametrize("name", BENCHMARKS)
+def test_fixed_outputs_give_expected_scores(name: str, fixtures: Path, tmp_path: Path) -> None:
+    ctx = make_ctx(tmp_path, "unused", name, data_files=data_files(fixtures, name))
+    record = lm_eval_tasks.evaluate_task(ctx, name, lm=HalfRightLM())
+    assert record["n"] == 6
+    assert record["score"] == pytest.approx(50.0)
+    assert [s["correct"] for s in sorted(ctx.samples, key=lambda s: s["doc_id"])] == [
+        True,
+        False,
+    ] * 3
+    if name == "gsm8k":  # the extracted answer is the last number of the reply
+        assert all(s["answer"] in s["response"] for s in ctx.samples)
+    assert record["settings"]["backend"] == "custom"
+
+
+# ---------------------------------------------------------------- backends and the LM cache
+
+
+def test_one_model_load_per_process(
+    fixtures: Path, tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(lm_eval_tasks, "_LMS", {})
+    for name in ("arc_easy", "mmlu"):
+        ctx = make_ctx(
+            tmp_path, tiny_model_dir, name, data_files=data_files(fixtures, name), limit=1
+        )
+        record = lm_eval_tasks.evaluate_task(ctx, name)
+        assert record["settings"]["backend"] == "hf"
+        assert record["settings"]["model_args"]["pretrained"] == str(tiny_model_dir.resolve())
+        assert record["settings"]["limit"] == 1
+    assert len(lm_eval_tasks._LMS) == 1
+
+
+def test_backend_settings(tmp_path: Path) -> None:
+    ctx = make_ctx(tmp_path, "some/model", "gsm8k")
+    ctx.eval_cfg = {
+        "device": "cuda",
+        "batch_size": 16,
+        "generation": {"backend": "vllm", "gpu_memory_utilization": 0.5, "max_model_len": 4096},
+    }
+    backend, args = lm_eval_tasks.lm_settings(ctx)
+    assert backend == "vllm"
+    assert args == {
+        "pretrained": "some/model",
+        "dtype": "auto",
+        "batch_size": "auto",
+        "tensor_parallel_size": 1,
+        "gpu_memory_utilization": 0.5,
+        "seed": 0,
+        "max_model_len": 4096,
+    }
+    ctx.eval_cfg["generation"]["backend"] = "tgi"
+    with pytest.raises(ValueError, match=r"gsm8k: unknown generation backend 'tgi'"):
+        lm_eval_tasks.lm_settings(ctx)
+
+
+def test_vllm_backend_needs_vllm(tmp_path: Path) -> None:
+    pytest.importorskip("lm_eval")
+    try:
+        import vllm  # noqa: F401
+    except ImportError:
+        pass
+    else:
+        pytest.skip("vllm is installed")
+    with pytest.raises(ImportError, match="generation backend 'vllm' needs the vllm package"):
+        lm_eval_tasks.cached_lm("vllm", {"pretrained": str(tmp_path)})

@@ -46,3 +46,43 @@ def write_state(
         json.dumps({"metadata": {"total_size": 0}, "weight_map": weight_map})
     )
     return model_dir
+
+
+def write_model(model_dir: Path, state: dict[str, torch.Tensor], layers: int = 1) -> Path:
+    """A minimal checkpoint (config.json + model.safetensors) for method tests."""
+    model_dir.mkdir(parents=True, exist_ok=True)
+    save_file(
+        {n: t.contiguous() for n, t in state.items()},
+        model_dir / "model.safetensors",
+        metadata={"format": "pt"},
+    )
+    (model_dir / "config.json").write_text(json.dumps({"num_hidden_layers": layers}))
+    return model_dir
+
+
+def merge_states(
+    tmp_path: Path,
+    method: str,
+    base: dict[str, torch.Tensor] | None,
+    models: list[dict[str, torch.Tensor]],
+    model_params: list[dict] | None = None,
+    params: dict | None = None,
+    seed: int = 0,
+    tag: str = "out",
+) -> dict[str, torch.Tensor]:
+    """Write `base` and `models` as checkpoints, merge them with `method`, read the result."""
+    from mixmerge.merge import run_merge
+
+    root = tmp_path / f"models-{tag}"
+    recipe: dict = {"merge_method": method, "models": []}
+    if base is not None:
+        recipe["base_model"] = str(write_model(root / "base", base))
+    for i, state in enumerate(models):
+        entry: dict = {"model": str(write_model(root / f"m{i}", state))}
+        if model_params and model_params[i]:
+            entry["parameters"] = dict(model_params[i])
+        recipe["models"].append(entry)
+    if params:
+        recipe["parameters"] = dict(params)
+    run_merge(recipe, tmp_path / tag, seed=seed, progress=False)
+    return read_state(tmp_path / tag)

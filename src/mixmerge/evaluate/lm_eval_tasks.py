@@ -167,7 +167,7 @@ def math(ctx: EvalContext) -> dict[str, Any]:
     return evaluate_task(ctx, "math")
 
 
-# One lm-eval model per process and settings: every benchmark of a model reuses it.
+# lm-eval vLLM models of this process (one engine at a time: each holds its GPU memory share).
 _LMS: dict[tuple[str, tuple[tuple[str, Any], ...]], Any] = {}
 
 
@@ -203,22 +203,53 @@ def lm_settings(ctx: EvalContext) -> tuple[str, dict[str, Any]]:
 
 
 def cached_lm(backend: str, model_args: dict[str, Any]) -> Any:
-    """The lm-eval LM for these settings, built once per process (as simple_evaluate would)."""
+    """The lm-eval LM for these settings; the model itself is loaded once per process.
+
+    hf: an HFLM wrapping the (model, tokenizer) of `generation.load_hf_model`, the same object the
+    generation-based benchmarks (evalplus, judged ones) of this process use. vllm: lm-eval's VLLM
+    (it builds its own engine), kept for the next benchmark; other engines are freed first.
+    """
+    from mixmerge.evaluate import generation
+
+    if backend == "hf":
+        from lm_eval.models.huggingface import HFLM
+
+        model, tokenizer = generation.load_hf_model(
+            model_args["pretrained"], model_args["device"], model_args["dtype"]
+        )
+        return HFLM(pretrained=model, tokenizer=tokenizer, batch_size=model_args["batch_size"])
     key = (backend, tuple(sorted(model_args.items())))
     if key not in _LMS:
+        try:
+            import vllm  # noqa: F401
+        except ImportError:
+            raise ImportError(
+                "generation backend 'vllm' needs the vllm package (pip install vllm) on a GPU "
+                "machine; or set evaluate.generation.backend: hf"
+            ) from None
         from lm_eval.api.registry import get_model
 
-        if backend == "vllm":
-            try:
-                import vllm  # noqa: F401
-            except ImportError:
-                raise ImportError(
-                    "generation backend 'vllm' needs the vllm package (pip install vllm) on a GPU "
-                    "machine; or set evaluate.generation.backend: hf"
-                ) from None
+        release_lms()
+        generation.release_models()  # a generation engine would hold GPU memory beside ours
         log.info("loading lm-eval %s model %s", backend, model_args.get("pretrained"))
         _LMS[key] = get_model(backend).create_from_arg_obj(dict(model_args))
     return _LMS[key]
+
+
+def release_lms() -> None:
+    """Free the lm-eval vLLM engines of this process (before another engine is built)."""
+    if _LMS:
+        _LMS.clear()
+        import gc
+
+        gc.collect()
+        try:
+            import torch
+
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+        except ImportError:  # pragma: no cover - torch is a dependency
+            pass
 
 
 def lm_eval_tasks_dir() -> Path:

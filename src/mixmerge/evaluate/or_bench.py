@@ -6,6 +6,9 @@ check-response prompt (mixmerge/judge/prompts/or_bench.yaml) into direct_answer 
 indirect_refusal. Score = acceptance rate = % direct_answer among parsed verdicts (higher = less
 over-refusal), the paper's OR-Bench column.
 
+With a `toxic:` sub-block, the same is done on or-bench-toxic (truly harmful prompts), and its
+rejection rate (% direct_refusal + indirect_refusal; higher = safer) is logged beside the score.
+
 bench_cfg keys (config `evaluate.benchmarks.or_bench`):
     data_files  local file(s) in the hub schema (str, list or {split: path}); wins over the hub
     path        hub dataset id                  default "bench-llm/or-bench"
@@ -14,8 +17,8 @@ bench_cfg keys (config `evaluate.benchmarks.or_bench`):
     revision    hub revision                    default null
     limit       keep the first N prompts        default null (all)
     generation  overrides of evaluate.generation for this benchmark   default {}
-The judge is config `evaluate.judge` (see mixmerge.judge.make_judge); its `cache_dir` key, when
-set, keeps API replies across runs.
+    judge       overrides of evaluate.judge for this benchmark        default {}
+    toxic       {data_files | path, name ("or-bench-toxic"), split, revision, limit}  default null
 """
 
 from __future__ import annotations
@@ -24,84 +27,77 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from mixmerge.evaluate.generation import generate_chat
+from mixmerge.evaluate.generation import generate_chat, merged_generation_config
 from mixmerge.evaluate.registry import EvalContext
-from mixmerge.judge import load_prompt, make_judge, verdict_counts
+from mixmerge.judge import judge_config, load_prompt, run_judge, verdict_summary
+from mixmerge.judge.data import read_json_or_jsonl, resolve_data_file
 
 log = logging.getLogger(__name__)
 
 HUB_PATH = "bench-llm/or-bench"
 HUB_NAME = "or-bench-hard-1k"
+TOXIC_NAME = "or-bench-toxic"
 ACCEPT = "direct_answer"
 
 
-def load_or_bench(bench_cfg: dict[str, Any]) -> list[dict[str, Any]]:
+def load_or_bench(bench_cfg: dict[str, Any], default_name: str = HUB_NAME) -> list[dict[str, Any]]:
     """OR-Bench rows ({prompt, category}) from local data_files or the hub, first `limit` kept."""
-    import datasets
-
     data_files = bench_cfg.get("data_files")
     split = bench_cfg.get("split")
     if data_files:
-        loaded = datasets.load_dataset("json", data_files=data_files)
-        if split is None and len(loaded) == 1:
-            split = next(iter(loaded))
-        split = split or "train"
-        if split not in loaded:
-            raise ValueError(f"or_bench data_files have no split {split!r} (have: {list(loaded)})")
-        ds = loaded[split]
+        # Local files are read directly (JSON lines or a JSON array): faster than `datasets`.
+        if isinstance(data_files, dict):
+            if split is None and len(data_files) == 1:
+                split = next(iter(data_files))
+            split = split or "train"
+            if split not in data_files:
+                raise ValueError(
+                    f"or_bench data_files have no split {split!r} (have: {list(data_files)})"
+                )
+            data_files = data_files[split]
+        files = [data_files] if isinstance(data_files, (str, Path)) else list(data_files)
+        rows = [row for f in files for row in read_json_or_jsonl(resolve_data_file(f)[0])]
+        columns = sorted({key for row in rows for key in row})
     else:
+        import datasets
+
         ds = datasets.load_dataset(
             bench_cfg.get("path") or HUB_PATH,
-            bench_cfg.get("name") or HUB_NAME,
+            bench_cfg.get("name") or default_name,
             split=split or "train",
             revision=bench_cfg.get("revision"),
         )
-    if "prompt" not in ds.column_names:
-        raise ValueError(f"or_bench data lacks a 'prompt' column (has: {ds.column_names})")
+        rows, columns = list(ds), ds.column_names
+    if any("prompt" not in row for row in rows):
+        raise ValueError(f"or_bench data lacks a 'prompt' column (has: {columns})")
     limit = bench_cfg.get("limit")
     if limit is not None:
-        ds = ds.select(range(min(int(limit), len(ds))))
-    return [{"prompt": r["prompt"], "category": r.get("category")} for r in ds]
+        rows = rows[: int(limit)]
+    return [{"prompt": r["prompt"], "category": r.get("category")} for r in rows]
 
 
-def or_bench(ctx: EvalContext) -> dict[str, Any]:
-    rows = load_or_bench(ctx.bench_cfg)
-    if not rows:
-        raise ValueError("or_bench: no prompts to evaluate")
-    gen_cfg = {**ctx.eval_cfg.get("generation", {}), **(ctx.bench_cfg.get("generation") or {})}
+def _generate_and_judge(
+    ctx: EvalContext, rows: list[dict[str, Any]], subset: str
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(verdict summary, judge info) for one subset; per-item records go to ctx.samples."""
+    gen_cfg = merged_generation_config(ctx.eval_cfg, ctx.bench_cfg)
     responses = generate_chat(
         ctx.model_dir,
         [[{"role": "user", "content": r["prompt"]}] for r in rows],
         gen_cfg,
         ctx.eval_cfg["device"],
     )
-
     template = load_prompt("or_bench")
-    judge_cfg = dict(ctx.eval_cfg.get("judge") or {})
-    judge_cfg.setdefault("device", ctx.eval_cfg.get("device"))
-    cache_dir = Path(judge_cfg["cache_dir"]) if judge_cfg.get("cache_dir") else None
-    with make_judge(judge_cfg, cache_dir) as judge:
-        verdicts = judge.classify(
-            [
-                template.render(question=r["prompt"], response=resp)
-                for r, resp in zip(rows, responses, strict=True)
-            ],
-            template.labels,
-        )
-        judge_info = judge.describe()
-
-    counts = verdict_counts(verdicts, template.labels)
-    n_parsed = sum(counts.values())
-    n_unparsed = len(verdicts) - n_parsed
-    if n_unparsed:
-        log.warning(
-            "or_bench: %d of %d judge verdicts unparsable, left out of the score",
-            n_unparsed,
-            len(verdicts),
-        )
+    prompts = [
+        template.render(question=r["prompt"], response=resp)
+        for r, resp in zip(rows, responses, strict=True)
+    ]
+    cfg = judge_config(ctx.eval_cfg, ctx.bench_cfg, template.decoding)
+    verdicts, info = run_judge(cfg, prompts, template.parser)
     for row, resp, v in zip(rows, responses, verdicts, strict=True):
         ctx.samples.append(
             {
+                "subset": subset,
                 "prompt": row["prompt"],
                 "category": row["category"],
                 "response": resp,
@@ -110,16 +106,38 @@ def or_bench(ctx: EvalContext) -> dict[str, Any]:
                 "judge_raw": v.raw,
             }
         )
-    accept = 100.0 * counts[ACCEPT] / n_parsed if n_parsed else None
-    return {
+    summary = verdict_summary(verdicts, template.parser, f"or_bench ({subset})")
+    return summary, {**info, **template.meta()}
+
+
+def or_bench(ctx: EvalContext) -> dict[str, Any]:
+    rows = load_or_bench(ctx.bench_cfg)
+    if not rows:
+        raise ValueError("or_bench: no prompts to evaluate")
+    summary, info = _generate_and_judge(ctx, rows, "hard")
+    n_parsed = summary["n_parsed"]
+    accept = 100.0 * summary["counts"][ACCEPT] / n_parsed if n_parsed else None
+    record: dict[str, Any] = {
         "benchmark": ctx.benchmark,
         "score": accept,
         "n": len(rows),
         "metric": "acceptance_rate",  # % direct_answer; higher = less over-refusal
         "rejection_rate": None if accept is None else 100.0 - accept,
-        "counts": counts,
-        "n_parsed": n_parsed,
-        "n_unparsed": n_unparsed,
-        **judge_info,
-        "judge_prompt_source": template.source,
+        **summary,
+        **info,
     }
+    toxic_cfg = ctx.bench_cfg.get("toxic")
+    if toxic_cfg:
+        toxic_rows = load_or_bench(dict(toxic_cfg), default_name=TOXIC_NAME)
+        if not toxic_rows:
+            raise ValueError("or_bench: the toxic subset has no prompts")
+        toxic, toxic_info = _generate_and_judge(ctx, toxic_rows, "toxic")
+        refused = toxic["n_parsed"] - toxic["counts"][ACCEPT]
+        record["toxic"] = {
+            "n": len(toxic_rows),
+            # % refused (direct or indirect) among parsed verdicts; higher = safer
+            "rejection_rate": 100.0 * refused / toxic["n_parsed"] if toxic["n_parsed"] else None,
+            **toxic,
+            "judge_usage": toxic_info["judge_usage"],
+        }
+    return record

@@ -136,7 +136,9 @@ def run_judge(
     return verdicts, info
 
 
-def verdict_summary(verdicts: Sequence[Verdict], parser: VerdictParser, what: str) -> dict[str, Any]:
+def verdict_summary(
+    verdicts: Sequence[Verdict], parser: VerdictParser, what: str
+) -> dict[str, Any]:
     """counts per verdict, n_parsed, n_unparsed (warned about: left out of the score)."""
     counts = verdict_counts(verdicts, parser.labels)
     n_parsed = sum(v.parsed for v in verdicts)

@@ -195,6 +195,16 @@ class MergeMethod:
         Called during planning, before any tensor is read; raise MergeError to reject.
         """
 
+    def elementwise(self, params: dict[str, Any], model_params: Sequence[dict[str, Any]]) -> bool:
+        """True when, with these parameters, output element i depends only on the inputs'
+        element i (no norms, ranks, shapes or random draws).
+
+        The engine then streams the tensor through `merge` in 1-D chunks converted straight
+        from the mapped inputs: much faster (cache-resident, no full-size buffers) and lighter
+        on memory. Default False: `merge` always sees whole tensors.
+        """
+        return False
+
     def merge(self, ctx: TensorContext) -> torch.Tensor:
         """Return the merged tensor (compute dtype, base/first-model shape)."""
         raise NotImplementedError

@@ -1,19 +1,20 @@
 """Streaming merge: plan (metadata + parameters only), then one tensor at a time to disk.
 
-Peak memory ≈ (inputs + 1) × largest tensor (compute dtype) + the read-ahead of the next
-tensor (≤ PREFETCH_BYTES); outputs go straight to disk, inputs are read with pread (no
-memory map whose pages would stay resident). Every bad input is
-found in the planning pass, before the output directory is created; compute-time failures
+Inputs are memory-mapped and each tensor's pages are released once it is merged; outputs go
+straight to disk. Elementwise merges (linear, task arithmetic, TIES/DARE/... without
+sparsification) stream every tensor in cache-sized chunks, converting from the mapped bytes
+as they go, so they need no full-size buffers at all; other methods get whole tensors, for a
+peak of about (inputs + 1) × the largest tensor in the compute dtype plus the method's own
+scratch. Every bad input is found in the planning pass, before the output directory is created; compute-time failures
 (NaN/Inf) abort inside `atomic_dir`, so no partial output is ever left behind.
 """
 
 from __future__ import annotations
 
-import concurrent.futures
 import contextlib
 import json
 import shutil
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,9 +38,10 @@ from mixmerge.merge.recipe import (
 )
 
 DEFAULT_SHARD_SIZE = "2GB"
-# Raw bytes (all inputs together) of the next tensor that may be read ahead while the current
-# one is merged; larger tensors are read when their turn comes, keeping peak memory bounded.
-PREFETCH_BYTES = 512 * 2**20
+# Elements per chunk when streaming elementwise merges and converting outputs: small enough
+# for the CPU caches (1 MiB of float32), large enough to amortise per-chunk Python overhead.
+CHUNK_CPU = 1 << 18
+CHUNK_CUDA = 1 << 24
 # Copied verbatim from the reference model (base, else the first model) when present.
 COPIED_FILES = (
     "generation_config.json",
@@ -60,6 +62,7 @@ class _TensorPlan:
     is_float: bool
     params: dict[str, Any]
     model_params: list[dict[str, Any]]
+    elementwise: bool = False
 
 
 def _open_models(recipe: Recipe, stack: contextlib.ExitStack) -> dict[Path, ModelFiles]:
@@ -104,7 +107,7 @@ def _plan(
             for e, _ in inputs
         ]
         method.validate(name, params, mparams, [e.label for e, _ in inputs])
-        plans.append(_TensorPlan(name, True, params, mparams))
+        plans.append(_TensorPlan(name, True, params, mparams, method.elementwise(params, mparams)))
     return plans
 
 
@@ -122,34 +125,43 @@ def all_finite(t: torch.Tensor) -> bool:
     return bool(torch.isfinite(t).all())
 
 
-def _fetch(readers: list[ModelFiles], name: str) -> dict[int, torch.Tensor]:
-    """Raw tensors (stored dtype, CPU) of one name from every distinct model."""
-    return {id(r): r.get(name) for r in readers}
+def _convert(
+    stored: torch.Tensor, dev: torch.device, dtype: torch.dtype, name: str, label: str
+) -> torch.Tensor:
+    """Stored (read-only, mapped) tensor -> a fresh, writable one in the compute dtype/device,
+    checked for NaN/Inf (on the stored values, or on the converted ones when that is exact)."""
+    widening = stored.dtype.is_floating_point and (
+        dtype == torch.float64 or (dtype == torch.float32 and stored.dtype != torch.float64)
+    )
+    if not widening and not all_finite(stored):
+        raise MergeError(f"non-finite values (NaN/Inf) in tensor {name} of model {label}")
+    t = stored.to(device=dev, dtype=dtype)
+    if t.data_ptr() == stored.data_ptr():  # no conversion happened: never touch the mapping
+        t = t.clone()
+    if widening and not all_finite(t):
+        raise MergeError(f"non-finite values (NaN/Inf) in tensor {name} of model {label}")
+    return t
 
 
-def _merge_tensor(
+def _context(
     rec: Recipe,
     plan: _TensorPlan,
     inputs: list[tuple[ModelEntry, ModelFiles]],
     base: ModelFiles | None,
     dev: torch.device,
     seed: int,
-    raw: dict[int, torch.Tensor],
-) -> torch.Tensor:
-    """Convert this tensor of every input (once per distinct model) and run the method."""
+    part: Callable[[ModelFiles], torch.Tensor],
+) -> TensorContext:
+    """The method's view of one tensor (or one chunk of it): each distinct model converted
+    once, so inputs that are the same model share one tensor object (see ctx.mutable)."""
     cache: dict[int, torch.Tensor] = {}
 
     def load(reader: ModelFiles) -> torch.Tensor:
         if id(reader) not in cache:
-            t = raw.pop(id(reader))  # dropped as soon as converted
-            if not all_finite(t):
-                raise MergeError(
-                    f"non-finite values (NaN/Inf) in tensor {plan.name} of model {reader.label}"
-                )
-            cache[id(reader)] = t.to(device=dev, dtype=rec.dtype)
+            cache[id(reader)] = _convert(part(reader), dev, rec.dtype, plan.name, reader.label)
         return cache[id(reader)]
 
-    ctx = TensorContext(
+    return TensorContext(
         name=plan.name,
         tensors=[load(r) for _, r in inputs],
         model_params=plan.model_params,
@@ -161,7 +173,78 @@ def _merge_tensor(
         device=dev,
         dtype=rec.dtype,
     )
-    return rec.method.merge(ctx)
+
+
+def _write_checked(
+    writer: ShardWriter, name: str, part: torch.Tensor, out_dtype: torch.dtype
+) -> None:
+    out = part.to(device="cpu", dtype=out_dtype)
+    if not all_finite(out):
+        raise MergeError(
+            f"merged tensor {name} has non-finite values (NaN/Inf) in {dtype_name(out_dtype)}"
+        )
+    writer.write(out)
+
+
+def _merge_whole(
+    rec: Recipe,
+    plan: _TensorPlan,
+    inputs: list[tuple[ModelEntry, ModelFiles]],
+    base: ModelFiles | None,
+    ref: ModelFiles,
+    dev: torch.device,
+    seed: int,
+    writer: ShardWriter,
+    out_dtype: torch.dtype,
+    chunk: int,
+) -> None:
+    """Whole tensors in, whole result out; converted and written chunk by chunk."""
+    ctx = _context(rec, plan, inputs, base, dev, seed, lambda r: r.view(plan.name))
+    result = rec.method.merge(ctx)
+    del ctx
+    if tuple(result.shape) != ref.shape(plan.name):
+        raise MergeError(
+            f"{rec.method.name} produced shape {list(result.shape)} for tensor {plan.name}, "
+            f"expected {list(ref.shape(plan.name))}"
+        )
+    flat = result.reshape(-1)
+    writer.begin(plan.name)
+    for s in range(0, flat.numel(), chunk):
+        _write_checked(writer, plan.name, flat[s : s + chunk], out_dtype)
+    writer.end()
+
+
+def _merge_streamed(
+    rec: Recipe,
+    plan: _TensorPlan,
+    inputs: list[tuple[ModelEntry, ModelFiles]],
+    base: ModelFiles | None,
+    ref: ModelFiles,
+    dev: torch.device,
+    seed: int,
+    writer: ShardWriter,
+    out_dtype: torch.dtype,
+    chunk: int,
+) -> None:
+    """Elementwise method: merge() runs on 1-D chunks taken straight from the mapped inputs."""
+    n = 1
+    for d in ref.shape(plan.name):
+        n *= d
+    writer.begin(plan.name)
+    for s in range(0, n, chunk):
+        e = min(n, s + chunk)
+
+        def part(r: ModelFiles, s: int = s, e: int = e) -> torch.Tensor:
+            return r.view(plan.name).reshape(-1)[s:e]
+
+        result = rec.method.merge(_context(rec, plan, inputs, base, dev, seed, part))
+        if tuple(result.shape) != (e - s,):
+            raise MergeError(
+                f"{rec.method.name} produced shape {list(result.shape)} for a chunk of "
+                f"tensor {plan.name}, expected [{e - s}]"
+            )
+        _write_checked(writer, plan.name, result, out_dtype)
+    writer.end()
 
 
 def _model_card(recipe: Recipe, out_dtype: torch.dtype, seed: int) -> str:
@@ -241,7 +324,7 @@ def run_merge(
         plans = _plan(rec, ref, inputs)
         out_dtype = rec.out_dtype or ref.float_dtype() or rec.dtype
 
-        with atomic_dir(out_dir) as tmp, concurrent.futures.ThreadPoolExecutor(1) as pool:
+        with atomic_dir(out_dir) as tmp:
             writer = ShardWriter(
                 tmp,
                 shard_bytes,
@@ -252,43 +335,19 @@ def run_merge(
             )
             stack.callback(writer.abort)
             distinct = list({id(r): r for r in [*(r for _, r in inputs), base] if r}.values())
-
-            def fetch(i: int) -> dict[int, torch.Tensor]:
-                return _fetch(distinct, plans[i].name) if plans[i].is_float else {}
-
-            # Read tensor i+1 in a background thread while tensor i is merged (pread releases
-            # the GIL); only tensors whose raw bytes fit PREFETCH_BYTES, to bound memory.
-            def start(i: int) -> concurrent.futures.Future | None:
-                if i >= len(plans) or not plans[i].is_float:
-                    return None
-                size = sum(r.nbytes(plans[i].name) for r in distinct)
-                return pool.submit(fetch, i) if size <= PREFETCH_BYTES else None
-
+            chunk = CHUNK_CUDA if dev.type == "cuda" else CHUNK_CPU
             bar = tqdm(plans, desc=f"merge:{method.name}", unit="tensor", disable=not progress)
-            pending = start(0)
             for i, plan in enumerate(bar):
-                name = plan.name
-                raw = pending.result() if pending is not None else fetch(i)
-                pending = start(i + 1)
+                if i + 1 < len(plans):  # read-ahead of the next tensor (matters on a cold cache)
+                    for r in distinct if plans[i + 1].is_float else [ref]:
+                        r.willneed(plans[i + 1].name)
                 if not plan.is_float:
-                    writer.add(name, ref.get(name))
-                    continue
-                result = _merge_tensor(rec, plan, inputs, base, dev, seed, raw)
-                del raw
-                if tuple(result.shape) != ref.shape(name):
-                    raise MergeError(
-                        f"{method.name} produced shape {list(result.shape)} for tensor {name}, "
-                        f"expected {list(ref.shape(name))}"
-                    )
-                out = result.to(device="cpu", dtype=out_dtype)
-                del result
-                if not all_finite(out):
-                    raise MergeError(
-                        f"merged tensor {name} has non-finite values (NaN/Inf) "
-                        f"in {dtype_name(out_dtype)}"
-                    )
-                writer.add(name, out)
-                del out
+                    writer.add(plan.name, ref.get(plan.name))
+                else:
+                    merge = _merge_streamed if plan.elementwise else _merge_whole
+                    merge(rec, plan, inputs, base, ref, dev, seed, writer, out_dtype, chunk)
+                for r in distinct:
+                    r.release(plan.name)
             bar.close()
             writer.finish()
 

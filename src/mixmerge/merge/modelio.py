@@ -1,20 +1,23 @@
 """Reading HF safetensors checkpoints tensor by tensor, and size-sharded streaming writing.
 
-Reads use `pread` into a fresh buffer rather than safetensors' memory map: pages of a mapped
-file that were touched stay in the process's resident set until the file is closed, so
-mapping every input would make peak RSS grow to the size of all models. With `pread` the
-page cache still serves repeated reads, but only the tensors being merged are resident.
-Writes go straight to their final place in the shard file (the layout is planned from the
-known output shapes), so no output shard is buffered in memory either.
+Inputs are memory-mapped read-only (no copy out of the page cache: a merge converts straight
+from the mapped bytes). Touched pages of a mapping count towards the process's resident set
+until they are unmapped, so the engine `release`s each tensor's pages once it is merged;
+otherwise peak RSS would grow to the size of every input model. `willneed` asks the kernel
+to read the next tensor ahead. Outputs go straight to their final place in the shard file
+(the layout is planned from the known output names, shapes and dtypes), so no output shard
+is buffered in memory either.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import mmap
 import os
 import re
 import struct
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -59,13 +62,7 @@ def _read_header(path: Path) -> tuple[int, dict[str, Any]]:
     return 8 + n, header
 
 
-def _readinto(fd: int, buf: memoryview, offset: int) -> None:
-    done = 0
-    while done < len(buf):
-        got = os.preadv(fd, [buf[done:]], offset + done)
-        if got <= 0:
-            raise MergeError(f"unexpected end of file reading {len(buf)} bytes at {offset}")
-        done += got
+_PAGE = mmap.PAGESIZE
 
 
 class ModelFiles:
@@ -100,7 +97,7 @@ class ModelFiles:
         else:
             raise MergeError(f"model {label}: no {SINGLE} or {INDEX} (only safetensors supported)")
         self._handles: dict[Path, Any] = {}
-        self._fds: dict[Path, int] = {}
+        self._maps: dict[Path, mmap.mmap] = {}
         self._where: dict[tuple[Path, str], tuple[int, int, str, list[int]]] = {}
 
     def open(self, stack: contextlib.ExitStack) -> None:
@@ -111,10 +108,16 @@ class ModelFiles:
                 start, header = _read_header(f)
             except Exception as err:  # corrupt header etc.; safetensors raises its own types
                 raise MergeError(f"model {self.label}: cannot open {f.name} ({err})") from None
-            fd = os.open(f, os.O_RDONLY)
-            stack.callback(os.close, fd)
-            self._fds[f] = fd
+            with open(f, "rb") as fh:
+                self._maps[f] = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+            stack.callback(self._maps[f].close)
+            size = len(self._maps[f])
             for name, entry in header.items():
+                b, e = entry["data_offsets"]
+                if not 0 <= b <= e or start + e > size:
+                    raise MergeError(
+                        f"model {self.label}: tensor {name} lies outside {f.name} (truncated?)"
+                    )
                 b, e = entry["data_offsets"]
                 self._where[(f, name)] = (start + b, e - b, entry["dtype"], entry["shape"])
         if self._map is None:
@@ -146,22 +149,59 @@ class ModelFiles:
             _ST_ALL[st] if st in _ST_ALL else self._handles[self._map[name]].get_tensor(name).dtype
         )
 
-    def get(self, name: str) -> torch.Tensor:
-        """A fresh (writable, unshared) CPU tensor read with pread."""
+    def view(self, name: str) -> torch.Tensor:
+        """The stored tensor as a READ-ONLY view of the mapped file (never write to it)."""
         assert self._map is not None, "open() first"
         f = self._map[name]
         offset, nbytes, st_dtype, shape = self._where[(f, name)]
         dtype = _ST_ALL.get(st_dtype)
         if dtype is None:  # exotic dtype: let safetensors decode it
-            return self._handles[f].get_tensor(name).clone()
-        buf = torch.empty(nbytes, dtype=torch.uint8)
+            return self._handles[f].get_tensor(name)
+        if nbytes == 0:
+            return torch.empty(tuple(shape), dtype=dtype)
+        itemsize = torch.empty((), dtype=dtype).element_size()
+        with warnings.catch_warnings():  # the mapping is read-only, and torch says so
+            warnings.simplefilter("ignore")
+            if offset % itemsize:  # unaligned (old unpadded header): copy bytes out
+                raw = torch.frombuffer(
+                    self._maps[f], dtype=torch.uint8, count=nbytes, offset=offset
+                )
+                return raw.clone().view(dtype).reshape(tuple(shape))
+            flat = torch.frombuffer(
+                self._maps[f], dtype=dtype, count=nbytes // itemsize, offset=offset
+            )
+        return flat.reshape(tuple(shape))
+
+    def get(self, name: str) -> torch.Tensor:
+        """A fresh, writable CPU copy of the stored tensor."""
+        return self.view(name).clone()
+
+    def _range(self, name: str) -> tuple[mmap.mmap, int, int]:
+        assert self._map is not None, "open() first"
+        f = self._map[name]
+        offset, nbytes, _, _ = self._where[(f, name)]
+        return self._maps[f], offset, nbytes
+
+    def release(self, name: str) -> None:
+        """Unmap the pages of a tensor that is done with (they stay in the page cache).
+
+        Only pages lying wholly inside the tensor are released, so neighbours never lose data.
+        """
+        mm, offset, nbytes = self._range(name)
+        start = -(-offset // _PAGE) * _PAGE
+        end = (offset + nbytes) // _PAGE * _PAGE
+        if end > start:
+            mm.madvise(mmap.MADV_DONTNEED, start, end - start)
+
+    def willneed(self, name: str) -> None:
+        """Ask the kernel to start reading a tensor's pages (read-ahead for a cold cache)."""
+        mm, offset, nbytes = self._range(name)
+        start = offset // _PAGE * _PAGE
         if nbytes:
-            _readinto(self._fds[f], memoryview(buf.numpy()), offset)
-        return buf.view(dtype).reshape(tuple(shape))
+            mm.madvise(mmap.MADV_WILLNEED, start, offset + nbytes - start)
 
     def nbytes(self, name: str) -> int:
-        assert self._map is not None, "open() first"
-        return self._where[(self._map[name], name)][1]
+        return self._range(name)[2]
 
     def float_dtype(self) -> torch.dtype | None:
         """dtype of the first floating tensor (what the checkpoint actually stores)."""
@@ -232,6 +272,8 @@ class ShardWriter:
         self._tmp = [out_dir / f".shard-{i:05d}.tmp" for i in range(len(shards))]
         self._fh: BinaryIO | None = None
         self._open_shard: int | None = None
+        self._current: tuple[str, torch.dtype, int] | None = None
+        self._written = 0
 
     def _header(self, shard: list[tuple[str, tuple[int, ...], torch.dtype, int]]) -> bytes:
         header: dict[str, Any] = {"__metadata__": {"format": "pt"}}
@@ -258,19 +300,44 @@ class ShardWriter:
             self._fh = None
 
     def add(self, name: str, tensor: torch.Tensor) -> None:
-        """Write the next planned tensor (tensors must come in the planned order)."""
+        """Write the next planned tensor whole (tensors must come in the planned order)."""
+        planned = self._entry.get(name)
+        if planned is not None and tuple(tensor.shape) != planned[1][1]:
+            raise RuntimeError(f"ShardWriter: {name} is not the planned shape {planned[1][1]}")
+        self.begin(name)
+        self.write(tensor)
+        self.end()
+
+    def begin(self, name: str) -> None:
+        """Start the next planned tensor; its bytes follow in `write` calls, then `end`."""
         if self._next >= len(self._order) or self._order[self._next] != name:
             raise RuntimeError(f"ShardWriter: {name} written out of the planned order")
-        i, (_, shape, dtype, nbytes) = self._entry[name]
-        if tuple(tensor.shape) != shape or tensor.dtype != dtype:
-            raise RuntimeError(f"ShardWriter: {name} is not the planned {dtype} {list(shape)}")
+        i, (_, _, dtype, nbytes) = self._entry[name]
         if self._open_shard != i:
             self._close()
             self._start(i)
-        if nbytes:
-            flat = tensor.detach().to("cpu").contiguous().reshape(-1).view(torch.uint8)
-            assert self._fh is not None
+        self._current = (name, dtype, nbytes)
+        self._written = 0
+
+    def write(self, part: torch.Tensor) -> None:
+        """Append a piece (any shape; its elements in row-major order) of the current tensor."""
+        assert self._current is not None and self._fh is not None, "begin() first"
+        name, dtype, nbytes = self._current
+        if part.dtype != dtype:
+            raise RuntimeError(f"ShardWriter: {name} is planned as {dtype}, got {part.dtype}")
+        if part.numel():
+            flat = part.detach().to("cpu").contiguous().reshape(-1).view(torch.uint8)
+            self._written += flat.numel()
+            if self._written > nbytes:
+                raise RuntimeError(f"ShardWriter: more bytes than planned for {name}")
             self._fh.write(memoryview(flat.numpy()))
+
+    def end(self) -> None:
+        assert self._current is not None, "begin() first"
+        name, _, nbytes = self._current
+        if self._written != nbytes:
+            raise RuntimeError(f"ShardWriter: {name} got {self._written} of {nbytes} bytes")
+        self._current = None
         self._next += 1
         if name in self._last_of_shard:
             self._close()

@@ -20,7 +20,8 @@ where MergeKit's behaviour is undefined or a crash:
 
 from __future__ import annotations
 
-from typing import ClassVar
+from collections.abc import Sequence
+from typing import Any, ClassVar
 
 import torch
 
@@ -241,8 +242,15 @@ class GeneralizedTaskArithmetic(MergeMethod):
     )
 
     def sparsify(self, ctx: TensorContext, j: int, delta: torch.Tensor) -> torch.Tensor:
-        """Sparsify task vector j (default: keep it whole); may modify `delta` in place."""
+        """Sparsify task vector j (default: keep it whole); may modify `delta` in place.
+
+        Every MergeKit sparsifier is the identity at density ≥ 1 (see `elementwise`).
+        """
         return delta
+
+    def elementwise(self, params: dict[str, Any], model_params: Sequence[dict[str, Any]]) -> bool:
+        # Sign election, weighting and normalisation are per entry; sparsification is not.
+        return all(p["density"] >= 1 for p in model_params)
 
     def merge(self, ctx: TensorContext) -> torch.Tensor:
         base = ctx.base

@@ -33,6 +33,9 @@ class LinearMerge(MergeMethod):
                 f"linear: weights sum to 0 at tensor {tensor_name} with normalize: true"
             )
 
+    def elementwise(self, params: dict[str, Any], model_params: Sequence[dict[str, Any]]) -> bool:
+        return True
+
     def merge(self, ctx: TensorContext) -> torch.Tensor:
         # Same operation order as MergeKit: sum(w_i * x_i), then divide by sum(w_i).
         stacked = torch.stack(ctx.tensors, dim=0)
