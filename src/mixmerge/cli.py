@@ -77,6 +77,30 @@ def cmd_data(args: argparse.Namespace) -> None:
     )
 
 
+def cmd_mix(args: argparse.Namespace) -> None:
+    from mixmerge.mix import build_mix
+
+    cfg = _config(args.config)
+    evaluate = cfg.get("evaluate", {})
+    record = build_mix(
+        args.strategy,
+        cfg.get("mixtures", {}),
+        {Path(p).stem: Path(p) for p in args.pairs},
+        cfg["groups"],
+        Path(args.out),
+        seed=cfg.get("seed", 0),
+        ratio=args.ratio,
+        work={
+            "cache_dir": args.cache_dir,
+            "device": args.device,
+            "policy": args.policy,
+            "judge": evaluate.get("judge"),
+            "generation": evaluate.get("generation"),
+        },
+    )
+    log.info("%s mix: %d pairs -> %s", args.strategy, record["composition"]["pairs"], args.out)
+
+
 def cmd_train(args: argparse.Namespace) -> None:
     from mixmerge.train.dpo import train_dpo
 
@@ -173,6 +197,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", required=True)
     p.add_argument("--out", required=True, help="pairs JSONL (stats go beside it)")
     p.set_defaults(func=cmd_data)
+
+    p = sub.add_parser("mix", help="build a data-mixture baseline from the datasets' pair files")
+    p.add_argument("--config", required=True)
+    p.add_argument("--strategy", required=True, choices=["heuristic", "armorm", "hummer"])
+    p.add_argument("--pairs", required=True, nargs="+", help="<dataset>.jsonl pair files")
+    p.add_argument("--out", required=True, help="mixed pairs JSONL; <stem>.mix.json goes beside it")
+    p.add_argument("--ratio", type=float, help="heuristic: (honesty + harmlessness) / helpfulness")
+    p.add_argument("--policy", help="armorm on_policy: policy model dir (the base model)")
+    p.add_argument("--device", help="reward model / policy / local judge device")
+    p.add_argument("--cache-dir", help="score/label/sample caches (kept across reruns)")
+    p.set_defaults(func=cmd_mix)
 
     p = sub.add_parser("train", help="DPO-train a model on one or more pair files")
     p.add_argument("--config", required=True)

@@ -6,6 +6,7 @@ from pathlib import Path
 import yaml
 
 from mixmerge.config import ConfigError, validate
+from mixmerge.mix import heuristic_variants
 from mixmerge.naming import candidate_name, density_variant, seed_variant
 
 try:
@@ -32,6 +33,10 @@ CANDIDATES = {
 }
 CONTINUAL = list(config.get("continual", {}).get("stages", []))
 MERGE_SWEEPS = config["merge"].get("sweeps", {})
+MIXTURES = config.get("mixtures", {})
+MIX_STRATEGIES = list(MIXTURES.get("strategies", []))
+# heuristic variant name (e.g. 1to10) -> ratio of (honesty + harmlessness) to helpfulness data
+HEURISTIC = heuristic_variants(MIXTURES.get("heuristic", {})) if "heuristic" in MIX_STRATEGIES else {}
 
 # Jobs call the `mixmerge` installed beside this Snakemake (e.g. .venv/bin), even when the venv
 # is not activated; a conda env (--sdm conda) puts its own bin first when it is activated.
@@ -104,6 +109,7 @@ def evaluated_model_ids():
     """Every model the workflow scores: base, sweep candidates, continual stages, merges."""
     ids = ["base"]
     ids += [m for g in GROUPS for m in candidate_ids(g)]
+    ids += mix_ids()
     ids += [f"continual/stage{k}" for k in range(1, len(CONTINUAL) + 1)]
     ids += [f"merge/{s}/{m}" for s in MERGE_SETTINGS for m in MERGE_METHODS]
     ids += [f"merge/sweep/{m}/{v}" for m, v in merge_variants()]  # static setting, one variant each
@@ -119,7 +125,21 @@ def all_score_files():
 
 
 def selection_files():
-    return [selection_file(g) for g in GROUPS]
+    files = [selection_file(g) for g in GROUPS]
+    if HEURISTIC:
+        files.append(f"{R}/selection/mix/heuristic.json")
+    return files
+
+
+def mix_ids():
+    """Trained mixture models: every heuristic ratio, then ArmoRM and Hummer."""
+    ids = [f"mix/heuristic/{v}" for v in HEURISTIC]
+    ids += [f"mix/{s}" for s in MIX_STRATEGIES if s != "heuristic"]
+    return ids
+
+
+def all_pairs():
+    return [f"{R}/data/{d}.jsonl" for d in DATASETS]
 
 
 def diagnostics_inputs(setting):

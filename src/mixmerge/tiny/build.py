@@ -12,6 +12,7 @@ from mixmerge.tiny.datasets import write_training_fixtures
 from mixmerge.tiny.judged_fixtures import write_judged_fixtures
 from mixmerge.tiny.lmeval_fixtures import write_lmeval_fixtures
 from mixmerge.tiny.model import build_tiny_model
+from mixmerge.tiny.reward_model import build_tiny_reward_model
 
 
 def _strings(obj: Any) -> Iterator[str]:
@@ -44,4 +45,6 @@ def build_tiny(
         write_judged_fixtures(tmp / "benchmarks", items_per_benchmark, seed)
         corpus = list(fixture_corpus(tmp))
         build_tiny_model(tmp / "model", corpus, seed=seed)
+        # A sequence-classification reward model on the same tokenizer (the ArmoRM stand-in).
+        build_tiny_reward_model(tmp / "reward_model", tmp / "model", seed=seed)
     return Path(out_dir)

@@ -1,0 +1,136 @@
+"""Heuristic mixture: (honesty + harmlessness) data to helpfulness data at a fixed ratio.
+
+The paper mixes all datasets with the ratio r = |other| / |helpful| in {1/5, 1/10, 1/20} and keeps
+the best of the three trained models. Which groups count on which side is config
+(`helpful_groups`, `other_groups`); by default the two mixed groups (helpful_honest =
+UltraFeedback, helpful_harmless = PKU-SafeRLHF + Nectar) count as helpful-side, because the
+ratio is about adding honesty/harmlessness data to general helpfulness data. A group in neither
+list is left out of the mix.
+
+Sizes: the helpful side is used whole and the other side sampled to round(r * |helpful|); when
+the other side is too small, it is used whole and the helpful side sampled to
+round(|other| / r) instead; a `budget` caps the total. Either way |other| = round(r * |helpful|)
+(ratio exact within rounding). Within a side, each dataset contributes in proportion to its
+size (largest remainder), sampled without replacement with a per-dataset seeded RNG.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from fractions import Fraction
+from typing import Any
+
+from mixmerge.mix.common import (
+    Pair,
+    allocate,
+    round_half_up,
+    sample_indices,
+    seeded_rng,
+)
+
+DEFAULT_HELPFUL_GROUPS = ("helpfulness", "helpful_honest", "helpful_harmless")
+DEFAULT_OTHER_GROUPS = ("honesty", "harmlessness")
+DEFAULT_RATIOS = (0.2, 0.1, 0.05)
+
+
+def ratio_label(ratio: float) -> str:
+    """0.1 -> "1to10": a wildcard-safe name for one ratio's mix and model."""
+    frac = Fraction(ratio).limit_denominator(1000)
+    return f"{frac.numerator}to{frac.denominator}"
+
+
+def heuristic_variants(heur_cfg: Mapping[str, Any]) -> dict[str, float]:
+    """label -> ratio for every configured ratio (config `mixtures.heuristic.ratios`)."""
+    ratios = [float(r) for r in heur_cfg.get("ratios", DEFAULT_RATIOS)]
+    variants = {ratio_label(r): r for r in ratios}
+    if len(variants) != len(ratios):
+        raise ValueError(f"mixtures.heuristic.ratios: two ratios share a label ({ratios})")
+    return variants
+
+
+def _sides(heur_cfg: Mapping[str, Any], groups: Sequence[str]) -> tuple[list[str], list[str]]:
+    helpful = list(heur_cfg.get("helpful_groups", DEFAULT_HELPFUL_GROUPS))
+    other = list(heur_cfg.get("other_groups", DEFAULT_OTHER_GROUPS))
+    both = sorted(set(helpful) & set(other))
+    if both:
+        raise ValueError(f"mixtures.heuristic: group {both[0]!r} is on both sides of the ratio")
+    for name in helpful + other:
+        if name not in groups:
+            raise ValueError(
+                f"mixtures.heuristic: unknown group {name!r} (groups: {', '.join(groups)})"
+            )
+    return helpful, other
+
+
+def side_sizes(n_helpful: int, n_other: int, ratio: float, budget: int | None) -> tuple[int, int]:
+    """(helpful, other) counts with other = round(ratio * helpful), as large as data and budget allow."""
+    h = n_helpful
+    if round_half_up(ratio * h) > n_other:
+        # too little honesty/harmlessness data: shrink the helpful side instead
+        h = min(n_helpful, round_half_up(n_other / ratio))
+    if budget is not None and h + round_half_up(ratio * h) > budget:
+        h = min(h, round_half_up(budget / (1 + ratio)))
+    # the estimates above can overshoot by one after rounding; step down until both fit
+    while h > 0 and (
+        round_half_up(ratio * h) > n_other
+        or (budget is not None and h + round_half_up(ratio * h) > budget)
+    ):
+        h -= 1
+    return h, round_half_up(ratio * h)
+
+
+def _take(pool: Sequence[Pair], indices: list[int], total: int, seed: int, side: str) -> list[int]:
+    """`total` pool indices from `indices`, each dataset in proportion to its size."""
+    by_dataset: dict[str, list[int]] = {}
+    for i in indices:
+        by_dataset.setdefault(pool[i]["source"], []).append(i)
+    counts = allocate(total, {d: len(ix) for d, ix in by_dataset.items()})
+    chosen: list[int] = []
+    for dataset, ix in by_dataset.items():
+        rng = seeded_rng(seed, "heuristic", side, dataset)
+        chosen += [ix[j] for j in sample_indices(len(ix), counts[dataset], rng)]
+    return chosen
+
+
+def heuristic_mix(
+    pool: Sequence[Pair],
+    heur_cfg: Mapping[str, Any],
+    groups: Sequence[str],
+    ratio: float,
+    seed: int,
+) -> tuple[list[Pair], dict[str, Any]]:
+    """The pairs of one ratio's mix (in pool order) and its strategy-specific stats."""
+    if not ratio > 0:
+        raise ValueError(f"mixtures.heuristic: ratio must be > 0, got {ratio}")
+    helpful_groups, other_groups = _sides(heur_cfg, groups)
+    budget = heur_cfg.get("budget")
+    helpful_ix = [i for i, p in enumerate(pool) if p["dimension"] in helpful_groups]
+    other_ix = [i for i, p in enumerate(pool) if p["dimension"] in other_groups]
+    if not helpful_ix or not other_ix:
+        raise ValueError(
+            "mixtures.heuristic: need pairs on both sides "
+            f"(helpful: {len(helpful_ix)}, honesty/harmlessness: {len(other_ix)})"
+        )
+    n_h, n_o = side_sizes(len(helpful_ix), len(other_ix), ratio, budget)
+    if n_o == 0 or n_h == 0:
+        raise ValueError(
+            f"mixtures.heuristic: ratio {ratio} leaves one side empty "
+            f"({n_h} helpful, {n_o} other pairs)"
+        )
+    keep = set(_take(pool, helpful_ix, n_h, seed, "helpful"))
+    keep |= set(_take(pool, other_ix, n_o, seed, "other"))
+    pairs = [pool[i] for i in sorted(keep)]
+    excluded = sorted({p["dimension"] for p in pool} - set(helpful_groups) - set(other_groups))
+    stats = {
+        "ratio": ratio,
+        "ratio_label": ratio_label(ratio),
+        "ratio_achieved": n_o / n_h,
+        "helpful_pairs": n_h,
+        "other_pairs": n_o,
+        "available": {"helpful": len(helpful_ix), "other": len(other_ix)},
+        "helpful_groups": helpful_groups,
+        "other_groups": other_groups,
+        "excluded_groups": excluded,
+        "budget": budget,
+    }
+    return pairs, stats

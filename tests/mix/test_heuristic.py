@@ -1,0 +1,109 @@
+"""Heuristic mixture: the (honesty + harmlessness) : helpfulness ratio is met exactly (rounding)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from mix_helpers import GROUPS
+
+from mixmerge.io import read_json, read_jsonl
+from mixmerge.mix import build_mix, heuristic_variants, mix_stats_path
+from mixmerge.mix.heuristic import side_sizes
+
+HELPFUL = {"helpfulness", "helpful_honest", "helpful_harmless"}
+
+
+@pytest.mark.parametrize("ratio", [0.2, 0.1, 0.05])
+def test_ratio_exact_within_rounding(
+    pair_files: dict[str, Path], tmp_path: Path, ratio: float
+) -> None:
+    out = tmp_path / "mix" / "heuristic.jsonl"
+    record = build_mix("heuristic", {"heuristic": {}}, pair_files, GROUPS, out, seed=3, ratio=ratio)
+    pairs = read_jsonl(out)
+    helpful = sum(1 for p in pairs if p["dimension"] in HELPFUL)
+    other = len(pairs) - helpful
+    assert abs(other - ratio * helpful) <= 0.5
+    stats = record["stats"]
+    assert (stats["helpful_pairs"], stats["other_pairs"]) == (helpful, other)
+    assert stats["ratio_achieved"] == pytest.approx(other / helpful)
+    # the composition written next to the mix is the mix's real composition
+    written = read_json(mix_stats_path(out))
+    assert written == record
+    by_group = written["composition"]["by_group"]
+    assert sum(by_group.values()) == len(pairs) == written["composition"]["pairs"]
+    for group, count in by_group.items():
+        assert count == sum(1 for p in pairs if p["dimension"] == group)
+    assert written["strategy"] == "heuristic" and written["seed"] == 3
+    assert written["parameters"]["ratio"] == ratio
+    # pair format kept, no duplicates
+    assert set(pairs[0]) == {"prompt", "chosen", "rejected", "source", "dimension"}
+    assert len({(p["source"], p["chosen"]) for p in pairs}) == len(pairs)
+
+
+def test_sizes_and_proportional_allocation(pair_files: dict[str, Path], tmp_path: Path) -> None:
+    # helpful side 150 pairs, other side 27 (ultrasafety 12, truthy 9, grath 6)
+    assert side_sizes(150, 27, 0.1, None) == (150, 15)
+    assert side_sizes(150, 27, 0.05, None) == (150, 8)  # 7.5 rounds half up
+    assert side_sizes(150, 27, 0.2, None) == (135, 27)  # other side too small: helpful shrinks
+    assert side_sizes(150, 27, 0.1, 50) == (45, 5)
+    out = tmp_path / "m.jsonl"
+    record = build_mix("heuristic", {}, pair_files, GROUPS, out, seed=0, ratio=0.1)
+    by_dataset = record["composition"]["by_dataset"]
+    # 15 other pairs split 12:9:6 by largest remainder -> 7, 5, 3; helpful side taken whole
+    assert (by_dataset["ultrasafety"], by_dataset["truthy_dpo"], by_dataset["grath"]) == (7, 5, 3)
+    assert by_dataset["helpsteer"] == 40 and by_dataset["nectar"] == 10
+
+
+def test_seeded_and_deterministic(pair_files: dict[str, Path], tmp_path: Path) -> None:
+    a, b, c = (tmp_path / f"{n}.jsonl" for n in "abc")
+    for path, seed in ((a, 1), (b, 1), (c, 2)):
+        build_mix("heuristic", {}, pair_files, GROUPS, path, seed=seed, ratio=0.05)
+    assert a.read_bytes() == b.read_bytes()
+    assert a.read_bytes() != c.read_bytes()
+
+
+def test_budget_and_config_sides(pair_files: dict[str, Path], tmp_path: Path) -> None:
+    cfg = {
+        "heuristic": {"budget": 50, "helpful_groups": ["helpfulness"], "other_groups": ["honesty"]}
+    }
+    record = build_mix(
+        "heuristic", cfg, pair_files, GROUPS, tmp_path / "m.jsonl", seed=0, ratio=0.1
+    )
+    assert record["composition"]["pairs"] <= 50
+    assert set(record["composition"]["by_group"]) == {"helpfulness", "honesty"}
+    assert record["stats"]["excluded_groups"] == [
+        "harmlessness",
+        "helpful_harmless",
+        "helpful_honest",
+    ]
+
+
+def test_bad_config_errors(pair_files: dict[str, Path], tmp_path: Path) -> None:
+    out = tmp_path / "m.jsonl"
+    both = {"heuristic": {"helpful_groups": ["honesty"], "other_groups": ["honesty"]}}
+    with pytest.raises(ValueError, match="both sides"):
+        build_mix("heuristic", both, pair_files, GROUPS, out, seed=0, ratio=0.1)
+    with pytest.raises(ValueError, match="unknown group"):
+        build_mix(
+            "heuristic",
+            {"heuristic": {"other_groups": ["nope"]}},
+            pair_files,
+            GROUPS,
+            out,
+            seed=0,
+            ratio=0.1,
+        )
+    with pytest.raises(ValueError, match="needs a ratio"):
+        build_mix("heuristic", {}, pair_files, GROUPS, out, seed=0)
+    with pytest.raises(ValueError, match="unknown mix strategy"):
+        build_mix("magic", {}, pair_files, GROUPS, out, seed=0)
+    assert not out.exists()
+
+
+def test_variant_labels() -> None:
+    assert heuristic_variants({"ratios": [0.2, 0.1, 0.05]}) == {
+        "1to5": 0.2,
+        "1to10": 0.1,
+        "1to20": 0.05,
+    }
