@@ -406,19 +406,23 @@ def test_fixed_outputs_give_expected_scores(name: str, fixtures: Path, tmp_path:
 # ---------------------------------------------------------------- backends and the LM cache
 
 
-def test_one_model_load_per_process(
-    fixtures: Path, tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(lm_eval_tasks, "_LMS", {})
+def test_one_model_load_per_process(fixtures: Path, tiny_model_dir: Path, tmp_path: Path) -> None:
+    """Every benchmark's HFLM wraps the one model of generation's per-process cache."""
+    from mixmerge.evaluate import generation
+
+    models = []
     for name in ("arc_easy", "mmlu"):
         ctx = make_ctx(
             tmp_path, tiny_model_dir, name, data_files=data_files(fixtures, name), limit=1
         )
+        backend, args = lm_eval_tasks.lm_settings(ctx)
+        models.append(lm_eval_tasks.cached_lm(backend, args).model)
         record = lm_eval_tasks.evaluate_task(ctx, name)
         assert record["settings"]["backend"] == "hf"
         assert record["settings"]["model_args"]["pretrained"] == str(tiny_model_dir.resolve())
         assert record["settings"]["limit"] == 1
-    assert len(lm_eval_tasks._LMS) == 1
+    model, _ = generation.load_hf_model(tiny_model_dir, "cpu", "auto")
+    assert models[0] is models[1] is model
 
 
 def test_backend_settings(tmp_path: Path) -> None:

@@ -7,9 +7,13 @@ limit, generation kwargs, chat-template use and lm-eval's task versions. One rec
 item goes to `ctx.samples`.
 
 Model: lm-eval's `hf` (HFLM) or `vllm` LM, chosen by `evaluate.generation.backend` (the switch the
-generation-based benchmarks use too). It is built once per process and settings (`cached_lm`)
-and passed to `simple_evaluate` as an LM object, so the five benchmarks of one
-`mixmerge evaluate` process load the model once.
+generation-based benchmarks use too), passed to `simple_evaluate` as an LM object (`cached_lm`).
+hf: an HFLM around the model of `generation.load_hf_model`'s per-process cache, so the five
+lm-eval benchmarks, evalplus and the judged benchmarks of one `mixmerge evaluate` process share
+one load. vllm: lm-eval's own VLLM, kept for the next lm-eval benchmark (one engine at a time).
+Chat template: off by default (`apply_chat_template: false`): lm-eval's standard few-shot
+prompts, as the usual reported numbers for these benchmarks (Open LLM Leaderboard style), which
+is what the paper's tables compare; set it per benchmark to evaluate through the template.
 
 Data: without `data_files` the built-in task runs as is (hub datasets, as in the paper). With
 `data_files` ({split: path}, files in the hub schema, e.g. from `mixmerge.tiny.lmeval_fixtures`)
@@ -326,6 +330,32 @@ def _chdir(path: Path) -> Iterator[None]:
         os.chdir(old)
 
 
+_ENV_INFO: dict[str, Any] = {}
+
+
+@contextlib.contextmanager
+def _env_info_once() -> Iterator[None]:
+    """Collect lm-eval's environment info (torch's collect_env: ~0.6 s of subprocesses) once.
+
+    simple_evaluate gathers it on every call, i.e. per benchmark; it cannot change within a
+    process, so later calls get a copy of the first call's info instead.
+    """
+    import lm_eval.evaluator as evaluator
+
+    original = evaluator.add_env_info
+
+    def add_env_info(storage: dict[str, Any]) -> None:
+        if not _ENV_INFO:
+            original(_ENV_INFO)
+        storage.update(_ENV_INFO)
+
+    evaluator.add_env_info = add_env_info
+    try:
+        yield
+    finally:
+        evaluator.add_env_info = original
+
+
 def evaluate_task(ctx: EvalContext, benchmark: str, lm: Any = None) -> dict[str, Any]:
     """Run one benchmark through lm-eval; `lm` (an `lm_eval.api.model.LM`) replaces the model."""
     import lm_eval
@@ -384,7 +414,7 @@ def evaluate_task(ctx: EvalContext, benchmark: str, lm: Any = None) -> dict[str,
     kwargs["model"] = lm
 
     log.info("%s: lm-eval task %s, %d-shot, limit=%s", benchmark, task_name, num_fewshot, limit)
-    with _chdir(work_dir):  # anything lm-eval writes relative to the cwd lands in work_dir
+    with _chdir(work_dir), _env_info_once():  # lm-eval writes relative to the cwd: work_dir
         results = lm_eval.simple_evaluate(**kwargs)
     if results is None:  # non-zero rank under a distributed launcher
         raise RuntimeError(f"{benchmark}: lm-eval returned no results (not rank 0?)")

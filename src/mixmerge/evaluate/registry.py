@@ -19,6 +19,8 @@ BENCHMARKS: dict[str, str] = {
     "arc_easy": "mixmerge.evaluate.lm_eval_tasks:arc_easy",
     "mmlu": "mixmerge.evaluate.lm_eval_tasks:mmlu",
     "math": "mixmerge.evaluate.lm_eval_tasks:math",
+    "humaneval_plus": "mixmerge.evaluate.evalplus_tasks:humaneval_plus",
+    "mbpp_plus": "mixmerge.evaluate.evalplus_tasks:mbpp_plus",
     "or_bench": "mixmerge.evaluate.or_bench:or_bench",
 }
 

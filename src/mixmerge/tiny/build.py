@@ -9,6 +9,7 @@ from typing import Any
 
 from mixmerge.io import atomic_dir
 from mixmerge.tiny.datasets import write_training_fixtures
+from mixmerge.tiny.evalplus_fixtures import write_evalplus_fixtures
 from mixmerge.tiny.judged_fixtures import write_judged_fixtures
 from mixmerge.tiny.lmeval_fixtures import write_lmeval_fixtures
 from mixmerge.tiny.model import build_tiny_model
@@ -43,6 +44,7 @@ def build_tiny(
         write_training_fixtures(tmp / "datasets", pairs_per_dataset, seed)
         write_lmeval_fixtures(tmp / "benchmarks", items_per_benchmark, seed)
         write_judged_fixtures(tmp / "benchmarks", items_per_benchmark, seed)
+        write_evalplus_fixtures(tmp / "benchmarks", items_per_benchmark, seed)
         corpus = list(fixture_corpus(tmp))
         build_tiny_model(tmp / "model", corpus, seed=seed)
         # A sequence-classification reward model on the same tokenizer (the ArmoRM stand-in).

@@ -1,0 +1,519 @@
+"""HumanEval+ and MBPP+ through evalplus: greedy chat generation, evalplus's sanitizer and sandbox.
+
+Pipeline per benchmark: the steps of `evalplus.evaluate` with its defaults, run through the
+lower-level functions (no `<samples>_eval_results.json` reused behind our back, no ground truth
+cached in the user's home, no 20 s watchdog thread at exit as with the CLI):
+
+1. Problems: `data_files` (a HumanEvalPlus / MbppPlus `.jsonl[.gz]` in the release schema, e.g.
+   from `mixmerge.tiny.evalplus_fixtures`) or, without it, evalplus's own pinned release
+   (`get_human_eval_plus()` v0.1.10 / `get_mbpp_plus()` v0.2.0, downloaded once into
+   `$XDG_CACHE_HOME/evalplus`). MBPP+ inputs go through `mbpp_deserialize_inputs` as in evalplus.
+   `limit` keeps the first N problems.
+2. Prompts: evalplus's instruct-model prompt, rendered by evalplus's own `make_raw_chat_prompt`
+   with the instruction and response prefixes of `evalplus.codegen.run_codegen`: the user turn
+   holds the task prompt in a code fence, the assistant turn starts with the response prefix and
+   an opened ```python fence that the model continues. Chat models only (as every model here).
+3. Generation: greedy (temperature 0, as the paper) on the model of `mixmerge.evaluate.generation`'s
+   per-process cache, backend hf (`load_hf_model` + `hf_generate`) or vllm (its engine, with
+   evalplus's stop strings), chosen by `evaluate.generation.backend`. The reply is cut at
+   evalplus's stop strings (its EOS list + "\n```\n") and tabs become 4 spaces, as evalplus's
+   decoders do; the solution is the reply alone (chat model), through
+   `evalplus.sanitize.sanitize(reply, entry_point)`. One deviation: evalplus's HF decoder encodes
+   the rendered prompt with special tokens, i.e. a second BOS after the template's own; we don't.
+4. Ground truth: the canonical solutions run through evalplus's `trusted_exec` (outputs and
+   reference times, as `evalplus.evaluate.get_groundtruth`), in the worker process below;
+   cached on disk only when `cache_dir` is set (`<md5 of the problems file>-evalplus<ver>.pkl`).
+5. Checking: evalplus's `untrusted_check` on base inputs and on extra (plus) inputs per sample,
+   i.e. `evalplus.evaluate.check_correctness` with `fast_check`. Each run is a sandbox child
+   process with evalplus's per-input time limits (max(min_time_limit, gt_time_limit_factor x
+   reference time)), a whole-run timeout after which it is killed, evalplus's
+   `reliability_guard` and an address-space limit (`max_memory_mb`, EVALPLUS_MAX_MEMORY_BYTES).
+   The sandbox children are forked from a fresh worker interpreter (`python -m` this module,
+   with evalplus's pool of `parallel` processes), without torch or model weights, never from
+   the pipeline's own process: the memory limit is not eaten by the model's address space and
+   generated code never runs in it.
+6. Score: pass@1 on "base + extra tests" (a sample passes when both the base and the plus run
+   pass) x 100 = the HumanEval+ / MBPP+ number of the table; base-only pass@1 is kept as
+   `base_score`.
+
+bench_cfg keys: data_files (path, or {test: path}), limit, generation (overrides of
+evaluate.generation; temperature must stay 0), device (else evaluate.device, else "cpu"),
+min_time_limit (s, default evalplus's 1.0), gt_time_limit_factor (default 4.0), max_memory_mb
+(default 4096, evalplus's default), parallel (sandbox worker processes, default
+max(1, cpu_count // 2) as evalplus), cache_dir (ground-truth cache, default none).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import pickle
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from mixmerge.evaluate.registry import EvalContext
+from mixmerge.io import atomic_file
+
+log = logging.getLogger(__name__)
+
+# benchmark id -> evalplus dataset name (selects evalplus's special oracles)
+DATASETS = {"humaneval_plus": "humaneval", "mbpp_plus": "mbpp"}
+
+# evalplus 0.3.1 `run_codegen` (evalplus/codegen.py): the prompt prefixes of instruct models.
+INSTRUCTION_PREFIX = (
+    "Please provide a self-contained Python script that solves the following problem in a "
+    "markdown code block:"
+)
+RESPONSE_PREFIX = (
+    "Below is a Python script with a self-contained function that solves the problem and "
+    "passes corresponding tests:"
+)
+CHAT_STOP = "\n```\n"  # evalplus's extra stop string for chat models
+
+REQUIRED_KEYS = (
+    "task_id",
+    "prompt",
+    "entry_point",
+    "canonical_solution",
+    "base_input",
+    "plus_input",
+    "atol",
+    "contract",
+)
+
+Generate = Callable[[list[str]], list[str]]  # evalplus task prompts -> raw replies
+
+
+def humaneval_plus(ctx: EvalContext) -> dict[str, Any]:
+    return evaluate_benchmark(ctx, "humaneval_plus")
+
+
+def mbpp_plus(ctx: EvalContext) -> dict[str, Any]:
+    return evaluate_benchmark(ctx, "mbpp_plus")
+
+
+# ---------------------------------------------------------------- problems
+
+
+def _data_file(benchmark: str, data_files: Any) -> Path:
+    if isinstance(data_files, dict):
+        if set(data_files) != {"test"}:
+            raise ValueError(
+                f"{benchmark}: data_files must be a path or {{test: path}}, got {data_files!r}"
+            )
+        data_files = data_files["test"]
+    if not isinstance(data_files, (str, os.PathLike)):
+        raise ValueError(
+            f"{benchmark}: data_files must be a path or {{test: path}}, got {data_files!r}"
+        )
+    path = Path(data_files).expanduser().resolve()
+    if not path.is_file():
+        raise ValueError(f"{benchmark}: data file not found: {path}")
+    return path
+
+
+def load_problems(benchmark: str, data_files: Any = None) -> tuple[dict[str, dict], str, str]:
+    """Problems by task id (file order), the file they came from and its md5 (evalplus's hash)."""
+    dataset = DATASETS[benchmark]
+    if not data_files:  # evalplus's own pinned release (downloaded into $XDG_CACHE_HOME/evalplus)
+        from evalplus.data import (
+            get_human_eval_plus,
+            get_human_eval_plus_hash,
+            get_mbpp_plus,
+            get_mbpp_plus_hash,
+        )
+
+        if dataset == "humaneval":
+            return get_human_eval_plus(), "evalplus:HumanEvalPlus", get_human_eval_plus_hash()
+        return get_mbpp_plus(), "evalplus:MbppPlus", get_mbpp_plus_hash()
+
+    from evalplus.data.mbpp import mbpp_deserialize_inputs
+    from evalplus.data.utils import stream_jsonl
+
+    path = _data_file(benchmark, data_files)
+    prefix = "HumanEval/" if dataset == "humaneval" else "Mbpp/"
+    problems: dict[str, dict] = {}
+    try:
+        rows = list(stream_jsonl(str(path)))
+    except ValueError as err:  # json.JSONDecodeError
+        raise ValueError(f"{benchmark}: {path} is not JSON lines ({err})") from None
+    for lineno, row in enumerate(rows, 1):
+        missing = [key for key in REQUIRED_KEYS if key not in row]
+        if missing:
+            raise ValueError(f"{benchmark}: {path}:{lineno} lacks {', '.join(missing)}")
+        task_id = row["task_id"]
+        if not str(task_id).startswith(prefix) or not str(task_id)[len(prefix) :].isdigit():
+            raise ValueError(
+                f"{benchmark}: {path}:{lineno}: task_id {task_id!r} is not {prefix}<int>"
+            )
+        if task_id in problems:
+            raise ValueError(f"{benchmark}: {path}:{lineno}: duplicate task_id {task_id!r}")
+        if dataset == "mbpp":  # as evalplus.data.get_mbpp_plus
+            row["base_input"] = mbpp_deserialize_inputs(task_id, row["base_input"])
+            row["plus_input"] = mbpp_deserialize_inputs(task_id, row["plus_input"])
+        problems[task_id] = row
+    if not problems:
+        raise ValueError(f"{benchmark}: no problems in {path}")
+    return problems, str(path), hashlib.md5(path.read_bytes()).hexdigest()
+
+
+# ---------------------------------------------------------------- prompts and replies
+
+
+def chat_prompt(task_prompt: str, tokenizer: Any) -> str:
+    """evalplus's instruct-model prompt text (codegen strips the task prompt, adds a newline)."""
+    from evalplus.provider.utility import make_raw_chat_prompt
+
+    if not tokenizer.chat_template:
+        raise ValueError(
+            "evalplus benchmarks need a chat model: the tokenizer has no chat template"
+        )
+    return make_raw_chat_prompt(
+        task_prompt.strip() + "\n", INSTRUCTION_PREFIX, RESPONSE_PREFIX, tokenizer
+    )
+
+
+def stop_strings() -> list[str]:
+    """evalplus's stop strings for chat models (its EOS list + the closing code fence)."""
+    from evalplus.provider.utility import EOS
+
+    return [*EOS, CHAT_STOP]  # a copy: evalplus's decoders append to the module-level list
+
+
+def clean_reply(reply: str) -> str:
+    """Cut at the first stop string and expand tabs, as evalplus's HF decoder does."""
+    cut = min((reply.index(s) for s in stop_strings() if s in reply), default=len(reply))
+    return reply[:cut].replace("\t", "    ")
+
+
+def generate_solutions(
+    ctx: EvalContext, gen_cfg: dict[str, Any], task_prompts: list[str]
+) -> tuple[list[str], list[str], dict[str, Any]]:
+    """(rendered prompts, raw replies, settings): greedy continuation of evalplus's chat prompt.
+
+    The model comes from `generation`'s per-process cache, so it is the same object the other
+    generation-based benchmarks (and an lm-eval HFLM) of this process use.
+    """
+    from mixmerge.evaluate import generation
+
+    backend = gen_cfg.get("backend", "hf")
+    device = (ctx.bench_cfg or {}).get("device") or (ctx.eval_cfg or {}).get("device") or "cpu"
+    max_new_tokens = int(gen_cfg.get("max_new_tokens", 512))
+    settings = {**gen_cfg, "device": device, "max_new_tokens": max_new_tokens}
+    settings["stop"] = stop_strings()
+    if backend == "hf":
+        model, tokenizer = generation.load_hf_model(
+            ctx.model_dir, device, gen_cfg.get("dtype", "auto")
+        )
+        texts = [chat_prompt(p, tokenizer) for p in task_prompts]
+        # The template already holds BOS (evalplus's own HF decoder would add a second one).
+        replies = generation.hf_generate(
+            model,
+            tokenizer,
+            texts,
+            [0.0] * len(texts),
+            gen_cfg,
+            add_special_tokens=False,
+            desc=ctx.benchmark,
+        )
+        return texts, replies, settings
+    if backend == "vllm":
+        from vllm import SamplingParams
+
+        from mixmerge.evaluate.lm_eval_tasks import release_lms
+
+        release_lms()  # an lm-eval vLLM engine of this process would hold GPU memory beside ours
+        llm = generation._vllm_engine(Path(ctx.model_dir), gen_cfg)
+        tokenizer = llm.get_tokenizer()
+        texts = [chat_prompt(p, tokenizer) for p in task_prompts]
+        prompts = [
+            {"prompt_token_ids": tokenizer(text, add_special_tokens=False)["input_ids"]}
+            for text in texts
+        ]
+        # as evalplus's VllmDecoder: greedy, stop strings applied by vLLM
+        params = SamplingParams(temperature=0.0, max_tokens=max_new_tokens, stop=stop_strings())
+        outputs = llm.generate(prompts, params, use_tqdm=True)
+        return texts, [out.outputs[0].text for out in outputs], settings
+    raise ValueError(f"{ctx.benchmark}: unknown generation backend {backend!r} (known: hf, vllm)")
+
+
+# ---------------------------------------------------------------- sandbox (a clean worker process)
+#
+# Ground truth and checks run in a fresh interpreter (`python -m mixmerge.evaluate.evalplus_tasks`
+# PAYLOAD RESULT) that imports neither torch nor the model: evalplus's sandbox children fork from
+# it, so their address-space limit is not eaten by the model's mappings (a CUDA process reserves
+# tens of GB of virtual memory), and no generated code runs in the pipeline's own process.
+
+
+def _ground_truth_one(dataset: str, problem: dict[str, Any]) -> dict[str, Any]:
+    """evalplus.evaluate.get_groundtruth for one problem (canonical code: trusted)."""
+    from evalplus.eval._special_oracle import MBPP_OUTPUT_NOT_NONE_TASKS
+    from evalplus.gen.util import trusted_exec
+
+    not_none = MBPP_OUTPUT_NOT_NONE_TASKS if dataset == "mbpp" else []
+    code = problem["prompt"] + problem["canonical_solution"]
+    oracle: dict[str, Any] = {}
+    for part in ("base", "plus"):
+        oracle[part], oracle[f"{part}_time"] = trusted_exec(
+            code,
+            problem[f"{part}_input"],
+            problem["entry_point"],
+            record_time=True,
+            output_not_none=problem["entry_point"] in not_none,
+        )
+    return oracle
+
+
+def _check_one(
+    dataset: str,
+    problem: dict[str, Any],
+    solution: str,
+    oracle: dict[str, Any],
+    min_time_limit: float,
+    gt_time_limit_factor: float,
+) -> dict[str, str]:
+    """evalplus.evaluate.check_correctness with fast_check: base, then plus inputs."""
+    from evalplus.eval import untrusted_check
+
+    out = {}
+    for part in ("base", "plus"):
+        status, _details = untrusted_check(
+            dataset,
+            solution,
+            problem[f"{part}_input"],
+            problem["entry_point"],
+            expected=oracle[part],
+            atol=problem["atol"],
+            ref_time=oracle[f"{part}_time"],
+            fast_check=True,
+            min_time_limit=min_time_limit,
+            gt_time_limit_factor=gt_time_limit_factor,
+        )
+        out[part] = status
+    return out
+
+
+def _sandbox_main(payload_path: str, result_path: str) -> None:
+    """Worker entry point: ground truth for tasks without an oracle, then every check."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    with open(payload_path, "rb") as handle:
+        job = pickle.load(handle)
+    dataset, problems, oracles = job["dataset"], job["problems"], dict(job["oracles"])
+    for task_id, problem in problems.items():
+        if task_id not in oracles:
+            oracles[task_id] = _ground_truth_one(dataset, problem)
+    verdicts: dict[str, dict[str, str]] = {}
+    if job["solutions"]:
+        with ProcessPoolExecutor(max_workers=job["parallel"]) as pool:  # as evalplus.evaluate
+            futures = {
+                task_id: pool.submit(
+                    _check_one,
+                    dataset,
+                    problems[task_id],
+                    solution,
+                    oracles[task_id],
+                    job["min_time_limit"],
+                    job["gt_time_limit_factor"],
+                )
+                for task_id, solution in job["solutions"].items()
+            }
+            verdicts = {task_id: future.result() for task_id, future in futures.items()}
+    with atomic_file(result_path, "wb") as handle:
+        pickle.dump({"oracles": oracles, "verdicts": verdicts}, handle)
+
+
+def run_sandbox(
+    dataset: str,
+    problems: dict[str, dict],
+    solutions: dict[str, str],
+    work_dir: Path,
+    *,
+    oracles: dict[str, dict] | None = None,
+    min_time_limit: float,
+    gt_time_limit_factor: float,
+    max_memory_mb: int,
+    parallel: int,
+) -> tuple[dict[str, dict], dict[str, dict[str, str]]]:
+    """(oracles, {task_id: {"base": status, "plus": status}}), statuses pass | fail | timeout.
+
+    Ground truth is computed for the problems missing from `oracles`; every solution is checked.
+    """
+    missing = [task_id for task_id in solutions if task_id not in problems]
+    if missing:
+        raise ValueError(f"{dataset}: solutions for unknown tasks {', '.join(missing[:5])}")
+    work_dir.mkdir(parents=True, exist_ok=True)
+    payload, result = work_dir / f"{dataset}-sandbox.pkl", work_dir / f"{dataset}-result.pkl"
+    result.unlink(missing_ok=True)  # never read a stale result
+    job = {
+        "dataset": dataset,
+        "problems": problems,
+        "solutions": solutions,
+        "oracles": {k: v for k, v in (oracles or {}).items() if k in problems},
+        "min_time_limit": float(min_time_limit),
+        "gt_time_limit_factor": float(gt_time_limit_factor),
+        "parallel": int(parallel),
+    }
+    with atomic_file(payload, "wb") as handle:
+        pickle.dump(job, handle)
+    # Read by each sandbox child (evalplus's query_maximum_memory_bytes) for its RLIMIT_AS.
+    env = {**os.environ, "EVALPLUS_MAX_MEMORY_BYTES": str(int(max_memory_mb) * 1024 * 1024)}
+    # the worker imports this package even where it is on sys.path but not installed
+    src = str(Path(__file__).resolve().parents[2])
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (src, os.environ.get("PYTHONPATH")) if p)
+    proc = subprocess.run(
+        [sys.executable, "-m", __name__, str(payload), str(result)],
+        env=env,
+        stdout=subprocess.DEVNULL,  # evalplus and canonical solutions may print
+        stderr=subprocess.PIPE,
+        text=True,
+        check=False,
+    )
+    if proc.returncode != 0 or not result.is_file():
+        tail = (proc.stderr or "").strip().splitlines()[-5:]
+        raise RuntimeError(
+            f"{dataset}: evalplus sandbox worker failed (exit {proc.returncode}): "
+            + " | ".join(tail)
+        )
+    with open(result, "rb") as handle:
+        out = pickle.load(handle)
+    return out["oracles"], out["verdicts"]
+
+
+def _load_gt_cache(cache_dir: str | Path | None, data_md5: str) -> tuple[Path | None, dict]:
+    import evalplus
+
+    if not cache_dir:
+        return None, {}
+    path = Path(cache_dir) / f"{data_md5}-evalplus{evalplus.__version__}.pkl"
+    if not path.is_file():
+        return path, {}
+    with open(path, "rb") as handle:
+        return path, pickle.load(handle)
+
+
+# ---------------------------------------------------------------- the benchmark
+
+
+def _positive(bench_cfg: dict[str, Any], key: str, default: float, benchmark: str) -> float:
+    value = bench_cfg.get(key)
+    value = default if value is None else float(value)
+    if value <= 0:
+        raise ValueError(f"{benchmark}: {key} must be > 0, got {value}")
+    return value
+
+
+def evaluate_benchmark(
+    ctx: EvalContext, benchmark: str, generate: Generate | None = None
+) -> dict[str, Any]:
+    """Score HumanEval+ / MBPP+ on ctx.model_dir; `generate` replaces the model (tests)."""
+    import evalplus
+    from evalplus.config import DEFAULT_GT_TIME_LIMIT_FACTOR, DEFAULT_MIN_TIME_LIMIT
+    from evalplus.eval import PASS, estimate_pass_at_k
+    from evalplus.sanitize import sanitize
+
+    if benchmark not in DATASETS:
+        raise ValueError(f"unknown evalplus benchmark {benchmark!r} (known: {', '.join(DATASETS)})")
+    dataset = DATASETS[benchmark]
+    bench_cfg, eval_cfg = ctx.bench_cfg or {}, ctx.eval_cfg or {}
+
+    gen_cfg = {**(eval_cfg.get("generation") or {}), **(bench_cfg.get("generation") or {})}
+    if float((bench_cfg.get("generation") or {}).get("temperature", 0.0)) != 0.0:
+        raise ValueError(f"{benchmark}: generation.temperature must be 0 (greedy, as the paper)")
+    gen_cfg["temperature"] = 0.0  # greedy, whatever the judged benchmarks use
+    min_time_limit = _positive(bench_cfg, "min_time_limit", DEFAULT_MIN_TIME_LIMIT, benchmark)
+    factor = _positive(bench_cfg, "gt_time_limit_factor", DEFAULT_GT_TIME_LIMIT_FACTOR, benchmark)
+    max_memory_mb = int(_positive(bench_cfg, "max_memory_mb", 4096, benchmark))
+    workers = int(_positive(bench_cfg, "parallel", max(1, (os.cpu_count() or 2) // 2), benchmark))
+
+    problems, source, data_md5 = load_problems(benchmark, bench_cfg.get("data_files"))
+    limit = bench_cfg.get("limit")
+    if limit is not None:
+        if int(limit) < 1:
+            raise ValueError(f"{benchmark}: limit must be >= 1, got {limit}")
+        problems = dict(list(problems.items())[: int(limit)])
+
+    task_prompts = [problem["prompt"] for problem in problems.values()]
+    log.info("%s: generating %d solutions", benchmark, len(task_prompts))
+    if generate is None:
+        texts, replies, gen_settings = generate_solutions(ctx, gen_cfg, task_prompts)
+    else:
+        texts, replies, gen_settings = task_prompts, generate(task_prompts), {"backend": "custom"}
+    if len(replies) != len(task_prompts):
+        raise RuntimeError(f"{benchmark}: got {len(replies)} replies for {len(task_prompts)}")
+    solutions = {  # chat model: the solution is the reply alone (evalplus's codegen)
+        task_id: sanitize(clean_reply(reply), entrypoint=problem["entry_point"])
+        for (task_id, problem), reply in zip(problems.items(), replies, strict=True)
+    }
+
+    cache_file, cached = _load_gt_cache(bench_cfg.get("cache_dir"), data_md5)
+    oracles, verdicts = run_sandbox(
+        dataset,
+        problems,
+        solutions,
+        Path(ctx.work_dir),
+        oracles=cached,
+        min_time_limit=min_time_limit,
+        gt_time_limit_factor=factor,
+        max_memory_mb=max_memory_mb,
+        parallel=workers,
+    )
+    if cache_file is not None and any(task_id not in cached for task_id in oracles):
+        with atomic_file(cache_file, "wb") as handle:
+            pickle.dump({**cached, **oracles}, handle)
+    verdicts = {task_id: verdicts[task_id] for task_id in problems}
+
+    base_ok, plus_ok = [], []
+    for (task_id, verdict), text, reply in zip(verdicts.items(), texts, replies, strict=True):
+        base_ok.append(verdict["base"] == PASS)
+        plus_ok.append(verdict["base"] == verdict["plus"] == PASS)
+        ctx.samples.append(
+            {
+                "benchmark": benchmark,
+                "task_id": task_id,
+                "prompt": text,
+                "output": reply,
+                "solution": solutions[task_id],
+                "base_status": verdict["base"],
+                "plus_status": verdict["plus"],
+                "correct": plus_ok[-1],
+            }
+        )
+    n = len(plus_ok)
+    # greedy: one sample per task, so pass@1 is the pass rate (evalplus's unbiased estimator)
+    plus_pass1 = float(estimate_pass_at_k(1, plus_ok, 1).mean())
+    base_pass1 = float(estimate_pass_at_k(1, base_ok, 1).mean())
+    return {
+        "benchmark": benchmark,
+        "score": 100.0 * plus_pass1,
+        "n": n,
+        "metric": "pass@1 (base + extra tests)",
+        "base_score": 100.0 * base_pass1,
+        "evalplus_version": evalplus.__version__,
+        "dataset": dataset,
+        "data_file": source,
+        "data_md5": data_md5,
+        "limit": limit,
+        "prompt": {"instruction_prefix": INSTRUCTION_PREFIX, "response_prefix": RESPONSE_PREFIX},
+        "generation": gen_settings,
+        "sandbox": {
+            "min_time_limit": min_time_limit,
+            "gt_time_limit_factor": factor,
+            "max_memory_mb": max_memory_mb,
+            "parallel": workers,
+        },
+        "status_counts": {
+            part: {
+                s: sum(v[part] == s for v in verdicts.values()) for s in ("pass", "fail", "timeout")
+            }
+            for part in ("base", "plus")
+        },
+    }
+
+
+if __name__ == "__main__":
+    _sandbox_main(sys.argv[1], sys.argv[2])
