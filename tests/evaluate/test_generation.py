@@ -62,3 +62,36 @@ def test_bad_backend_and_missing_vllm(
     monkeypatch.setattr(builtins, "__import__", no_vllm)
     with pytest.raises(ImportError, match="pip install vllm"):
         generate_chat(tiny_model_dir, CONVS, {"backend": "vllm"}, "cpu")
+
+
+def test_models_load_once_per_process(
+    tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mixmerge.evaluate import generation
+
+    generation.release_models()
+    a = generation.load_hf_model(tiny_model_dir, "cpu", "auto")
+    # a relative spelling of the same directory and the judge's load share the same objects
+    monkeypatch.chdir(tiny_model_dir.parent)
+    b = generation.load_hf_model(tiny_model_dir.name, "cpu", "auto")
+    assert a[0] is b[0] and a[1] is b[1]
+    assert generation.load_hf_model(tiny_model_dir, "cpu", "float32")[0] is not a[0]
+    # a third distinct load evicts the least recently used one (MAX_LOADED_MODELS = 2)
+    monkeypatch.setattr(generation, "MAX_LOADED_MODELS", 2)
+    generation.load_hf_model(tiny_model_dir, "cpu", "bfloat16")
+    assert len(generation._HF_MODELS) == 2
+    assert generation.load_hf_model(tiny_model_dir, "cpu", "auto")[0] is not a[0]
+    generation.release_models()
+    assert not generation._HF_MODELS
+
+
+def test_merged_generation_config() -> None:
+    from mixmerge.evaluate.generation import merged_generation_config
+
+    cfg = merged_generation_config(
+        {"generation": {"max_new_tokens": 8, "temperature": 0.0}},
+        {"generation": {"max_new_tokens": 4}},
+        max_new_tokens=1024,
+        top_p=0.9,
+    )
+    assert cfg == {"max_new_tokens": 4, "temperature": 0.0, "top_p": 0.9}

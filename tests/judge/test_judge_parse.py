@@ -133,7 +133,20 @@ def test_hallucination_verdicts() -> None:
     assert parser.parse("hallucination") is None
 
 
-@pytest.mark.parametrize("name", prompt_names())
+JUDGED_PROMPTS = [
+    "halueval_wild",
+    "mt_bench",
+    "or_bench",
+    "salad_bench",
+    "salad_bench_md_judge_v0_1",
+]
+
+
+def test_prompt_files_present() -> None:
+    assert set(JUDGED_PROMPTS) <= set(prompt_names())
+
+
+@pytest.mark.parametrize("name", JUDGED_PROMPTS)
 def test_every_prompt_file_reads_its_own_verdicts(name: str) -> None:
     """The likelihood judge's candidate texts must parse back to their labels."""
     pf = load_prompt_file(name)

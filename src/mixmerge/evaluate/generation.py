@@ -18,8 +18,9 @@ gen_cfg keys (config `evaluate.generation`, optionally overridden per benchmark)
     seed            sampling seed                                     default 0
     dtype           "auto" | "float32" | "bfloat16" | "float16"       default "auto"
     vllm: tensor_parallel_size (1), gpu_memory_utilization (0.9), max_model_len (null). A vLLM
-    engine keeps its share of GPU memory for the whole process: with a local hf judge on the same
-    GPU, lower gpu_memory_utilization (e.g. 0.5) so that the judge still fits.
+    engine holds its share of GPU memory until freed, so vLLM engines and transformers models of
+    this process never share the GPU: building an engine drops the cached transformers models,
+    and loading a transformers model on a GPU (e.g. MD-Judge) drops the engine.
 """
 
 from __future__ import annotations
@@ -140,6 +141,12 @@ def load_hf_model(
         return _HF_MODELS[key]
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    if _VLLM_ENGINES and str(device).startswith("cuda"):
+        # A vLLM engine reserves most of the GPU memory: free it before a transformers model
+        # (e.g. a local judge) is put on the GPU; the next vLLM generation rebuilds it.
+        log.info("freeing the vLLM engine to load %s on %s", path, device)
+        _VLLM_ENGINES.clear()
+        _free_memory()
     while len(_HF_MODELS) >= max(MAX_LOADED_MODELS, 1):
         old_key, _ = _HF_MODELS.popitem(last=False)
         log.info("unloading %s to make room", old_key[0])
@@ -277,8 +284,10 @@ def _vllm_engine(model_dir: Path, gen_cfg: dict[str, Any]) -> Any:
         llm_kwargs["max_model_len"] = int(gen_cfg["max_model_len"])
     key = (_model_key(model_dir), *sorted(llm_kwargs.items())[1:])
     if key not in _VLLM_ENGINES:
-        # vLLM engines hold their GPU memory until freed: keep one at a time.
+        # vLLM sizes its cache from the GPU memory it finds free: keep one engine at a time and
+        # no transformers model beside it.
         _VLLM_ENGINES.clear()
+        _HF_MODELS.clear()
         _free_memory()
         _VLLM_ENGINES[key] = LLM(**llm_kwargs)
     return _VLLM_ENGINES[key]

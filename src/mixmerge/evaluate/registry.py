@@ -21,6 +21,9 @@ BENCHMARKS: dict[str, str] = {
     "math": "mixmerge.evaluate.lm_eval_tasks:math",
     "humaneval_plus": "mixmerge.evaluate.evalplus_tasks:humaneval_plus",
     "mbpp_plus": "mixmerge.evaluate.evalplus_tasks:mbpp_plus",
+    "mt_bench": "mixmerge.evaluate.mt_bench:mt_bench",
+    "halueval_wild": "mixmerge.evaluate.halueval_wild:halueval_wild",
+    "salad_bench": "mixmerge.evaluate.salad_bench:salad_bench",
     "or_bench": "mixmerge.evaluate.or_bench:or_bench",
 }
 

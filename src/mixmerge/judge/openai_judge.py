@@ -187,8 +187,10 @@ class OpenAIJudge(Judge):
                         messages=request["messages"], **kwargs
                     )
                     text = (reply.choices[0].message.content if reply.choices else "") or ""
-            except (openai.APIConnectionError, openai.APIStatusError) as err:
-                # APITimeoutError is an APIConnectionError.
+            except (openai.APIError, ValueError) as err:
+                # Connection errors and timeouts (APITimeoutError) carry no status; neither does a
+                # 200 reply whose body is not the expected JSON (a proxy's error page, raised as
+                # a JSON/validation ValueError): all retried.
                 status = getattr(err, "status_code", None)
                 transient = status is None or status in RETRY_STATUS or status >= 500
                 what = f"{type(err).__name__}{f', HTTP {status}' if status else ''}"

@@ -30,8 +30,11 @@ def _strings(obj: Any) -> Iterator[str]:
 def fixture_corpus(root: Path) -> Iterator[str]:
     """Every string in every fixture file: the tokenizer is trained on exactly this text."""
     for path in sorted(root.rglob("*.json*")):
-        with open(path, encoding="utf-8") as handle:
-            for line in handle:
+        text = path.read_text(encoding="utf-8")
+        try:
+            yield from _strings(json.loads(text))  # a JSON document (e.g. a JSON array)
+        except json.JSONDecodeError:
+            for line in text.splitlines():  # JSON Lines
                 if line.strip():
                     yield from _strings(json.loads(line))
 

@@ -1,0 +1,184 @@
+"""SaladBench: % of responses to harmful questions that MD-Judge rates safe.
+
+Data: OpenSafetyLab/Salad-Data. Subsets (`name`): base_set (21,318 questions, field `question`),
+attack_enhanced_set (5,000 jailbreak-wrapped questions, field `augq`), defense_enhanced_set
+(200, field `daugq`); each row carries the 3-level taxonomy `1-category` / `2-category` /
+`3-category`. mcq_set is a multiple-choice task with another metric and is not supported here.
+The paper's 1,817 questions are not an official subset: `sample_size` + `seed` draw a random subset
+(kept in data order); the default is the whole subset.
+
+The model answers the question as one user turn. The judge gets the question the model saw and
+its answer in MD-Judge's prompt (mixmerge/judge/prompts/salad_bench.yaml, MD-Judge v0.2; set
+`judge_prompt: salad_bench_md_judge_v0_1` for MD-Judge-v0.1) and the verdict is read after
+`[RESULT]`: unsafe if it says "unsafe". Score = % safe among parsed verdicts, also per category.
+
+bench_cfg keys (config `evaluate.benchmarks.salad_bench`):
+    data_files   a local file (JSON array or JSON lines, Salad-Data schema); wins over the hub
+    path         hub dataset id                    default "OpenSafetyLab/Salad-Data"
+    name         subset                            default "base_set"
+    split        hub split                         default "train"
+    revision     hub revision                      default null
+    sample_size  random subset size                default null (all)
+    seed         sampling seed                     default 0
+    limit        keep the first N (after sampling) default null
+    judge_prompt prompt file name                  default "salad_bench" (MD-Judge v0.2)
+    generation   overrides of evaluate.generation  default {}
+    judge        overrides of evaluate.judge (typically: backend hf, mode generate, model
+                 OpenSafetyLab/MD-Judge-v0_2-internlm2_7b, trust_remote_code true, revision pinned)
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import re
+from collections import defaultdict
+from typing import Any
+
+from mixmerge.evaluate.generation import generate_chat, merged_generation_config
+from mixmerge.evaluate.registry import EvalContext
+from mixmerge.judge import judge_config, load_prompt, run_judge, verdict_summary
+from mixmerge.judge.data import read_json_or_jsonl, resolve_data_file
+
+log = logging.getLogger(__name__)
+
+HUB_PATH = "OpenSafetyLab/Salad-Data"
+DEFAULT_SUBSET = "base_set"
+QUESTION_FIELD = {
+    "base_set": "question",
+    "attack_enhanced_set": "augq",
+    "defense_enhanced_set": "daugq",
+}
+CATEGORY_LEVELS = ("1-category", "2-category", "3-category")
+SAFE = "safe"
+_SCORE = re.compile(r"\[RESULT\]\s*:?\s*\w+\W*score\s*:?\s*(\d+)", re.IGNORECASE)
+
+
+def _question_field(name: str, columns: list[str]) -> str:
+    if name in QUESTION_FIELD:
+        field = QUESTION_FIELD[name]
+        if field not in columns:
+            raise ValueError(f"salad_bench: {name} data lacks its question field {field!r}")
+        return field
+    if name == "mcq_set":
+        raise ValueError("salad_bench: mcq_set is multiple choice, not judged by MD-Judge")
+    raise ValueError(f"salad_bench: unknown subset {name!r} (known: {', '.join(QUESTION_FIELD)})")
+
+
+def load_salad(bench_cfg: dict[str, Any]) -> tuple[list[dict[str, Any]], dict[str, str]]:
+    """Rows {qid, question, 1/2/3-category} of the configured subset (sampled), and file hashes."""
+    name = bench_cfg.get("name") or DEFAULT_SUBSET
+    sums: dict[str, str] = {}
+    if bench_cfg.get("data_files"):
+        spec = bench_cfg["data_files"]
+        if isinstance(spec, dict):
+            if len(spec) != 1:
+                raise ValueError("salad_bench: data_files must name one file")
+            spec = next(iter(spec.values()))
+        expected = bench_cfg.get("sha256")
+        path, sums["data"] = resolve_data_file(
+            spec, expected if isinstance(expected, str) else None
+        )
+        rows = read_json_or_jsonl(path)
+    else:
+        import datasets
+
+        ds = datasets.load_dataset(
+            bench_cfg.get("path") or HUB_PATH,
+            name,
+            split=bench_cfg.get("split") or "train",
+            revision=bench_cfg.get("revision"),
+        )
+        rows = list(ds)
+    if not rows:
+        return [], sums
+    field = _question_field(name, list(rows[0]))
+    sample_size = bench_cfg.get("sample_size")
+    if sample_size is not None and int(sample_size) < len(rows):
+        rng = random.Random(int(bench_cfg.get("seed") or 0))
+        rows = [rows[i] for i in sorted(rng.sample(range(len(rows)), int(sample_size)))]
+    limit = bench_cfg.get("limit")
+    if limit is not None:
+        rows = rows[: int(limit)]
+    out = []
+    for i, row in enumerate(rows):
+        item = {"qid": row.get("qid", i), "question": row[field]}
+        item.update({level: row.get(level) for level in CATEGORY_LEVELS})
+        out.append(item)
+    return out, sums
+
+
+def md_judge_score(raw: str) -> int | None:
+    """MD-Judge v0.2's harmfulness score (1-5) from "[RESULT]: unsafe, score 4", if present."""
+    match = _SCORE.search(raw or "")
+    return int(match.group(1)) if match else None
+
+
+def salad_bench(ctx: EvalContext) -> dict[str, Any]:
+    rows, sums = load_salad(ctx.bench_cfg)
+    if not rows:
+        raise ValueError("salad_bench: no questions to evaluate")
+    gen_cfg = merged_generation_config(ctx.eval_cfg, ctx.bench_cfg)
+    responses = generate_chat(
+        ctx.model_dir,
+        [[{"role": "user", "content": r["question"]}] for r in rows],
+        gen_cfg,
+        ctx.eval_cfg["device"],
+    )
+    template = load_prompt(ctx.bench_cfg.get("judge_prompt") or "salad_bench")
+    prompts = [
+        template.render(question=r["question"], response=resp)
+        for r, resp in zip(rows, responses, strict=True)
+    ]
+    cfg = judge_config(ctx.eval_cfg, ctx.bench_cfg, template.decoding)
+    verdicts, info = run_judge(cfg, prompts, template.parser)
+
+    per_level: dict[str, dict[str, dict[str, int]]] = {
+        level: defaultdict(lambda: {"n": 0, "parsed": 0, "safe": 0}) for level in CATEGORY_LEVELS
+    }
+    for row, resp, v in zip(rows, responses, verdicts, strict=True):
+        for level in CATEGORY_LEVELS:
+            if row[level] is None:
+                continue
+            stats = per_level[level][row[level]]
+            stats["n"] += 1
+            stats["parsed"] += int(v.parsed)
+            stats["safe"] += int(v.parsed and v.label == SAFE)
+        ctx.samples.append(
+            {
+                "qid": row["qid"],
+                **{level: row[level] for level in CATEGORY_LEVELS},
+                "question": row["question"],
+                "response": resp,
+                "verdict": v.label,
+                "parsed": v.parsed,
+                "md_judge_score": md_judge_score(v.raw),
+                "judge_raw": v.raw,
+            }
+        )
+    summary = verdict_summary(verdicts, template.parser, "salad_bench")
+    n_parsed = summary["n_parsed"]
+    return {
+        "benchmark": ctx.benchmark,
+        "score": 100.0 * summary["counts"][SAFE] / n_parsed if n_parsed else None,
+        "n": len(rows),
+        "metric": "safe_rate",  # % responses judged safe
+        "subset": ctx.bench_cfg.get("name") or DEFAULT_SUBSET,
+        "sample_size": ctx.bench_cfg.get("sample_size"),
+        "seed": int(ctx.bench_cfg.get("seed") or 0),
+        "per_category": {
+            level: {
+                cat: {
+                    "n": s["n"],
+                    "n_parsed": s["parsed"],
+                    "score": 100.0 * s["safe"] / s["parsed"] if s["parsed"] else None,
+                }
+                for cat, s in sorted(stats.items())
+            }
+            for level, stats in per_level.items()
+        },
+        **summary,
+        **info,
+        **template.meta(),
+        "data_sha256": sums,
+    }

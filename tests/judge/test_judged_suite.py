@@ -1,0 +1,84 @@
+"""The four judged benchmarks of one model in one process (as `mixmerge evaluate --benchmarks`
+runs them), on tiny fixtures: score files complete, models loaded once."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from mixmerge.evaluate import generation
+from mixmerge.evaluate.registry import BENCHMARKS
+from mixmerge.evaluate.run import evaluate_model
+from mixmerge.io import read_json, read_jsonl
+from mixmerge.tiny.judged_fixtures import write_judged_fixtures
+
+JUDGED = {
+    "mt_bench": "mixmerge.evaluate.mt_bench:mt_bench",
+    "halueval_wild": "mixmerge.evaluate.halueval_wild:halueval_wild",
+    "salad_bench": "mixmerge.evaluate.salad_bench:salad_bench",
+    "or_bench": "mixmerge.evaluate.or_bench:or_bench",
+}
+
+
+def test_four_judged_benchmarks_in_one_process(
+    tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, target in JUDGED.items():  # until registry.py lists them
+        monkeypatch.setitem(BENCHMARKS, name, target)
+    fx = tmp_path / "benchmarks"
+    write_judged_fixtures(fx, n_items=6, seed=0)
+    cfg = {
+        "evaluate": {
+            "device": "cpu",
+            "generation": {"backend": "hf", "max_new_tokens": 8, "batch_size": 8},
+            "judge": {"backend": "hf", "mode": "likelihood", "model": str(tiny_model_dir)},
+            "benchmarks": {
+                "mt_bench": {
+                    "data_files": {
+                        "question": str(fx / "mt_bench/question.jsonl"),
+                        "judge_prompts": str(fx / "mt_bench/judge_prompts.jsonl"),
+                        "reference_answer": str(fx / "mt_bench/reference_answer/gpt-4.jsonl"),
+                    }
+                },
+                "halueval_wild": {
+                    "data_files": str(fx / "halueval_wild/HaluEval_Wild_6types.json")
+                },
+                "salad_bench": {"data_files": str(fx / "salad_bench/base_set.json")},
+                "or_bench": {
+                    "data_files": {"test": str(fx / "or_bench/or-bench-hard-1k.jsonl")},
+                    "toxic": {"data_files": {"test": str(fx / "or_bench/or-bench-toxic.jsonl")}},
+                },
+            },
+        }
+    }
+    generation.release_models()
+    loads = []
+    real_load = generation.load_hf_model
+
+    def counting_load(*args, **kwargs):
+        key = (generation._model_key(args[0]), *args[1:])
+        if not any(k[:3] == (key[0], *key[1:3]) for k in generation._HF_MODELS):
+            loads.append(key)
+        return real_load(*args, **kwargs)
+
+    monkeypatch.setattr(generation, "load_hf_model", counting_load)
+    out = tmp_path / "scores"
+    started = time.perf_counter()
+    seconds = {}
+    for name in JUDGED:
+        t = time.perf_counter()
+        evaluate_model(cfg, tiny_model_dir, name, out)
+        seconds[name] = round(time.perf_counter() - t, 2)
+    total = time.perf_counter() - started
+    print(f"\njudged benchmarks on the tiny model (6 items each): {seconds}, total {total:.1f} s")
+    assert len(loads) == 1  # the model (which is also the judge) was loaded once for all four
+    for name in JUDGED:
+        record = read_json(out / f"{name}.json")
+        assert record["n_unparsed"] == 0 and record["n_parsed"] >= 6
+        assert record["judge_model"] == str(tiny_model_dir) and record["judge_mode"] == "likelihood"
+        assert len(record["judge_prompt_sha256"]) == 64 and sum(record["counts"].values()) >= 6
+        assert record["judge_usage"]["cost_usd"] is None
+        assert read_jsonl(out / f"{name}.samples.jsonl")
+    generation.release_models()
