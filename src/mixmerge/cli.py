@@ -218,13 +218,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float)
     p.set_defaults(func=cmd_train)
 
+    p = sub.add_parser("select", help="pick the best candidate model by a 3H criterion")
+    p.add_argument(
+        "--scores", required=True, help="scores root (scores/<model id>/<benchmark>.json)"
+    )
+    p.add_argument("--candidates", required=True, nargs="+", help="candidate model ids")
+    p.add_argument("--criterion", default="AVG", help="AVG, 'Helpful Avg', ... or a benchmark id")
+    p.add_argument("--out", required=True, help="selection JSON")
+    p.set_defaults(func=cmd_select)
+
     p = sub.add_parser(
         "recipe", help="write the merge recipe (MergeKit YAML) of a configured method"
     )
     p.add_argument("--config", required=True)
+    p.add_argument("--setting", required=True, help="a name under merge.settings")
     p.add_argument("--method", required=True, help="a name under merge.methods")
-    p.add_argument("--base", required=True)
-    p.add_argument("--models", required=True, nargs="+")
+    p.add_argument("--variant", help="seed<N> or density<D> (robustness sweeps)")
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_recipe)
 
