@@ -12,5 +12,5 @@ fi
 .venv/bin/python -m pip install -q --upgrade pip 2>&1 | grep -v '^WARNING: Location' || true
 # torch first: the project's torch range then installs nothing more (no CUDA build pulled in).
 .venv/bin/python -m pip install -q "$TORCH_SPEC" 2>&1 | grep -v '^WARNING: Location' || true
-.venv/bin/python -m pip install -q -e ".[dev]" 2>&1 | grep -v '^WARNING: Location' || true
+.venv/bin/python -m pip install -q -e ".[dev,slurm]" 2>&1 | grep -v '^WARNING: Location' || true
 .venv/bin/python -c "import mixmerge, torch, trl, lm_eval, evalplus, snakemake; print('mixmerge installed; torch', torch.__version__)"

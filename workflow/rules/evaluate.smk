@@ -11,6 +11,7 @@ rule evaluate_model:
     log:
         f"{LOGS}/evaluate/{{model}}.log",
     params:
+        pin=PIN_GPUS,
         config=CONFIG,
         evaluate=config["evaluate"],
         benchmarks=",".join(BENCHMARKS),
@@ -20,7 +21,7 @@ rule evaluate_model:
     conda:
         "../../envs/eval.yaml"
     resources:
-        gpu=1,
+        gpu=eval_gpus(),
     shell:
-        "mixmerge evaluate --config {params.config} --model {input.model} "
+        "{params.pin} {resources.gpu} mixmerge evaluate --config {params.config} --model {input.model} "
         "--benchmarks {params.benchmarks} --out {params.scores} > {log} 2>&1"

@@ -54,6 +54,7 @@ rule merge_models:
     log:
         f"{LOGS}/merge/{{setting}}/{{method}}.log",
     params:
+        pin=PIN_GPUS,
         device=config["merge"].get("device", "cpu"),
         seed=config.get("seed", 0),
     wildcard_constraints:
@@ -61,8 +62,10 @@ rule merge_models:
         method="|".join(MERGE_METHODS),
     conda:
         "../../envs/merge.yaml"
+    resources:
+        gpu=1,
     shell:
-        "mixmerge merge {input.recipe} {output} --device {params.device} --seed {params.seed} > {log} 2>&1"
+        "{params.pin} {resources.gpu} mixmerge merge {input.recipe} {output} --device {params.device} --seed {params.seed} > {log} 2>&1"
 
 
 rule merge_sweep_models:
@@ -74,6 +77,7 @@ rule merge_sweep_models:
     log:
         f"{LOGS}/merge/sweep/{{method}}/{{variant}}.log",
     params:
+        pin=PIN_GPUS,
         device=config["merge"].get("device", "cpu"),
         seed=lambda wc: wc.variant[4:] if wc.variant.startswith("seed") else config.get("seed", 0),
     wildcard_constraints:
@@ -81,5 +85,7 @@ rule merge_sweep_models:
         variant=r"seed\d+|density[0-9.e-]+",
     conda:
         "../../envs/merge.yaml"
+    resources:
+        gpu=1,
     shell:
-        "mixmerge merge {input.recipe} {output} --device {params.device} --seed {params.seed} > {log} 2>&1"
+        "{params.pin} {resources.gpu} mixmerge merge {input.recipe} {output} --device {params.device} --seed {params.seed} > {log} 2>&1"

@@ -32,6 +32,7 @@ rule mix_scored_pairs:
     log:
         f"{LOGS}/mixtures/{{strategy}}.log",
     params:
+        pin=PIN_GPUS,
         config=CONFIG,
         mixtures=lambda wc: MIXTURES.get(wc.strategy, {}),
         cache=f"{R}/cache/mix",  # outside every output: reruns never rescore or relabel
@@ -42,7 +43,7 @@ rule mix_scored_pairs:
     resources:
         gpu=1,
     shell:
-        "mixmerge mix --config {params.config} --strategy {wildcards.strategy} --policy {input.base} "
+        "{params.pin} {resources.gpu} mixmerge mix --config {params.config} --strategy {wildcards.strategy} --policy {input.base} "
         "--pairs {input.pairs} --cache-dir {params.cache} --out {output} > {log} 2>&1"
 
 
@@ -55,6 +56,7 @@ rule train_mix:
     log:
         f"{LOGS}/train/mix/{{mix}}.log",
     params:
+        pin=PIN_GPUS,
         config=CONFIG,
         train=TRAIN,
         launcher=lambda wc, resources: launcher(resources.gpu),
@@ -65,22 +67,23 @@ rule train_mix:
     resources:
         gpu=TRAIN.get("gpus", 1),
     shell:
-        "{params.launcher} train --config {params.config} --model {input.base} --data {input.pairs} "
+        "{params.pin} {resources.gpu} {params.launcher} train --config {params.config} --model {input.base} --data {input.pairs} "
         "--out {output} > {log} 2>&1"
 
 
 rule select_heuristic:
     input:
-        scores=[f for v in HEURISTIC for f in score_files(f"mix/heuristic/{v}")],
+        scores=lambda wc: [f for v in HEURISTIC for f in score_files(f"mix/heuristic/{v}")],
     output:
         f"{R}/selection/mix/heuristic.json",
     log:
         f"{LOGS}/mixtures/heuristic.select.log",
     params:
+        scores=f"{R}/scores",
         candidates=[f"mix/heuristic/{v}" for v in HEURISTIC],
         criterion=TRAIN.get("selection", "AVG"),
     conda:
         "../../envs/report.yaml"
     shell:
-        "mixmerge select --scores {R}/scores --candidates {params.candidates} "
+        "mixmerge select --scores {params.scores} --candidates {params.candidates} "
         "--criterion '{params.criterion}' --out {output} > {log} 2>&1"

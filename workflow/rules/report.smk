@@ -4,71 +4,9 @@
 # self-contained page with the tables, figures, the config and the rule graph.
 #
 # Uses from common.smk: R, LOGS, CONFIG (the effective config file), all_score_files(),
-# selection_files(), diagnostics_inputs(setting) (a dict with at least `recipe`: a recipe over
-# base + the setting's models).
-import yaml
-
-REPORT_TABLES = ["static", "continual", "ablation"]
-TABLE_FORMATS = ["md", "csv", "tex", "html"]
-REPORT_FIGURES = ["tradeoff", "seeds", "density", "pareto"]
-# Diagnostics (SVDs of every task vector: about a TSVM merge's cost) for the merge settings the
-# report asks for; default the static one.
-DIAGNOSTIC_SETTINGS = [
-    s
-    for s in config.get("report", {}).get("settings", ["static"])
-    if s in ("static", "continual") and s in config["merge"].get("settings", {"static": None})
-]
-TABLE_TITLES = {
-    "static": "Static setting",
-    "continual": "Continual setting",
-    "ablation": "R-TSVM ablation",
-}
-
-
+# selection_files(), diagnostics_inputs(setting), and the report's output lists
+# (_table_outputs(), _figure_outputs(): Snakemake's linter wants functions out of rule files).
 report: "../report/workflow.rst"
-
-
-def report_outputs():
-    """Every file of the report stage (for `rule all`)."""
-    outputs = [f"{R}/tables/{t}.{ext}" for t in REPORT_TABLES for ext in TABLE_FORMATS]
-    outputs += [f"{R}/figures/{f}.{ext}" for f in REPORT_FIGURES for ext in ("png", "pdf")]
-    outputs += [
-        f"{R}/figures/diagnostics_{s}.{ext}" for s in DIAGNOSTIC_SETTINGS for ext in ("png", "pdf")
-    ]
-    outputs.append(f"{R}/report/config.html")
-    return outputs
-
-
-def _table_outputs():
-    # html: shown in the report; csv / tex: attached for download; md: not registered (same as html)
-    outputs = {}
-    for table in REPORT_TABLES:
-        for ext in TABLE_FORMATS:
-            path = f"{R}/tables/{table}.{ext}"
-            if ext != "md":
-                path = report(
-                    path,
-                    caption=f"../report/table_{table}.rst",
-                    category="Tables",
-                    subcategory=TABLE_TITLES[table],
-                    labels={"table": TABLE_TITLES[table], "format": ext},
-                )
-            outputs[f"{table}_{ext}"] = path
-    return outputs
-
-
-def _figure_outputs():
-    outputs = {}
-    for figure in REPORT_FIGURES:
-        outputs[figure] = report(
-            f"{R}/figures/{figure}.png",
-            caption=f"../report/figure_{figure}.rst",
-            category="Figures",
-            subcategory="3H results",
-            labels={"figure": figure},
-        )
-        outputs[f"{figure}_pdf"] = f"{R}/figures/{figure}.pdf"
-    return outputs
 
 
 rule report_tables:
@@ -82,11 +20,12 @@ rule report_tables:
     params:
         scores=f"{R}/scores",
         selection=f"{R}/selection",
+        tables=lambda wc, output: os.path.dirname(output[0]),
     conda:
         "../../envs/report.yaml"
     shell:
         "mixmerge report --scores {params.scores} --selection {params.selection} "
-        "--out {R}/tables > {log} 2>&1"
+        "--out {params.tables} > {log} 2>&1"
 
 
 rule report_figures:
@@ -100,11 +39,12 @@ rule report_figures:
     params:
         scores=f"{R}/scores",
         selection=f"{R}/selection",
+        figures=lambda wc, output: os.path.dirname(output[0]),
     conda:
         "../../envs/report.yaml"
     shell:
         "mixmerge report --scores {params.scores} --selection {params.selection} "
-        "--figures {R}/figures > {log} 2>&1"
+        "--figures {params.figures} > {log} 2>&1"
 
 
 rule report_diagnostics:
@@ -115,13 +55,16 @@ rule report_diagnostics:
     log:
         f"{LOGS}/report/diagnostics_{{setting}}.log",
     params:
+        pin=PIN_GPUS,
         device=config["merge"].get("device", "cpu"),
     wildcard_constraints:
         setting="static|continual",
     conda:
         "../../envs/merge.yaml"
+    resources:
+        gpu=1,
     shell:
-        "mixmerge diagnose {input.recipe} {output} --device {params.device} > {log} 2>&1"
+        "{params.pin} {resources.gpu} mixmerge diagnose {input.recipe} {output} --device {params.device} > {log} 2>&1"
 
 
 rule report_diagnostics_figure:
@@ -138,12 +81,14 @@ rule report_diagnostics_figure:
         pdf=f"{R}/figures/diagnostics_{{setting}}.pdf",
     log:
         f"{LOGS}/report/diagnostics_{{setting}}.figure.log",
+    params:
+        figures=lambda wc, output: os.path.dirname(output.png),
     wildcard_constraints:
         setting="static|continual",
     conda:
         "../../envs/report.yaml"
     shell:
-        "mixmerge report --diagnostics {input} --figures {R}/figures > {log} 2>&1"
+        "mixmerge report --diagnostics {input} --figures {params.figures} > {log} 2>&1"
 
 
 # Snakemake's HTML reporter does not show the config itself: it goes in as a page of its own.

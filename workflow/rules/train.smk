@@ -11,6 +11,7 @@ rule train_candidate:
     log:
         f"{LOGS}/train/{{group}}/{{candidate}}.log",
     params:
+        pin=PIN_GPUS,
         config=CONFIG,
         train=TRAIN,
         beta=lambda wc: CANDIDATES[wc.candidate][0],
@@ -24,7 +25,7 @@ rule train_candidate:
     resources:
         gpu=TRAIN.get("gpus", 1),
     shell:
-        "{params.launcher} train --config {params.config} --model {input.base} --data {input.pairs} "
+        "{params.pin} {resources.gpu} {params.launcher} train --config {params.config} --model {input.base} --data {input.pairs} "
         "--beta {params.beta} --lr {params.lr} --out {output} > {log} 2>&1"
 
 
@@ -36,6 +37,7 @@ rule select_candidate:
     log:
         f"{LOGS}/train/{{group}}.select.log",
     params:
+        scores=f"{R}/scores",
         candidates=lambda wc: candidate_ids(wc.group),
         criterion=TRAIN.get("selection", "AVG"),
     wildcard_constraints:
@@ -43,7 +45,7 @@ rule select_candidate:
     conda:
         "../../envs/report.yaml"
     shell:
-        "mixmerge select --scores {R}/scores --candidates {params.candidates} "
+        "mixmerge select --scores {params.scores} --candidates {params.candidates} "
         "--criterion '{params.criterion}' --out {output} > {log} 2>&1"
 
 
@@ -56,6 +58,7 @@ rule train_continual_stage:
     log:
         f"{LOGS}/train/continual/stage{{k}}.log",
     params:
+        pin=PIN_GPUS,
         config=CONFIG,
         train=TRAIN,
         stage=lambda wc: CONTINUAL[int(wc.k) - 1],
@@ -67,5 +70,5 @@ rule train_continual_stage:
     resources:
         gpu=TRAIN.get("gpus", 1),
     shell:
-        "{params.launcher} train --config {params.config} --model {input.start} --data {input.pairs} "
+        "{params.pin} {resources.gpu} {params.launcher} train --config {params.config} --model {input.start} --data {input.pairs} "
         "--out {output} > {log} 2>&1"

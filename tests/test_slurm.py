@@ -1,0 +1,379 @@
+"""The SLURM profile on a real (single-node, local) SLURM: a slice of the tiny DAG runs through
+snakemake-executor-plugin-slurm, every job as an sbatch job with the resources its rule asked for
+(checked in `sacct`), and its scores equal a local run's.
+
+Opt-in: MIXMERGE_SLURM_TEST=1 (needs root: scripts/slurm/start-local-slurm.sh installs the Debian
+packages if missing and starts munge, MariaDB, slurmdbd, slurmctld and slurmd; the test stops
+them again, by PID, unless they were already running). The profile check without SLURM
+(`test_profile_resources_for_the_paper_config`) always runs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
+PROFILE = REPO / "workflow" / "profiles" / "slurm" / "config.yaml"
+START = REPO / "scripts" / "slurm" / "start-local-slurm.sh"
+STOP = REPO / "scripts" / "slurm" / "stop-local-slurm.sh"
+ACCOUNT = os.environ.get("MIXMERGE_SLURM_ACCOUNT", "mixmerge-test")
+# Rules of the slice that must run on the GPU partition with GPUs (profile + rule resources).
+SLICE_GPU_RULES = {"train_candidate", "evaluate_model", "merge_models"}
+ENABLED = os.environ.get("MIXMERGE_SLURM_TEST") == "1"
+TARGET = "report_tables"  # the 3H tables: every stage of the slice, none of the figures
+
+pytestmark = pytest.mark.slurm
+
+
+def _env() -> dict[str, str]:
+    return {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "HF_DATASETS_OFFLINE": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+        "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+    }
+
+
+def _snakemake(workdir: Path, *args: str, timeout: int = 900) -> subprocess.CompletedProcess:
+    cmd = [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--directory", str(workdir), *args]
+    return subprocess.run(
+        cmd, capture_output=True, text=True, env=_env(), cwd=REPO, timeout=timeout
+    )
+
+
+def slice_config() -> dict:
+    """The tiny default cut to a slice that still has every stage up to the tables: 2 groups of
+    1 dataset, 1 sweep candidate, no continual stage or data mixtures, 2 merge methods, 1
+    benchmark. 18 jobs (target `report_tables`): each SLURM job costs a Snakemake start inside
+    the job, and this machine has 2 cores."""
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    groups = {"harmlessness": ["ultrasafety"], "helpful_honest": ["ultrafeedback"]}
+    config["groups"] = groups
+    config["datasets"] = {d: config["datasets"][d] for names in groups.values() for d in names}
+    config["train"]["sweep"] = {
+        "beta": [config["train"]["beta"]],
+        "learning_rate": [config["train"]["learning_rate"]],
+    }
+    config["continual"] = {"stages": []}
+    config.pop("mixtures", None)  # the data-mixture baselines: not part of the slice
+    config["merge"]["settings"] = {"static": list(groups)}
+    config["merge"].pop("sweeps", None)
+    config["merge"]["methods"] = dict(list(config["merge"]["methods"].items())[:2])
+    benches = config["evaluate"]["benchmarks"]
+    config["evaluate"]["benchmarks"] = {"arc_challenge": benches["arc_challenge"]}
+    config["report"] = {"settings": ["static"]}
+    return config
+
+
+def test_profile_resources_for_the_paper_config(tmp_path: Path) -> None:
+    """Dry run of the paper config with the SLURM profile: what each rule would ask SLURM for."""
+    pytest.importorskip("snakemake_executor_plugin_slurm", reason="needs the [slurm] extra")
+    paper = yaml.safe_load((REPO / "config" / "paper" / "llama3-8b.yaml").read_text())
+    proc = _snakemake(
+        tmp_path,
+        "-n",
+        "--profile",
+        str(PROFILE.parent),
+        "--configfile",
+        str(REPO / "config" / "paper" / "llama3-8b.yaml"),
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    jobs = _job_blocks(proc.stdout + proc.stderr)
+    by_rule: dict[str, list[dict]] = {}
+    for job in jobs.values():
+        by_rule.setdefault(job["rule"], []).append(job["resources"])
+    profile = yaml.safe_load(PROFILE.read_text())
+    site = profile["x-site"]
+    gpu_rules = _gpu_rules(profile)
+    assert set(by_rule) & gpu_rules >= {"train_candidate", "evaluate_model", "merge_models"}
+    for rule, jobs in by_rule.items():
+        for res in jobs:
+            if rule == "all":
+                continue
+            assert res["slurm_account"] == site["account"], rule
+            if rule in gpu_rules:  # and no rule asks for a GPU without being listed there
+                assert res["slurm_partition"] == site["gpu_partition"], rule
+                assert int(res["gpu"]) >= 1, rule
+                assert int(res["cpus_per_gpu"]) >= 1 and int(res["mem_mb_per_cpu"]) >= 1, rule
+            else:
+                assert "gpu" not in res, f"{rule} asks for a GPU but the profile has no GPU entry"
+                assert res["slurm_partition"] == site["cpu_partition"], rule
+    for rule in ("train_candidate", "train_continual_stage"):  # full-parameter 8B DPO
+        assert {r["gpu"] for r in by_rule[rule]} == {str(paper["train"]["gpus"])} == {"8"}
+    for rule in ("evaluate_model", "merge_models", "merge_sweep_models"):
+        assert {r["gpu"] for r in by_rule[rule]} == {"1"}
+    for rule in ("merge_models", "merge_sweep_models"):  # up to 6 memory-mapped 8B models
+        for res in by_rule[rule]:
+            assert int(res["cpus_per_gpu"]) * int(res["mem_mb_per_cpu"]) >= 100_000
+
+
+def _gpu_rules(profile: dict) -> set[str]:
+    """Rules the profile sends to the GPU partition."""
+    cpu = profile["default-resources"]["slurm_partition"]
+    return {
+        rule
+        for rule, res in profile["set-resources"].items()
+        if res.get("slurm_partition", cpu) != cpu
+    }
+
+
+def _job_blocks(log: str) -> dict[int, dict]:
+    """Snakemake's job announcements: jobid -> {rule, wildcards, resources}."""
+    jobs: dict[int, dict] = {}
+    for block in re.split(r"\n(?=(?:local)?rule \w+:\n)", log):
+        m = re.match(r"(?:local)?rule (\w+):\n", block)
+        jid = re.search(r"^\s+jobid: (\d+)$", block, re.M)
+        if not m or not jid:
+            continue
+        res = re.search(r"^\s+resources: (.*)$", block, re.M)
+        resources = dict(kv.split("=", 1) for kv in res.group(1).split(", ")) if res else {}
+        wc = re.search(r"^\s+wildcards: (.*)$", block, re.M)
+        jobs[int(jid.group(1))] = {
+            "rule": m.group(1),
+            "wildcards": wc.group(1) if wc else "",
+            "resources": resources,
+        }
+    return jobs
+
+
+def _test_profile(directory: Path) -> Path:
+    """The repo's SLURM profile with its site values (x-site) set for the local test cluster:
+    the test account, its partitions (cpu, gpu), the fake GPU type, and CPUs/memory that fit a
+    2-core node. Everything else (which rules go where, GPU counts, run times) is the profile's."""
+    profile = yaml.safe_load(PROFILE.read_text())
+    profile.pop("x-site")
+    cpu_partition = profile["default-resources"]["slurm_partition"]
+    profile["default-resources"].update(slurm_account=ACCOUNT, slurm_partition="cpu", mem_mb=1000)
+    # One CPU per GPU (the node has 2 cores), and a memory size per kind of GPU job (train,
+    # evaluate, merge: entries the profile shares through anchors), so that sacct shows which
+    # profile entry each job got.
+    per_kind: dict[int, int] = {}
+    for res in profile["set-resources"].values():
+        if res.get("slurm_partition", cpu_partition) != cpu_partition:
+            res["slurm_partition"] = "gpu"  # the test cluster's partitions: cpu and gpu
+        if "cpus_per_gpu" in res:
+            res["cpus_per_gpu"] = 1
+        if "mem_mb_per_cpu" in res:
+            res["mem_mb_per_cpu"] = per_kind.setdefault(id(res), 1100 + 100 * len(per_kind))
+        if "gpu_model" in res:
+            res["gpu_model"] = "fake"  # the type of the test cluster's GPUs
+    profile.update(
+        {
+            "jobs": 4,
+            "latency-wait": 5,
+            "slurm-init-seconds-before-status-checks": 1,
+            "slurm-keep-successful-logs": True,
+        }
+    )
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "config.yaml").write_text(yaml.safe_dump(profile, sort_keys=False))
+    return directory
+
+
+def _slurm_up() -> bool:
+    try:
+        out = subprocess.run(["scontrol", "ping"], capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return out.returncode == 0 and "UP" in out.stdout
+
+
+@pytest.fixture(scope="module")
+def local_slurm():
+    if not ENABLED:
+        pytest.skip("set MIXMERGE_SLURM_TEST=1 to run the SLURM test (root; starts a local SLURM)")
+    if not shutil.which("sbatch") or not _slurm_up():
+        if os.geteuid() != 0:
+            pytest.skip("starting the local SLURM needs root")
+        t0 = time.monotonic()
+        proc = subprocess.run(["bash", str(START)], capture_output=True, text=True, timeout=900)
+        if proc.returncode != 0:
+            subprocess.run(["bash", str(STOP)], capture_output=True, text=True, timeout=120)
+            pytest.fail(f"start-local-slurm.sh failed:\n{proc.stdout}\n{proc.stderr}")
+        print(f"\nlocal SLURM started in {time.monotonic() - t0:.1f}s:\n{proc.stdout}")
+        started = True
+    else:
+        started = False
+    try:
+        yield
+    finally:
+        if started:
+            subprocess.run(["bash", str(STOP)], capture_output=True, text=True, timeout=120)
+
+
+@pytest.fixture(scope="module")
+def runs(local_slurm, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    base = tmp_path_factory.mktemp("slurm-slice")
+    config_file = base / "slice.yaml"
+    config_file.write_text(yaml.safe_dump(slice_config(), sort_keys=False))
+    profile = _test_profile(base / "profile")
+    slurm_dir, local_dir = base / "slurm", base / "local"
+
+    # The local reference run goes alongside the SLURM run: the SLURM run mostly waits (for the
+    # executor's status polls, which back off by 10 s while no job finishes), so the two together
+    # take little longer than the SLURM run alone.
+    t0 = time.monotonic()
+    local_log = base / "local.log"
+    local = _snakemake_bg(
+        local_log, local_dir, TARGET, "--cores", "2", "--configfile", str(config_file)
+    )
+    try:
+        # the target first: --configfile takes every argument that follows it
+        slurm = _snakemake(
+            slurm_dir, TARGET, "--profile", str(profile), "--configfile", str(config_file)
+        )
+        t_slurm = time.monotonic() - t0
+        local.wait(timeout=900)
+    finally:
+        if local.poll() is None:  # the SLURM run timed out: do not leave the local run behind
+            local.terminate()
+            local.wait(timeout=60)
+    local_out = local_log.read_text()
+    t_both = time.monotonic() - t0
+    slurm_log = slurm.stdout + slurm.stderr
+    (base / "slurm.log").write_text(slurm_log)
+    if slurm.returncode != 0:
+        logs = "\n".join(
+            f"== {p}\n{p.read_text()[-2000:]}" for p in sorted(slurm_dir.rglob("*.log"))
+        )
+        pytest.fail(f"snakemake (slurm) failed:\n{slurm_log[-6000:]}\n{logs[-12000:]}")
+    assert local.returncode == 0, f"snakemake (local) failed:\n{local_out[-5000:]}"
+    print(f"\nslice: SLURM run {t_slurm:.1f}s, SLURM + local reference run {t_both:.1f}s")
+    return {"slurm_dir": slurm_dir, "local_dir": local_dir, "slurm_log": slurm_log}
+
+
+def _snakemake_bg(log: Path, workdir: Path, *args: str) -> subprocess.Popen:
+    cmd = [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--directory", str(workdir), *args]
+    with log.open("w") as out:  # a file, not a pipe: nobody reads it until the run ends
+        return subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=_env(), cwd=REPO)
+
+
+def _sacct(workdir: Path, expected: int, timeout: float = 30) -> list[dict]:
+    """This run's jobs (by working directory) from the accounting database, once all are in."""
+    fields = "JobID,JobName,Comment,Account,Partition,AllocTRES,Timelimit,State,ExitCode,WorkDir"
+    deadline = time.monotonic() + timeout
+    while True:
+        out = subprocess.run(
+            ["sacct", "-a", "-X", "-P", "-n", "-S", "now-2hours", "-o", fields],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        rows = [
+            dict(zip(fields.split(","), line.split("|"), strict=True)) for line in out.splitlines()
+        ]
+        rows = [r for r in rows if r["WorkDir"].rstrip("/") == str(workdir)]
+        if len(rows) >= expected and all(r["State"] == "COMPLETED" for r in rows):
+            return rows
+        if time.monotonic() > deadline:
+            return rows
+        time.sleep(1)
+
+
+def _tres(alloc: str) -> dict[str, str]:
+    return dict(kv.split("=", 1) for kv in alloc.split(",") if "=" in kv)
+
+
+def _mb(value: str) -> int:
+    units = {"K": 1 / 1024, "M": 1, "G": 1024, "T": 1024 * 1024}
+    return round(float(value[:-1]) * units[value[-1]]) if value[-1] in units else int(value)
+
+
+def test_every_job_ran_on_slurm_with_its_rule_resources(runs: dict) -> None:
+    log = runs["slurm_log"]
+    jobs = _job_blocks(log)
+    submitted = {
+        int(m.group(1)): m.group(2)
+        for m in re.finditer(r"Job (\d+) has been submitted with SLURM jobid (\d+)", log)
+    }
+    remote = {jid: job for jid, job in jobs.items() if job["rule"] != "all"}
+    assert set(submitted) == set(remote), "every job of the slice is an sbatch job"
+    rules = {job["rule"] for job in remote.values()}
+    assert rules >= SLICE_GPU_RULES | {"tiny_fixtures", "dataset_pairs", "report_tables"}
+
+    rows = {r["JobID"]: r for r in _sacct(runs["slurm_dir"], len(submitted))}
+    profile = yaml.safe_load((runs["slurm_dir"].parent / "profile" / "config.yaml").read_text())
+    gpu_rules = _gpu_rules(profile)
+    run_ids = set()
+    for jid, slurm_id in sorted(submitted.items()):
+        job, row = remote[jid], rows.get(slurm_id)
+        assert row is not None, f"SLURM job {slurm_id} ({job['rule']}) missing from sacct"
+        res = job["resources"]
+        where = f"{job['rule']} {job['wildcards']} (SLURM job {slurm_id}): {row}"
+        assert row["State"] == "COMPLETED" and row["ExitCode"] == "0:0", where
+        assert row["Comment"].startswith(f"rule_{job['rule']}"), where
+        assert row["Account"] == ACCOUNT == res["slurm_account"], where
+        assert row["Partition"] == res["slurm_partition"], where
+        assert row["Timelimit"] == _timelimit(int(res["runtime"])), where
+        run_ids.add(row["JobName"])  # the plugin names every job after the run's UUID
+        tres = _tres(row["AllocTRES"])
+        gpus = int(res.get("gpu", 0))
+        assert int(tres.get("gres/gpu", 0)) == gpus, where
+        if gpus:
+            assert job["rule"] in gpu_rules, where
+            assert tres.get(f"gres/gpu:{res['gpu_model']}") == str(gpus), where
+            cpus = gpus * int(res["cpus_per_gpu"])
+            assert int(tres["cpu"]) == cpus, where
+            assert _mb(tres["mem"]) == cpus * int(res["mem_mb_per_cpu"]), where
+        else:
+            assert job["rule"] not in gpu_rules, where
+            assert int(tres["cpu"]) == 1, where
+            assert _mb(tres["mem"]) == int(res["mem_mb"]), where
+    assert len(run_ids) == 1
+    # and what Snakemake asked for is the profile's entry for the rule (over default-resources)
+    for job in remote.values():
+        want = {**profile["default-resources"], **profile["set-resources"].get(job["rule"], {})}
+        got = {k: job["resources"].get(k) for k in want}
+        assert got == {k: str(v) for k, v in want.items()}, job
+    # GPU jobs are the rules the profile sends to the GPU partition, and all of them ask for GPUs
+    assert {j["rule"] for j in remote.values() if "gpu" in j["resources"]} == rules & gpu_rules
+    train = [j for j in remote.values() if j["rule"].startswith("train_")]
+    assert train and all(j["resources"]["gpu"] == "1" for j in train)  # tiny: train.gpus = 1
+
+
+def _timelimit(minutes: int) -> str:
+    days, rest = divmod(minutes, 24 * 60)
+    text = f"{rest // 60:02d}:{rest % 60:02d}:00"
+    return f"{days}-{text}" if days else text
+
+
+def _scores(root: Path) -> dict[str, dict]:
+    """Every score record, with the run's own directory (in lm-eval's task config) made relative
+    and the wall time left out: the only two things that may differ between two runs."""
+    out = {}
+    for path in sorted((root / "results" / "tiny" / "scores").rglob("*.json")):
+        data = json.loads(path.read_text().replace(str(root), "<workdir>"))
+        data.pop("seconds", None)
+        out[str(path.relative_to(root))] = data
+    return out
+
+
+def _tensors(root: Path) -> dict[str, str]:
+    import hashlib
+
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted((root / "results" / "tiny" / "models").rglob("*.safetensors"))
+    }
+
+
+def test_slurm_results_equal_a_local_run(runs: dict) -> None:
+    slurm, local = _scores(runs["slurm_dir"]), _scores(runs["local_dir"])
+    assert len(slurm) == 5  # base, 2 DPO, 2 merges x 1 benchmark
+    assert slurm == local
+    assert _tensors(runs["slurm_dir"]) == _tensors(runs["local_dir"])  # bitwise, every model
+    table = "results/tiny/tables/static.csv"
+    assert (runs["slurm_dir"] / table).read_text() == (runs["local_dir"] / table).read_text()
