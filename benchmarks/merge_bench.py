@@ -8,8 +8,10 @@
 Model mode writes a random bf16 "base" and T perturbed "fine-tunes" (safetensors, cached in
 --workdir and reused when the shapes match), then, each in a fresh subprocess, measures
   - the I/O floor: read every input tensor and write the output with no math (the engine's
-    own reader and writer), best of two;
-  - every method: `run_merge` wall time and the process's peak RSS (ru_maxrss),
+    own reader and writer);
+  - every method: `run_merge` wall time and the process's peak RSS (VmHWM),
+each the best of --repeat runs (methods slower than 20 s run once), since a shared machine
+makes single timings noisy,
 and prints one row per method with the ratio to the floor and the memory budget
 (T + 1) × largest tensor (in the fp32 compute dtype) + 1 GiB.
 
@@ -39,6 +41,7 @@ MIB = 2**20
 RANDOM_SPARSE = {"ties", "dare_linear", "dare_ties", "breadcrumbs", "breadcrumbs_ties"}
 DELLA = {"della", "della_linear"}
 NO_WEIGHTS = {"model_stock", "tsvm", "r_tsvm"}
+LOWRANK = [2, 10]  # niter, oversample used by --svd-shapes (the methods' defaults)
 
 
 # --- synthetic checkpoints ------------------------------------------------------------------
@@ -139,8 +142,8 @@ def recipe_for(method: str, base: Path, models: list[Path], svd: str) -> dict:
 
 def child_floor(base: Path, models: list[Path], out: Path) -> dict:
     """Read every input tensor and write the base's as the output: the engine's reader and
-    writer with no math. "Read" = copy every stored byte out of the mapping into a reused
-    buffer (no page faults of fresh memory), then release the pages as the engine does."""
+    writer with no math. "Read" = copy every stored byte out of the mapping, 1 MiB at a time,
+    into a reused cache-resident buffer, then release the pages as the engine does."""
     import contextlib
 
     from mixmerge.merge.modelio import ModelFiles, ShardWriter
@@ -153,11 +156,15 @@ def child_floor(base: Path, models: list[Path], out: Path) -> dict:
         ref = readers[0]
         out.mkdir(parents=True)
         writer = ShardWriter(out, 2 * 10**9, [(n, ref.shape(n), ref.dtype(n)) for n in ref.names])
-        scratch = torch.empty(max(r.nbytes(n) for r in readers for n in ref.names), dtype=torch.uint8)
+        torch.set_num_threads(1)  # as the engine streams: one thread, cache-sized pieces
+        piece = 1 << 20
+        scratch = torch.empty(piece, dtype=torch.uint8)
         for name in ref.names:
             for r in readers:
                 stored = r.view(name).reshape(-1).view(torch.uint8)
-                scratch[: stored.numel()].copy_(stored)
+                for s in range(0, stored.numel(), piece):
+                    part = stored[s : s + piece]
+                    scratch[: part.numel()].copy_(part)
             writer.add(name, ref.view(name))
             for r in readers:
                 r.release(name)
@@ -171,6 +178,16 @@ def child_merge(recipe: dict, out: Path, device: str) -> dict:
     start = time.perf_counter()
     run_merge(recipe, out, device=device, progress=False)
     return {"wall": time.perf_counter() - start}
+
+
+def proc_status(key: str) -> int:
+    """Bytes of a /proc/self/status memory field. VmHWM is this process's peak RSS; unlike
+    ru_maxrss it starts afresh at exec (ru_maxrss keeps the forking parent's high-water mark)."""
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith(key + ":"):
+                return int(line.split()[1]) * 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
 def run_child(args: list[str]) -> dict:
@@ -188,14 +205,14 @@ def child_main(argv: list[str]) -> None:
     ap.add_argument("--spec", required=True)
     a = ap.parse_args(argv)
     spec = json.loads(a.spec)
-    rss_start = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    rss_start = proc_status("VmHWM")
     out = Path(spec["out"])
     shutil.rmtree(out, ignore_errors=True)
     if a.what == "floor":
         res = child_floor(Path(spec["base"]), [Path(m) for m in spec["models"]], out)
     else:
         res = child_merge(spec["recipe"], out, spec["device"])
-    res["peak_rss"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    res["peak_rss"] = proc_status("VmHWM")
     res["start_rss"] = rss_start
     shutil.rmtree(out, ignore_errors=True)
     print(json.dumps(res))
@@ -223,7 +240,7 @@ def model_bench(args: argparse.Namespace) -> None:
     budget = (len(models) + 1) * largest + GIB
     warm_cache([base, *models])
     common = {"base": str(base), "models": [str(m) for m in models], "out": str(workdir / "out")}
-    floors = [run_child(["floor", "--spec", json.dumps(common)]) for _ in range(2)]
+    floors = [run_child(["floor", "--spec", json.dumps(common)]) for _ in range(args.repeat)]
     floor = min(f["wall"] for f in floors)
     in_bytes = (len(models) + 1) * n_params * 2
 
@@ -251,7 +268,10 @@ def model_bench(args: argparse.Namespace) -> None:
         label = method + (f" (svd={args.tsvm_svd})" if method in ("tsvm", "r_tsvm") else "")
         spec = dict(common, device=args.device)
         spec["recipe"] = recipe_for(method, base, models, args.tsvm_svd)
-        res = run_child(["merge", "--spec", json.dumps(spec)])
+        runs = [run_child(["merge", "--spec", json.dumps(spec)])]
+        while len(runs) < args.repeat and sum(r["wall"] for r in runs) < 20:
+            runs.append(run_child(["merge", "--spec", json.dumps(spec)]))
+        res = {"wall": min(r["wall"] for r in runs), "peak_rss": max(r["peak_rss"] for r in runs)}
         ok = "yes" if res["peak_rss"] <= budget else "NO"
         print(
             f"| {label:<22} | {res['wall']:7.2f} | {res['wall'] / floor:7.2f} | "
@@ -264,15 +284,18 @@ def model_bench(args: argparse.Namespace) -> None:
 
 
 def decaying_deltas(m: int, n: int, tasks: int, seed: int = 0) -> list[torch.Tensor]:
-    """Task vectors with a power-law spectrum s_i ∝ (1 + i)^-1 (as fine-tuning deltas have)."""
+    """Task vectors shaped like fine-tuning deltas: a decaying head of 1024 directions with
+    singular values ≈ 0.01/√(1+i), plus a full-rank noise floor (≈ 3e-4)."""
     gen = torch.Generator().manual_seed(seed)
-    r = min(m, n)
-    decay = 0.01 / torch.arange(1, r + 1, dtype=torch.float32)
+    head = 1024
+    decay = 0.01 / torch.arange(1, head + 1, dtype=torch.float32).sqrt()
     out = []
     for _ in range(tasks):
-        a = torch.randn(m, r, generator=gen) / math.sqrt(m)
-        b = torch.randn(r, n, generator=gen) / math.sqrt(n)
-        out.append((a * decay) @ b)
+        a = torch.randn(m, head, generator=gen) / math.sqrt(m)
+        b = torch.randn(head, n, generator=gen) / math.sqrt(n)
+        d = (a * decay) @ b
+        d += torch.randn(m, n, generator=gen) * (1e-4 / math.sqrt(n))
+        out.append(d)
     return out
 
 
@@ -283,6 +306,7 @@ def svd_context(method: str, deltas: list[torch.Tensor], svd: str, device: str):
     m = get_method(method)
     params = {p.name: p.default for p in m.global_params}
     params["svd"] = svd
+    params["niter"], params["oversample"] = LOWRANK
     dev = torch.device(device)
     base = torch.zeros(deltas[0].shape, device=dev)
     ctx = TensorContext(
@@ -302,17 +326,49 @@ def svd_context(method: str, deltas: list[torch.Tensor], svd: str, device: str):
 
 def timed_merge(method: str, deltas: list[torch.Tensor], svd: str, device: str):
     m, ctx = svd_context(method, deltas, svd, device)
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
+    sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
+    sync()
     start = time.perf_counter()
     out = m.merge(ctx)
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
+    sync()
     return time.perf_counter() - start, out.cpu()
 
 
 def rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
     return float((a - b).norm() / b.norm())
+
+
+class SharedComponents:
+    """TSVM and R-TSVM build the same TSV candidates (per-task SVDs + polar factors). TSVM's
+    run records them and their time; R-TSVM's run replays them, so its own time is only its
+    extra steps (outlier weights, sparsity, reweighting, selection, product), and
+    R-TSVM total = candidate time + that. Both outputs are the real methods' outputs."""
+
+    def __init__(self) -> None:
+        from mixmerge.merge.methods import r_tsvm, tsvm
+
+        self.tsvm, self.r_tsvm = tsvm, r_tsvm
+        self.orig = tsvm.tsv_components
+        self.cache: dict[str, tuple] = {}
+        self.seconds: dict[str, float] = {}
+
+    def __enter__(self) -> SharedComponents:
+        def record(ctx, deltas, k):
+            start = time.perf_counter()
+            out = self.orig(ctx, deltas, k)
+            if ctx.device.type == "cuda":
+                torch.cuda.synchronize()
+            self.seconds[ctx.params["svd"]] = time.perf_counter() - start
+            self.cache[ctx.params["svd"]] = out
+            return out
+
+        self.tsvm.tsv_components = record
+        self.r_tsvm.tsv_components = lambda ctx, deltas, k: self.cache[ctx.params["svd"]]
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.tsvm.tsv_components = self.orig
+        self.r_tsvm.tsv_components = self.orig
 
 
 def svd_bench(args: argparse.Namespace) -> None:
@@ -321,12 +377,15 @@ def svd_bench(args: argparse.Namespace) -> None:
     tasks = args.models
     print(
         f"TSVM / R-TSVM on Llama-3-8B matrix shapes, {tasks} tasks, device {args.device}, "
-        f"{torch.get_num_threads()} threads; synthetic task vectors with a (1+i)^-1 spectrum; "
-        f"lowrank = randomized SVD, q = k + 10, niter = 2 (polar factors exact in both modes)\n"
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads; synthetic task vectors "
+        f"(1024-direction head with σ_i ≈ 0.01/√(1+i) + noise floor); lowrank = randomized "
+        f"SVD of each task, q = k + {LOWRANK[1]}, niter = {LOWRANK[0]} (polar factors exact "
+        f"in both modes)\n"
     )
-    torch.linalg.svd(torch.randn(64, 64))  # first-call LAPACK setup out of the timings
+    torch.linalg.svd(torch.randn(256, 256))  # first-call LAPACK setup out of the timings
+    torch.linalg.qr(torch.randn(256, 64))
     rows = []
-    for m, n in [(4096, 4096), (14336, 4096)]:
+    for m, n in (tuple(int(x) for x in shape.split("x")) for shape in args.svd_shape):
         deltas = decaying_deltas(m, n, tasks)
         k = min(m, n) // tasks
         dev = torch.device(args.device)
@@ -336,24 +395,26 @@ def svd_bench(args: argparse.Namespace) -> None:
         t_exact1 = time.perf_counter() - start
         trunc_exact = ((u * s) @ vh).cpu()
         start = time.perf_counter()
-        u, s, vh = leading_svd(d0, k, "lowrank", 2, 10, torch.Generator().manual_seed(0))
+        u, s, vh = leading_svd(d0, k, "lowrank", *LOWRANK, torch.Generator().manual_seed(0))
         t_low1 = time.perf_counter() - start
         trunc_err = rel_err(((u * s) @ vh).cpu(), trunc_exact)
         del u, s, vh, d0, trunc_exact
-        t_tsvm_low, m_tsvm_low = timed_merge("tsvm", deltas, "lowrank", args.device)
-        t_rtsvm_low, m_rtsvm_low = timed_merge("r_tsvm", deltas, "lowrank", args.device)
-        est_exact = t_tsvm_low + tasks * (t_exact1 - t_low1)
-        if est_exact <= args.max_exact_seconds:
-            t_tsvm_exact, m_tsvm_exact = timed_merge("tsvm", deltas, "exact", args.device)
-            err_tsvm = f"{rel_err(m_tsvm_low, m_tsvm_exact):.2e}"
-            t_rtsvm_exact, m_rtsvm_exact = timed_merge("r_tsvm", deltas, "exact", args.device)
-            err_rtsvm = f"{rel_err(m_rtsvm_low, m_rtsvm_exact):.2e}"
-            exact_t = f"{t_tsvm_exact:.1f}"
-            exact_rt = f"{t_rtsvm_exact:.1f}"
-        else:
-            err_tsvm = err_rtsvm = "n/a (exact not run)"
-            exact_t = f"~{est_exact:.0f} (est.)"
-            exact_rt = f"~{t_rtsvm_low + tasks * (t_exact1 - t_low1):.0f} (est.)"
+        with SharedComponents() as shared:
+            t_tsvm_low, m_tsvm_low = timed_merge("tsvm", deltas, "lowrank", args.device)
+            t_extra_low, m_rtsvm_low = timed_merge("r_tsvm", deltas, "lowrank", args.device)
+            t_rtsvm_low = shared.seconds["lowrank"] + t_extra_low
+            est_exact = t_tsvm_low + tasks * (t_exact1 - t_low1)
+            if est_exact <= args.max_exact_seconds:
+                t_tsvm_exact, m_tsvm_exact = timed_merge("tsvm", deltas, "exact", args.device)
+                t_extra, m_rtsvm_exact = timed_merge("r_tsvm", deltas, "exact", args.device)
+                exact_t = f"{t_tsvm_exact:.1f}"
+                exact_rt = f"{shared.seconds['exact'] + t_extra:.1f}"
+                err_tsvm = f"{rel_err(m_tsvm_low, m_tsvm_exact):.2e}"
+                err_rtsvm = f"{rel_err(m_rtsvm_low, m_rtsvm_exact):.2e}"
+            else:
+                exact_t = f"~{est_exact:.0f} (est.)"
+                exact_rt = f"~{est_exact + t_extra_low:.0f} (est.)"
+                err_tsvm = err_rtsvm = "n/a (exact not run)"
         rows.append(
             (
                 f"{m}×{n}",
@@ -368,7 +429,7 @@ def svd_bench(args: argparse.Namespace) -> None:
                 err_rtsvm,
             )
         )
-        del deltas
+        del deltas, m_tsvm_low, m_rtsvm_low
     heads = (
         "shape",
         "1 SVD exact s",
@@ -387,10 +448,11 @@ def svd_bench(args: argparse.Namespace) -> None:
     for r in rows:
         print("| " + " | ".join(c.rjust(w) for c, w in zip(r, widths, strict=True)) + " |")
     print(
-        "\nerr = ‖M_lowrank − M_exact‖_F / ‖M_exact‖_F of the merged update (TSVM, R-TSVM) or of "
-        "one task's rank-k truncation; 'est.' = TSVM lowrank time + tasks × (exact − lowrank "
-        f"time of one SVD), used when exact would exceed --max-exact-seconds "
-        f"({args.max_exact_seconds:.0f})."
+        "\nk = ⌊r/T⌋ components per task. err = ‖M_lowrank − M_exact‖_F / ‖M_exact‖_F of the "
+        "merged update M (TSVM, R-TSVM with its defaults) or of one task's rank-k truncation. "
+        "R-TSVM time = the shared TSV candidates (as in TSVM) + its own steps. 'est.' = lowrank "
+        "time + tasks × (exact − lowrank time of one SVD), used where exact would exceed "
+        f"--max-exact-seconds ({args.max_exact_seconds:.0f})."
     )
 
 
@@ -413,9 +475,24 @@ def main() -> None:
         choices=["exact", "lowrank"],
         help="the `svd` parameter for tsvm/r_tsvm in model mode",
     )
+    ap.add_argument(
+        "--repeat",
+        type=int,
+        default=3,
+        help="runs of the floor and of each method under 20 s in total; the best is reported",
+    )
     ap.add_argument("--svd-shapes", action="store_true", help="TSVM/R-TSVM on 8B shapes")
+    ap.add_argument(
+        "--svd-shape",
+        action="append",
+        help="MxN matrix shape for --svd-shapes (repeatable; default 4096x4096 and 14336x4096)",
+    )
     ap.add_argument("--max-exact-seconds", type=float, default=300.0)
+    ap.add_argument("--niter", type=int, default=2, help="lowrank power iterations (svd mode)")
+    ap.add_argument("--oversample", type=int, default=10, help="lowrank oversampling (svd mode)")
     args = ap.parse_args()
+    args.svd_shape = args.svd_shape or ["4096x4096", "14336x4096"]
+    LOWRANK[:] = [args.niter, args.oversample]
     if args.svd_shapes:
         svd_bench(args)
     else:

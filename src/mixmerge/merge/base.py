@@ -201,7 +201,10 @@ class MergeMethod:
 
         The engine then streams the tensor through `merge` in 1-D chunks converted straight
         from the mapped inputs: much faster (cache-resident, no full-size buffers) and lighter
-        on memory. Default False: `merge` always sees whole tensors.
+        on memory. Such a merge must let NaN/Inf in any input reach its output (plain
+        arithmetic does: x·0 and x − x stay NaN for x = ±Inf): the engine then checks only the
+        output chunk, and looks for the offending input when it is not finite.
+        Default False: `merge` always sees whole tensors.
         """
         return False
 

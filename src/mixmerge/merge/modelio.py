@@ -182,14 +182,15 @@ class ModelFiles:
         offset, nbytes, _, _ = self._where[(f, name)]
         return self._maps[f], offset, nbytes
 
-    def release(self, name: str) -> None:
-        """Unmap the pages of a tensor that is done with (they stay in the page cache).
+    def release(self, name: str, upto: int | None = None) -> None:
+        """Unmap the pages of a tensor that is done with (they stay in the page cache); with
+        `upto`, only those of its first `upto` bytes.
 
         Only pages lying wholly inside the tensor are released, so neighbours never lose data.
         """
         mm, offset, nbytes = self._range(name)
         start = -(-offset // _PAGE) * _PAGE
-        end = (offset + nbytes) // _PAGE * _PAGE
+        end = (offset + (nbytes if upto is None else min(upto, nbytes))) // _PAGE * _PAGE
         if end > start:
             mm.madvise(mmap.MADV_DONTNEED, start, end - start)
 

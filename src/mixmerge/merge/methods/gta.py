@@ -20,6 +20,7 @@ where MergeKit's behaviour is undefined or a crash:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
@@ -70,12 +71,42 @@ def gta_global_params(
 # --- rank masks (deterministic, stable tie-breaking) ----------------------------------------
 
 
-def _kth_smallest(a: torch.Tensor, k: int) -> torch.Tensor:
-    """The k-th smallest value (1-based) of flat `a`, selecting from the smaller side."""
+# Above this many entries the k-th value is found by bracketing it with a strided sample.
+SELECT_EXACT_MAX = 1 << 20
+_SAMPLE = 1 << 16
+
+
+def _kth_exact(a: torch.Tensor, k: int) -> torch.Tensor:
     n = a.numel()
     if k <= n - k + 1:
         return torch.topk(a, k, largest=False, sorted=False).values.max()
     return torch.topk(a, n - k + 1, largest=True, sorted=False).values.min()
+
+
+def _kth_smallest(a: torch.Tensor, k: int) -> torch.Tensor:
+    """The k-th smallest value (1-based) of flat `a`, exactly.
+
+    torch.topk/kthvalue on a large CPU tensor sort (value, index) pairs: ~4 bytes of scratch
+    per byte of input and tens of ns per entry. Instead, a fixed strided sample brackets the
+    answer in [lo, hi]; two comparison passes count the entries below lo and gather the few
+    inside the bracket, and the exact selection runs on those. If the bracket misses (a
+    pathological layout) the full selection is used, so the value is always exact.
+    """
+    n = a.numel()
+    if n <= SELECT_EXACT_MAX:
+        return _kth_exact(a, k)
+    sample = torch.sort(a[:: n // _SAMPLE]).values
+    m = sample.numel()
+    q = k / n
+    margin = int(8 * math.sqrt(m * q * (1 - q))) + 64
+    i = int(q * m)
+    lo, hi = sample[max(i - margin, 0)], sample[min(i + margin, m - 1)]
+    below = int(torch.count_nonzero(a < lo))
+    if below < k:
+        inside = a[(a >= lo) & (a <= hi)]
+        if below + inside.numel() >= k:
+            return _kth_exact(inside, k - below)
+    return _kth_exact(a, k)
 
 
 def smallest_mask(a: torch.Tensor, k: int) -> torch.Tensor:
@@ -87,7 +118,7 @@ def smallest_mask(a: torch.Tensor, k: int) -> torch.Tensor:
         return torch.ones(n, dtype=torch.bool, device=a.device)
     thr = _kth_smallest(a, k)
     keep = a < thr
-    need = k - int(keep.sum())
+    need = k - int(torch.count_nonzero(keep))
     if need > 0:
         keep[torch.nonzero(a == thr).view(-1)[:need]] = True
     return keep
@@ -102,7 +133,7 @@ def largest_mask(a: torch.Tensor, k: int) -> torch.Tensor:
         return torch.ones(n, dtype=torch.bool, device=a.device)
     thr = _kth_smallest(a, n - k + 1)
     keep = a > thr
-    need = k - int(keep.sum())
+    need = k - int(torch.count_nonzero(keep))
     if need > 0:
         keep[torch.nonzero(a == thr).view(-1)[:need]] = True
     return keep
@@ -111,14 +142,14 @@ def largest_mask(a: torch.Tensor, k: int) -> torch.Tensor:
 def apply_mask(
     delta: torch.Tensor, keep: torch.Tensor, rescale: bool, l1_before: torch.Tensor | None = None
 ) -> torch.Tensor:
-    """delta · keep (in place), then MergeKit's L1 rescale `masked · ‖δ‖₁ / ‖masked‖₁` if asked
-    (skipped when either norm is below 1e-7)."""
+    """delta · keep (in place; `keep` is consumed), then MergeKit's L1 rescale
+    `masked · ‖δ‖₁ / ‖masked‖₁` if asked (skipped when either norm is below 1e-7)."""
     if rescale and l1_before is None:
-        l1_before = delta.abs().sum()
-    delta.masked_fill_(~keep.view(delta.shape), 0)
+        l1_before = torch.linalg.vector_norm(delta, 1)
+    delta.masked_fill_(keep.view(delta.shape).logical_not_(), 0)
     if rescale:
         assert l1_before is not None
-        after = delta.abs().sum()
+        after = torch.linalg.vector_norm(delta, 1)
         if l1_before >= RESCALE_EPS and after >= RESCALE_EPS:
             delta.mul_(l1_before / after)
     return delta
@@ -136,7 +167,7 @@ def magnitude(delta: torch.Tensor, density: float, rescale: bool) -> torch.Tenso
         return delta
     a = delta.abs().view(-1)
     keep = largest_mask(a, int(density * delta.numel()))
-    return apply_mask(delta, keep, rescale, a.sum() if rescale else None)
+    return apply_mask(delta, keep, rescale, torch.linalg.vector_norm(a, 1) if rescale else None)
 
 
 def magnitude_outliers(
@@ -162,7 +193,7 @@ def magnitude_outliers(
     keep = smallest_mask(a, n - n_top)
     if n_bot > 0:
         keep &= ~smallest_mask(a, n_bot)
-    return apply_mask(delta, keep, rescale, a.sum() if rescale else None)
+    return apply_mask(delta, keep, rescale, torch.linalg.vector_norm(a, 1) if rescale else None)
 
 
 def random_drop(
@@ -250,7 +281,8 @@ class GeneralizedTaskArithmetic(MergeMethod):
 
     def elementwise(self, params: dict[str, Any], model_params: Sequence[dict[str, Any]]) -> bool:
         # Sign election, weighting and normalisation are per entry; sparsification is not.
-        return all(p["density"] >= 1 for p in model_params)
+        no_sparsify = type(self).sparsify is GeneralizedTaskArithmetic.sparsify
+        return no_sparsify or all(p["density"] >= 1 for p in model_params)
 
     def merge(self, ctx: TensorContext) -> torch.Tensor:
         base = ctx.base
@@ -271,8 +303,9 @@ class GeneralizedTaskArithmetic(MergeMethod):
             divisor = w32.sum()
             divisor = float(1.0 if abs(divisor) < 1e-8 else divisor)
         for s in range(0, flat_out.numel(), CHUNK):
-            wd = [torch.mul(d[s : s + CHUNK], w) for d, w in zip(deltas, weights, strict=True)]
-            mixed = wd[0].clone()
+            # the deltas are this method's own buffers: weight them in place
+            wd = [d[s : s + CHUNK].mul_(w) for d, w in zip(deltas, weights, strict=True)]
+            mixed = wd[0].clone() if self.consensus else wd[0]
             for x in wd[1:]:
                 mixed += x
             if self.consensus:  # TIES "sum" election: majority sign of Σ w_i δ_i
@@ -280,6 +313,7 @@ class GeneralizedTaskArithmetic(MergeMethod):
                 mixed.zero_()
                 div = torch.zeros_like(mixed) if normalize else None
                 for x, w in zip(wd, weights, strict=True):
+                    # sign(x) == majority; a zero entry agrees with neither sign
                     agree = torch.where(positive, x > 0, x < 0)
                     mixed += x * agree
                     if div is not None:

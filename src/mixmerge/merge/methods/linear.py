@@ -37,10 +37,12 @@ class LinearMerge(MergeMethod):
         return True
 
     def merge(self, ctx: TensorContext) -> torch.Tensor:
-        # Same operation order as MergeKit: sum(w_i * x_i), then divide by sum(w_i).
-        stacked = torch.stack(ctx.tensors, dim=0)
-        weights = ctx.weights()
-        res = (weights * stacked).sum(dim=0)
+        # MergeKit: (weights * stacked).sum(dim=0) / weights.sum(dim=0), weights in the tensors'
+        # dtype. The same products and the same in-order sum, accumulated without stacking.
+        w = torch.tensor([p["weight"] for p in ctx.model_params], dtype=ctx.dtype)
+        res = ctx.tensors[0] * float(w[0])
+        for x, wj in zip(ctx.tensors[1:], w[1:].tolist(), strict=True):
+            res += x * wj
         if ctx.params["normalize"]:
-            res = res / weights.sum(dim=0)
+            res /= float(w.sum())
         return res
