@@ -26,6 +26,7 @@ configfile: "config.yaml"
 R = f"results/{config['run']}"
 LOGS = f"{R}/logs"
 CONFIG = "config.yaml"
+PIN_GPUS = "bash PIN_SCRIPT"
 
 
 def all_score_files():
@@ -116,7 +117,11 @@ def test_snakemake_report(tmp_path: Path) -> None:
         )
     )
     report_smk = REPO / "workflow" / "rules" / "report.smk"
-    (tmp_path / "Snakefile").write_text(SNAKEFILE.replace("REPORT_SMK", str(report_smk)))
+    (tmp_path / "Snakefile").write_text(
+        SNAKEFILE.replace("REPORT_SMK", str(report_smk)).replace(
+            "PIN_SCRIPT", str(REPO / "workflow" / "profiles" / "default" / "pin-gpus.sh")
+        )
+    )
     env = _env(tmp_path)
     _snakemake(tmp_path, env, "--cores", "2")
     _snakemake(tmp_path, env, "--report", "report.html")

@@ -4,8 +4,11 @@
 # self-contained page with the tables, figures, the config and the rule graph.
 #
 # Uses from common.smk: R, LOGS, CONFIG (the effective config file), all_score_files(),
-# selection_files(), diagnostics_inputs(setting), and the report's output lists
-# (_table_outputs(), _figure_outputs(): Snakemake's linter wants functions out of rule files).
+# selection_files(), diagnostics_inputs(setting).
+
+
+include: "report_outputs.smk"
+
 report: "../report/workflow.rst"
 
 
