@@ -1,6 +1,10 @@
 # What the report stage writes: tables and figures, registered with report(...) for
 # `snakemake --report`. Functions live here, not in report.smk (Snakemake's linter wants rule
 # files free of function definitions); report.smk includes this file.
+import os
+
+import yaml
+
 REPORT_TABLES = ["static", "continual", "ablation"]
 TABLE_FORMATS = ["md", "csv", "tex", "html"]
 REPORT_FIGURES = ["tradeoff", "seeds", "density", "pareto"]
