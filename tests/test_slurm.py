@@ -175,6 +175,7 @@ def _test_profile(directory: Path) -> Path:
             "jobs": 4,
             "latency-wait": 5,
             "slurm-init-seconds-before-status-checks": 1,
+            "seconds-between-status-checks": 1,  # the default 10 s per round dominates a tiny run
             "slurm-keep-successful-logs": True,
         }
     )
