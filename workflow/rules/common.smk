@@ -146,7 +146,9 @@ def all_pairs():
 
 
 def diagnostics_inputs(setting):
-    return {"recipe": f"{R}/recipes/{setting}/task_arithmetic.yaml", **setting_inputs(setting)}
+    """The recipe of the first configured method with a base model: its task vectors are analysed."""
+    method = next(n for n, m in config["merge"]["methods"].items() if m["merge_method"] != "linear")
+    return {"recipe": f"{R}/recipes/{setting}/{method}.yaml", **setting_inputs(setting)}
 
 
 def get_final_outputs():

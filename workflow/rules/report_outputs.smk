@@ -14,6 +14,8 @@ DIAGNOSTIC_SETTINGS = [
     s
     for s in config.get("report", {}).get("settings", ["static"])
     if s in ("static", "continual") and s in config["merge"].get("settings", {"static": None})
+    # diagnostics read task vectors, so they need a method with a base model (not `linear`)
+    and any(m.get("merge_method") != "linear" for m in config["merge"]["methods"].values())
 ]
 TABLE_TITLES = {
     "static": "Static setting",
