@@ -142,12 +142,16 @@ def recipe_for(method: str, base: Path, models: list[Path], svd: str) -> dict:
 
 def child_floor(base: Path, models: list[Path], out: Path) -> dict:
     """Read every input tensor and write the base's as the output: the engine's reader and
-    writer with no math. "Read" = copy every stored byte out of the mapping, 1 MiB at a time,
-    into a reused cache-resident buffer, then release the pages as the engine does."""
+    writer with no math. "Read" = copy every stored byte out of the mapping into reused
+    cache-resident buffers, 512 KiB at a time (a streamed chunk of bf16), spread over as
+    many workers as the engine streams with, then release the pages as the engine does."""
+    import concurrent.futures
     import contextlib
+    import threading
 
     from mixmerge.merge.modelio import ModelFiles, ShardWriter
 
+    workers = torch.get_num_threads()
     start = time.perf_counter()
     with contextlib.ExitStack() as stack:
         readers = [ModelFiles(str(p), p) for p in [base, *models]]
@@ -156,15 +160,21 @@ def child_floor(base: Path, models: list[Path], out: Path) -> dict:
         ref = readers[0]
         out.mkdir(parents=True)
         writer = ShardWriter(out, 2 * 10**9, [(n, ref.shape(n), ref.dtype(n)) for n in ref.names])
-        torch.set_num_threads(1)  # as the engine streams: one thread, cache-sized pieces
-        piece = 1 << 20
-        scratch = torch.empty(piece, dtype=torch.uint8)
+        torch.set_num_threads(1)  # as the engine streams: one thread per op, pieces in a pool
+        pool = stack.enter_context(concurrent.futures.ThreadPoolExecutor(workers))
+        piece = 1 << 19
+        local = threading.local()
+
+        def read(flats: list[torch.Tensor], s: int) -> None:
+            if not hasattr(local, "scratch"):
+                local.scratch = torch.empty(piece, dtype=torch.uint8)
+            for f in flats:
+                part = f[s : s + piece]
+                local.scratch[: part.numel()].copy_(part)
+
         for name in ref.names:
-            for r in readers:
-                stored = r.view(name).reshape(-1).view(torch.uint8)
-                for s in range(0, stored.numel(), piece):
-                    part = stored[s : s + piece]
-                    scratch[: part.numel()].copy_(part)
+            flats = [r.view(name).reshape(-1).view(torch.uint8) for r in readers]
+            list(pool.map(lambda s, flats=flats: read(flats, s), range(0, flats[0].numel(), piece)))
             writer.add(name, ref.view(name))
             for r in readers:
                 r.release(name)
@@ -487,7 +497,7 @@ def main() -> None:
         action="append",
         help="MxN matrix shape for --svd-shapes (repeatable; default 4096x4096 and 14336x4096)",
     )
-    ap.add_argument("--max-exact-seconds", type=float, default=300.0)
+    ap.add_argument("--max-exact-seconds", type=float, default=600.0)
     ap.add_argument("--niter", type=int, default=2, help="lowrank power iterations (svd mode)")
     ap.add_argument("--oversample", type=int, default=10, help="lowrank oversampling (svd mode)")
     args = ap.parse_args()

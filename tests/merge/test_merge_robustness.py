@@ -105,6 +105,27 @@ def test_chunk_boundaries_do_not_matter(
     assert digest(tmp_path / "a") == digest(tmp_path / "b")
 
 
+@pytest.mark.parametrize("method", ["linear", "ties"])
+def test_worker_count_does_not_matter(
+    method: str, models: tuple[Path, list[Path]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Streamed chunks are computed by up to get_num_threads() workers, written in order."""
+    base, fts = models
+    r = recipe(method, base, fts)
+    for e in r["models"]:
+        e["parameters"].pop("density", None)  # elementwise
+    monkeypatch.setattr(engine_mod, "CHUNK_CPU", 5)
+    threads = torch.get_num_threads()
+    try:
+        for out, n in (("one", 1), ("three", 3)):
+            torch.set_num_threads(n)
+            run_merge(r, tmp_path / out, progress=False)
+            assert torch.get_num_threads() == n  # restored after the streamed tensors
+    finally:
+        torch.set_num_threads(threads)
+    assert digest(tmp_path / "one") == digest(tmp_path / "three")
+
+
 def test_inputs_are_never_modified(models: tuple[Path, list[Path]], tmp_path: Path) -> None:
     # float32 inputs with float32 arithmetic: the methods work in place on their own copies
     base, fts = models

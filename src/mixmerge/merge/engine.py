@@ -11,6 +11,8 @@ scratch. Every bad input is found in the planning pass, before the output direct
 
 from __future__ import annotations
 
+import collections
+import concurrent.futures
 import contextlib
 import ctypes
 import json
@@ -279,53 +281,68 @@ def _merge_streamed(
     writer: ShardWriter,
     out_dtype: torch.dtype,
     chunk: int,
+    pool: concurrent.futures.ThreadPoolExecutor | None = None,
+    workers: int = 1,
 ) -> None:
     """Elementwise method: merge() runs on 1-D chunks taken straight from the mapped inputs.
 
     Chunk-sized ops gain nothing from intra-op threads (on a busy machine they lose a lot to
-    thread hand-offs), so they run on one thread.
+    thread hand-offs), so each op runs on one thread and `pool` computes several chunks at
+    once instead (torch releases the GIL); chunks are written in order, so the output does
+    not depend on the number of workers.
     """
     n = 1
     for d in ref.shape(plan.name):
         n *= d
-    flat: dict[int, torch.Tensor] = {}
-
-    readers: dict[int, ModelFiles] = {}
+    readers = [r for _, r in inputs] + ([base] if base is not None else [])
+    flat = {id(r): r.view(plan.name).reshape(-1) for r in readers}  # made here: not thread-safe
 
     def part(r: ModelFiles, s: int, e: int) -> torch.Tensor:
-        if id(r) not in flat:
-            flat[id(r)] = r.view(plan.name).reshape(-1)
-            readers[id(r)] = r
         return flat[id(r)][s:e]
+
+    def work(s: int, e: int) -> torch.Tensor:
+        ctx = _context(rec, plan, inputs, base, dev, seed, lambda r: part(r, s, e), check=False)
+        result = rec.method.merge(ctx)
+        if tuple(result.shape) != (e - s,):
+            raise MergeError(
+                f"{rec.method.name} produced shape {list(result.shape)} for a chunk of "
+                f"tensor {plan.name}, expected [{e - s}]"
+            )
+        out = result.to(device="cpu", dtype=out_dtype)
+        if not all_finite(out):  # find the input that caused it, if one did
+            for r in readers:
+                if not all_finite(part(r, s, e)):
+                    raise MergeError(
+                        f"non-finite values (NaN/Inf) in tensor {plan.name} of model {r.label}"
+                    )
+            raise MergeError(
+                f"merged tensor {plan.name} has non-finite values (NaN/Inf) in "
+                f"{dtype_name(out_dtype)}"
+            )
+        return out
+
+    window = 2 * workers if pool is not None else 1
+    pending: collections.deque = collections.deque()
+    done = 0
+
+    def write_next() -> None:
+        nonlocal done
+        e, fut = pending.popleft()
+        writer.write(fut.result() if pool is not None else fut)
+        done += 1
+        if done % 64 == 0:  # unmap what is written, so a huge tensor never piles up
+            for r in {id(r): r for r in readers}.values():
+                r.release(plan.name, e * flat[id(r)].element_size())
 
     writer.begin(plan.name)
     with _intra_op_threads(1 if dev.type == "cpu" else torch.get_num_threads()):
         for s in range(0, n, chunk):
             e = min(n, s + chunk)
-            ctx = _context(
-                rec, plan, inputs, base, dev, seed, lambda r, s=s, e=e: part(r, s, e), check=False
-            )
-            result = rec.method.merge(ctx)
-            if tuple(result.shape) != (e - s,):
-                raise MergeError(
-                    f"{rec.method.name} produced shape {list(result.shape)} for a chunk of "
-                    f"tensor {plan.name}, expected [{e - s}]"
-                )
-            out = result.to(device="cpu", dtype=out_dtype)
-            if not all_finite(out):  # find the input that caused it, if one did
-                for r in [*(r for _, r in inputs), *([base] if base else [])]:
-                    if not all_finite(part(r, s, e)):
-                        raise MergeError(
-                            f"non-finite values (NaN/Inf) in tensor {plan.name} of model {r.label}"
-                        )
-                raise MergeError(
-                    f"merged tensor {plan.name} has non-finite values (NaN/Inf) in "
-                    f"{dtype_name(out_dtype)}"
-                )
-            writer.write(out)
-            if (s // chunk) % 64 == 63:  # unmap what is done, so a huge tensor never piles up
-                for key, r in readers.items():
-                    r.release(plan.name, e * flat[key].element_size())
+            pending.append((e, pool.submit(work, s, e) if pool is not None else work(s, e)))
+            while len(pending) >= window:
+                write_next()
+        while pending:
+            write_next()
     writer.end()
 
 
@@ -407,6 +424,9 @@ def run_merge(
         plans = _plan(rec, ref, inputs)
         out_dtype = rec.out_dtype or ref.float_dtype() or rec.dtype
 
+        # Workers for streamed (elementwise) tensors: one per intra-op thread torch would use.
+        workers = torch.get_num_threads() if dev.type == "cpu" else 1
+        pool = stack.enter_context(concurrent.futures.ThreadPoolExecutor(workers))
         with atomic_dir(out_dir) as tmp:
             writer = ShardWriter(
                 tmp,
@@ -427,8 +447,11 @@ def run_merge(
                 if not plan.is_float:
                     writer.add(plan.name, ref.get(plan.name))
                 else:
-                    merge = _merge_streamed if plan.elementwise else _merge_whole
-                    merge(rec, plan, inputs, base, ref, dev, seed, writer, out_dtype, chunk)
+                    args = (rec, plan, inputs, base, ref, dev, seed, writer, out_dtype, chunk)
+                    if plan.elementwise:
+                        _merge_streamed(*args, pool=pool if workers > 1 else None, workers=workers)
+                    else:
+                        _merge_whole(*args)
                 for r in distinct:
                     r.release(plan.name)
             bar.close()
