@@ -15,7 +15,7 @@ DIAGNOSTIC_SETTINGS = [
     for s in config.get("report", {}).get("settings", ["static"])
     if s in ("static", "continual") and s in config["merge"].get("settings", {"static": None})
     # diagnostics read task vectors, so they need a method with a base model (not `linear`)
-    and any(m.get("merge_method") != "linear" for m in config["merge"]["methods"].values())
+    and any(m.get("merge_method") != "linear" for m in config["merge"].get("methods", {"": {}}).values())
 ]
 TABLE_TITLES = {
     "static": "Static setting",
