@@ -91,19 +91,8 @@ def test_tables_have_every_model_and_real_numbers(tiny_run: Path) -> None:
     assert all(
         m.startswith("dpo/") and m.count("/") == 2 for m in selected
     )  # the selected candidates
-    columns = {
-        "math": "Math",
-        "gsm8k": "GSM8K",
-        "arc_easy": "ARC-E",
-        "arc_challenge": "ARC-C",
-        "mmlu": "MMLU",
-        "mbpp_plus": "MBPP_Plus",
-        "humaneval_plus": "HumanEval_Plus",
-        "mt_bench": "MT-Bench",
-        "halueval_wild": "HaluEval_Wild",
-        "salad_bench": "Salad_Bench",
-        "or_bench": "OR-Bench",
-    }
+    from mixmerge.report.scores import COLUMNS as columns
+
     for row in [r for r in rows if r["section"] == "Base"] + groups + merges:
         for bench in config["evaluate"]["benchmarks"]:
             value = float(row[columns[bench]])
