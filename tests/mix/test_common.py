@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 from mix_helpers import GROUPS
 
-from mixmerge.mix.common import AppendCache, allocate, composition, load_pool, subsample_pool
+from mixmerge.judge.cache import JsonlCache
+from mixmerge.mix.common import allocate, composition, load_pool, subsample_pool
 
 
 def test_allocate_is_exact_and_proportional() -> None:
@@ -36,9 +37,9 @@ def test_pool_and_subsample(pair_files: dict[str, Path]) -> None:
 
 
 def test_cache_survives_a_cut_line(tmp_path: Path) -> None:
-    cache = AppendCache(tmp_path / "c.jsonl")
+    cache = JsonlCache(tmp_path / "c.jsonl")
     cache.put_many({"k1": {"score": 1.0}, "k2": {"score": 2.0}})
     with open(tmp_path / "c.jsonl", "a", encoding="utf-8") as handle:
         handle.write('{"key": "k3", "sco')  # a write cut short by a killed job
-    again = AppendCache(tmp_path / "c.jsonl")
+    again = JsonlCache(tmp_path / "c.jsonl")
     assert len(again) == 2 and again.get("k2") == {"key": "k2", "score": 2.0} and "k3" not in again

@@ -6,6 +6,7 @@ import hashlib
 import json
 import logging
 import threading
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -46,9 +47,25 @@ class JsonlCache:
     def __len__(self) -> int:
         return len(self._data)
 
+    def __contains__(self, key: str) -> bool:
+        with self._lock:
+            return key in self._data
+
     def get(self, key: str) -> dict[str, Any] | None:
         with self._lock:
             return self._data.get(key)
+
+    def put_many(self, records: Mapping[str, dict[str, Any]]) -> None:
+        """Append several records in one open (a batch of scores or labels)."""
+        if not records:
+            return
+        with self._lock:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with open(self.path, "a", encoding="utf-8") as handle:
+                for key, record in records.items():
+                    full = {"key": key, **record}
+                    self._data[key] = full
+                    handle.write(json.dumps(full, ensure_ascii=False) + "\n")  # one write per line
 
     def put(self, key: str, record: dict[str, Any]) -> None:
         record = {"key": key, **record}

@@ -24,8 +24,8 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from mixmerge.judge.cache import JsonlCache
 from mixmerge.mix.common import (
-    AppendCache,
     Pair,
     model_identity,
     prompt_key,
@@ -111,7 +111,7 @@ def sample_responses(
     gen_cfg: Mapping[str, Any],
     k: int,
     device: str,
-    cache: AppendCache,
+    cache: JsonlCache,
     chunk_prompts: int,
     generate: GenerateFn,
 ) -> tuple[list[list[str]], dict[str, int]]:
@@ -161,7 +161,7 @@ def on_policy(
     }
     if opts.get("max_new_tokens"):
         sampling["max_new_tokens"] = int(opts["max_new_tokens"])
-    cache = AppendCache(Path(cache_dir) / "samples" / f"{slug(str(policy))}.jsonl")
+    cache = JsonlCache(Path(cache_dir) / "samples" / f"{slug(str(policy))}.jsonl")
     samples, gen_stats = sample_responses(
         prompts, policy, sampling, k, device, cache, int(opts["chunk_prompts"]), generate
     )

@@ -154,48 +154,6 @@ def slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", str(text)).strip("_")[-80:] or "model"
 
 
-class AppendCache:
-    """key -> record in an append-only JSONL file: loaded once, one line appended per record.
-
-    A killed run loses at most the line being written (an unreadable last line is skipped), so
-    a rerun redoes only the work that never reached the file.
-    """
-
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        self._data: dict[str, dict[str, Any]] = {}
-        if self.path.is_file():
-            with open(self.path, encoding="utf-8") as handle:
-                for lineno, line in enumerate(handle, 1):
-                    try:
-                        record = json.loads(line)
-                        self._data[record["key"]] = record
-                    except (json.JSONDecodeError, KeyError, TypeError):
-                        if line.strip():
-                            log.warning("%s:%d: skipping unreadable cache line", self.path, lineno)
-
-    def __len__(self) -> int:
-        return len(self._data)
-
-    def __contains__(self, key: str) -> bool:
-        return key in self._data
-
-    def get(self, key: str) -> dict[str, Any] | None:
-        return self._data.get(key)
-
-    def put_many(self, records: Mapping[str, dict[str, Any]]) -> None:
-        if not records:
-            return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.path, "a", encoding="utf-8") as handle:
-            for key, record in records.items():
-                full = {"key": key, **record}
-                self._data[key] = full
-                # one write per line: concurrent appenders interleave whole lines
-                handle.write(json.dumps(full, ensure_ascii=False) + "\n")
-            handle.flush()
-
-
 def summary(values: Sequence[float]) -> dict[str, float | None]:
     """min / mean / median / max of a list (None when empty)."""
     if not values:

@@ -42,8 +42,8 @@ from typing import Any
 import yaml
 
 from mixmerge.judge import JudgePrompt
+from mixmerge.judge.cache import JsonlCache
 from mixmerge.mix.common import (
-    AppendCache,
     Pair,
     allocate,
     model_identity,
@@ -233,7 +233,7 @@ class PairLabeller:
             model if backend == "openai" else model_identity(model),
             float(self.judge_cfg.get("temperature", 0.0)),
         ]
-        self.cache = AppendCache(Path(cache_dir) / "hummer" / f"{slug(model)}.jsonl")
+        self.cache = JsonlCache(Path(cache_dir) / "hummer" / f"{slug(model)}.jsonl")
         self.chunk = max(int(chunk), 1)
         self._factory = judge_factory
         self.hits = self.requests = self.unparsed = 0

@@ -40,7 +40,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from mixmerge.mix.common import AppendCache, Messages, model_identity, sha256_json, slug
+from mixmerge.judge.cache import JsonlCache
+from mixmerge.mix.common import Messages, model_identity, sha256_json, slug
 
 log = logging.getLogger(__name__)
 
@@ -220,7 +221,7 @@ class RewardScorer:
             self.rm_cfg.get("objective"),
             int(self.rm_cfg.get("max_length") or 4096),
         ]
-        self.cache = AppendCache(Path(cache_dir) / "reward" / f"{slug(path)}.jsonl")
+        self.cache = JsonlCache(Path(cache_dir) / "reward" / f"{slug(path)}.jsonl")
         self._model: HFRewardModel | None = None
         self.hits = 0
         self.computed = 0
