@@ -7,6 +7,7 @@ Adding a method = one file in `methods/` + one entry in `registry.py`.
 
 from __future__ import annotations
 
+import abc
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -164,7 +165,7 @@ class TensorContext:
         return w.view(-1, *([1] * ndim))
 
 
-class MergeMethod:
+class MergeMethod(abc.ABC):
     """Base class. Subclasses set the class attributes and implement `merge`.
 
     - `global_params`: recipe-level `parameters:` (e.g. normalize, lambda).
@@ -193,7 +194,9 @@ class MergeMethod:
         """Cross-parameter checks for one tensor (single-parameter ranges live on `Param`).
 
         Called during planning, before any tensor is read; raise MergeError to reject.
+        Default: nothing to check.
         """
+        return None
 
     def elementwise(self, params: dict[str, Any], model_params: Sequence[dict[str, Any]]) -> bool:
         """True when, with these parameters, output element i depends only on the inputs'
@@ -208,6 +211,6 @@ class MergeMethod:
         """
         return False
 
+    @abc.abstractmethod
     def merge(self, ctx: TensorContext) -> torch.Tensor:
         """Return the merged tensor (compute dtype, base/first-model shape)."""
-        raise NotImplementedError
