@@ -1,5 +1,7 @@
 # mixmerge: mix data or merge models? The 3H benchmark of Yang et al. (2025) as one workflow.
 # This file is the table of contents; each stage lives in workflow/rules/<stage>.smk.
+from pathlib import Path
+
 from snakemake.utils import min_version
 
 min_version("9.0")
@@ -7,8 +9,9 @@ min_version("9.0")
 
 # The tiny default, unless --configfile names another: a paper config then REPLACES it instead of
 # being merged over it (Snakemake's default merge would leak the tiny fixture paths into it).
+# Found beside this file, so that --directory can point anywhere.
 if not workflow.overwrite_configfiles:
-    workflow.configfile("config/config.yaml")
+    workflow.configfile(str(Path(workflow.basedir) / "config" / "config.yaml"))
 
 
 include: "workflow/rules/common.smk"

@@ -2,9 +2,9 @@
 snakemake-executor-plugin-slurm, every job as an sbatch job with the resources its rule asked for
 (checked in `sacct`), and its scores equal a local run's.
 
-Opt-in: MIXMERGE_SLURM_TEST=1 (needs root: scripts/slurm/start-local-slurm.sh installs the Debian
-packages if missing and starts munge, MariaDB, slurmdbd, slurmctld and slurmd; the test stops
-them again, by PID, unless they were already running). The profile check without SLURM
+Runs when MIXMERGE_SLURM_TEST=1, which `.ci/run` sets (needs root: scripts/slurm/start-local-slurm.sh
+installs the Debian packages if missing and starts munge, MariaDB, slurmdbd, slurmctld and
+slurmd; the test stops them again, by PID, unless they were already running). The profile check without SLURM
 (`test_profile_resources_for_the_paper_config`) always runs.
 """
 

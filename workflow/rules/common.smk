@@ -41,6 +41,9 @@ HEURISTIC = heuristic_variants(MIXTURES.get("heuristic", {})) if "heuristic" in 
 # Jobs call the `mixmerge` installed beside this Snakemake (e.g. .venv/bin), even when the venv
 # is not activated; a conda env (--sdm conda) puts its own bin first when it is activated.
 os.environ.update(PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
+# With --sdm conda, each env's post-deploy script (envs/install-mixmerge.sh) installs mixmerge
+# from this checkout.
+os.environ.setdefault("MIXMERGE_SRC", str(Path(workflow.basedir).resolve()))
 if TINY:  # the tiny profile never needs the network: fail fast instead of trying the hub
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("HF_DATASETS_OFFLINE", "1")

@@ -16,7 +16,7 @@ rule mix_heuristic_pairs:
     wildcard_constraints:
         variant="|".join(HEURISTIC) or "NONE",
     conda:
-        "../../envs/train.yaml"
+        "../../envs/judge.yaml"
     shell:
         "mixmerge mix --config {params.config} --strategy heuristic --ratio {params.ratio} "
         "--pairs {input.pairs} --out {output} > {log} 2>&1"
@@ -39,7 +39,7 @@ rule mix_scored_pairs:
     wildcard_constraints:
         strategy="armorm|hummer",
     conda:
-        "../../envs/train.yaml"
+        "../../envs/judge.yaml"
     resources:
         gpu=1,
     shell:
