@@ -22,9 +22,9 @@ import logging
 from collections import defaultdict
 from typing import Any
 
-from mixmerge.evaluate.generation import generate_chat, merged_generation_config
+from mixmerge.evaluate.judged import answer_and_judge
 from mixmerge.evaluate.registry import EvalContext
-from mixmerge.judge import judge_config, load_prompt, run_judge, verdict_summary
+from mixmerge.judge import load_prompt, verdict_summary
 from mixmerge.judge.data import benchmark_files, read_json_or_jsonl
 
 log = logging.getLogger(__name__)
@@ -75,20 +75,13 @@ def halueval_wild(ctx: EvalContext) -> dict[str, Any]:
     rows, sums = load_halueval_wild(ctx.bench_cfg)
     if not rows:
         raise ValueError("halueval_wild: no queries to evaluate")
-    gen_cfg = merged_generation_config(ctx.eval_cfg, ctx.bench_cfg)
-    responses = generate_chat(
-        ctx.model_dir,
-        [[{"role": "user", "content": r["query"]}] for r in rows],
-        gen_cfg,
-        ctx.eval_cfg["device"],
-    )
     template = load_prompt("halueval_wild")
-    prompts = [
-        template.render(query=r["query"], ref_answer=r["ref_answer"], response=resp)
-        for r, resp in zip(rows, responses, strict=True)
-    ]
-    cfg = judge_config(ctx.eval_cfg, ctx.bench_cfg, template.decoding)
-    verdicts, info = run_judge(cfg, prompts, template.parser)
+    responses, verdicts, info = answer_and_judge(
+        ctx,
+        [r["query"] for r in rows],
+        template,
+        [{"query": r["query"], "ref_answer": r["ref_answer"]} for r in rows],
+    )
 
     per_type: dict[str, dict[str, int]] = defaultdict(lambda: {"n": 0, "parsed": 0, "halluc": 0})
     for row, resp, v in zip(rows, responses, verdicts, strict=True):

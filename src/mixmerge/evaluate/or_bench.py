@@ -27,9 +27,9 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from mixmerge.evaluate.generation import generate_chat, merged_generation_config
+from mixmerge.evaluate.judged import answer_and_judge
 from mixmerge.evaluate.registry import EvalContext
-from mixmerge.judge import judge_config, load_prompt, run_judge, verdict_summary
+from mixmerge.judge import load_prompt, verdict_summary
 from mixmerge.judge.data import read_json_or_jsonl, resolve_data_file
 
 log = logging.getLogger(__name__)
@@ -80,20 +80,10 @@ def _generate_and_judge(
     ctx: EvalContext, rows: list[dict[str, Any]], subset: str
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """(verdict summary, judge info) for one subset; per-item records go to ctx.samples."""
-    gen_cfg = merged_generation_config(ctx.eval_cfg, ctx.bench_cfg)
-    responses = generate_chat(
-        ctx.model_dir,
-        [[{"role": "user", "content": r["prompt"]}] for r in rows],
-        gen_cfg,
-        ctx.eval_cfg["device"],
-    )
     template = load_prompt("or_bench")
-    prompts = [
-        template.render(question=r["prompt"], response=resp)
-        for r, resp in zip(rows, responses, strict=True)
-    ]
-    cfg = judge_config(ctx.eval_cfg, ctx.bench_cfg, template.decoding)
-    verdicts, info = run_judge(cfg, prompts, template.parser)
+    responses, verdicts, info = answer_and_judge(
+        ctx, [r["prompt"] for r in rows], template, [{"question": r["prompt"]} for r in rows]
+    )
     for row, resp, v in zip(rows, responses, verdicts, strict=True):
         ctx.samples.append(
             {

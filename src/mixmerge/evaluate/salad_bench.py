@@ -35,9 +35,9 @@ import re
 from collections import defaultdict
 from typing import Any
 
-from mixmerge.evaluate.generation import generate_chat, merged_generation_config
+from mixmerge.evaluate.judged import answer_and_judge
 from mixmerge.evaluate.registry import EvalContext
-from mixmerge.judge import judge_config, load_prompt, run_judge, verdict_summary
+from mixmerge.judge import load_prompt, verdict_summary
 from mixmerge.judge.data import read_json_or_jsonl, resolve_data_file
 
 log = logging.getLogger(__name__)
@@ -118,20 +118,11 @@ def salad_bench(ctx: EvalContext) -> dict[str, Any]:
     rows, sums = load_salad(ctx.bench_cfg)
     if not rows:
         raise ValueError("salad_bench: no questions to evaluate")
-    gen_cfg = merged_generation_config(ctx.eval_cfg, ctx.bench_cfg)
-    responses = generate_chat(
-        ctx.model_dir,
-        [[{"role": "user", "content": r["question"]}] for r in rows],
-        gen_cfg,
-        ctx.eval_cfg["device"],
-    )
     template = load_prompt(ctx.bench_cfg.get("judge_prompt") or "salad_bench")
-    prompts = [
-        template.render(question=r["question"], response=resp)
-        for r, resp in zip(rows, responses, strict=True)
-    ]
-    cfg = judge_config(ctx.eval_cfg, ctx.bench_cfg, template.decoding)
-    verdicts, info = run_judge(cfg, prompts, template.parser)
+    questions = [r["question"] for r in rows]
+    responses, verdicts, info = answer_and_judge(
+        ctx, questions, template, [{"question": q} for q in questions]
+    )
 
     per_level: dict[str, dict[str, dict[str, int]]] = {
         level: defaultdict(lambda: {"n": 0, "parsed": 0, "safe": 0}) for level in CATEGORY_LEVELS

@@ -44,20 +44,11 @@ def train_tokenizer(corpus: Iterable[str], vocab_size: int):
     return fast
 
 
-def build_tiny_model(
-    out_dir: str | Path,
-    corpus: Iterable[str],
-    seed: int = 0,
-    vocab_size: int = 1024,
-    hidden_size: int = 64,
-    layers: int = 2,
-) -> None:
-    """Write a random-init LlamaForCausalLM + tokenizer + generation config to `out_dir`."""
-    import torch
-    from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM
+def tiny_llama_config(tokenizer, hidden_size: int, layers: int, **extra):
+    """The tiny Llama shape (GQA, untied embeddings) around a tokenizer's vocabulary and ids."""
+    from transformers import LlamaConfig
 
-    tokenizer = train_tokenizer(corpus, vocab_size)
-    config = LlamaConfig(
+    return LlamaConfig(
         vocab_size=len(tokenizer),
         hidden_size=hidden_size,
         intermediate_size=hidden_size * 2,
@@ -70,7 +61,24 @@ def build_tiny_model(
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
         dtype="float32",
+        **extra,
     )
+
+
+def build_tiny_model(
+    out_dir: str | Path,
+    corpus: Iterable[str],
+    seed: int = 0,
+    vocab_size: int = 1024,
+    hidden_size: int = 64,
+    layers: int = 2,
+) -> None:
+    """Write a random-init LlamaForCausalLM + tokenizer + generation config to `out_dir`."""
+    import torch
+    from transformers import GenerationConfig, LlamaForCausalLM
+
+    tokenizer = train_tokenizer(corpus, vocab_size)
+    config = tiny_llama_config(tokenizer, hidden_size, layers)
     torch.manual_seed(seed)
     model = LlamaForCausalLM(config)
     model.generation_config = GenerationConfig(

@@ -47,29 +47,23 @@ def build_tiny_reward_model(
 ) -> None:
     """Write a random-init LlamaForSequenceClassification (19 labels) + the source tokenizer."""
     import torch
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForSequenceClassification
+    from transformers import AutoTokenizer, LlamaForSequenceClassification
+
+    from mixmerge.tiny.model import tiny_llama_config
 
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_source_dir)
     if not tokenizer.chat_template:
         raise ValueError(f"{tokenizer_source_dir}: tokenizer has no chat template")
     if tokenizer.pad_token_id is None:
         raise ValueError(f"{tokenizer_source_dir}: tokenizer has no pad token (needed to batch)")
-    config = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=hidden_size,
-        intermediate_size=hidden_size * 2,
-        num_hidden_layers=layers,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=2048,
-        tie_word_embeddings=False,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,  # the scorer pads with this id and batches
+    # the scorer pads with the tokenizer's pad id and batches
+    config = tiny_llama_config(
+        tokenizer,
+        hidden_size,
+        layers,
         num_labels=len(ARMORM_OBJECTIVES),
         id2label=dict(enumerate(ARMORM_OBJECTIVES)),
         label2id={name: i for i, name in enumerate(ARMORM_OBJECTIVES)},
-        dtype="float32",
     )
     torch.manual_seed(seed)
     model = LlamaForSequenceClassification(config)
