@@ -66,7 +66,10 @@ def _rules() -> dict[str, dict[str, str | None]]:
         for block in re.split(r"^(?=rule \w+:)", path.read_text(), flags=re.M)[1:]:
             name = re.match(r"rule (\w+):", block).group(1)
             conda = re.search(r"^    conda:\n\s+\"\.\./\.\./envs/(\w+)\.yaml\"", block, re.M)
-            verb = re.search(r"\bmixmerge (\w+)", block.split("    shell:", 1)[-1])
+            # `{params.launcher}` is `mixmerge` or `accelerate launch ... -m mixmerge.cli`
+            verb = re.search(
+                r"(?:\bmixmerge|\{params\.launcher\}) (\w+)", block.split("    shell:", 1)[-1]
+            )
             rules[name] = {
                 "env": conda.group(1) if conda else None,
                 "verb": verb.group(1) if "    shell:" in block and verb else None,

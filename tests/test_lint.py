@@ -30,3 +30,23 @@ def test_snakemake_lint_is_clean(tmp_path: Path) -> None:
     )
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0 and "Lints for" not in out, f"snakemake --lint:\n{out}"
+
+
+def test_every_rule_writes_its_commands_output_to_its_log() -> None:
+    """The linter wants a `log:`; this also checks the shell command sends stdout and stderr
+    there, so a failed job's reason is in results/<run>/logs/."""
+    import re
+
+    rules = 0
+    for path in sorted((REPO / "workflow" / "rules").glob("*.smk")):
+        for block in re.split(r"^(?=rule \w+:)", path.read_text(), flags=re.M)[1:]:
+            name = re.match(r"rule (\w+):", block).group(1)
+            assert "\n    log:\n" in block, f"{path.name}: rule {name} has no log"
+            shell = block.split("\n    shell:\n", 1)
+            assert len(shell) == 2, f"{path.name}: rule {name} has no shell command"
+            command = re.match(r'(?:\s+".*"\n?)+', shell[1]).group(0).rstrip()
+            assert command.endswith('> {log} 2>&1"'), (
+                f"{path.name}: rule {name} does not send its output to {{log}}"
+            )
+            rules += 1
+    assert rules >= 20
