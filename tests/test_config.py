@@ -88,3 +88,66 @@ def test_dry_run_fails_on_misspelled_key(tmp_path: Path) -> None:
     )
     assert proc.returncode != 0
     assert "unknown key 'train.lerning_rate'" in proc.stderr + proc.stdout
+
+
+def _paper() -> dict:
+    return load(REPO / "config" / "paper" / "llama3-8b.yaml")
+
+
+def test_missing_api_keys_names_the_variable_and_its_users() -> None:
+    from mixmerge.config import missing_api_keys
+
+    config = _paper()
+    assert missing_api_keys(config, {}) == {
+        "OPENAI_API_KEY": [
+            "evaluate.benchmarks.mt_bench",
+            "evaluate.benchmarks.halueval_wild",
+            "evaluate.benchmarks.or_bench",
+            "mixtures.hummer",  # judge: null -> the evaluation judge
+        ]
+    }  # salad_bench is judged by a local MD-Judge: no key
+    assert missing_api_keys(config, {"OPENAI_API_KEY": "sk-x"}) == {}
+    config["evaluate"]["benchmarks"]["or_bench"]["judge"] = {"api_key_env": "OTHER_KEY"}
+    config["mixtures"]["hummer"]["judge"] = {"backend": "openai", "model": "m", "api_key_env": None}
+    assert missing_api_keys(config, {"OPENAI_API_KEY": "sk-x"}) == {
+        "OTHER_KEY": ["evaluate.benchmarks.or_bench"]
+    }
+    tiny = load(REPO / "config" / "config.yaml")  # local judges only
+    assert missing_api_keys(tiny, {}) == {}
+
+
+def test_judged_benchmarks_are_the_ones_that_use_a_judge() -> None:
+    from mixmerge.config import JUDGED_BENCHMARKS
+    from mixmerge.evaluate.registry import BENCHMARKS
+
+    uses_judge = set()
+    for name, target in BENCHMARKS.items():
+        module = target.split(":")[0].replace(".", "/")
+        source = (REPO / "src" / f"{module}.py").read_text()
+        if "from mixmerge.judge" in source or "from mixmerge.evaluate.judged" in source:
+            uses_judge.add(name)
+    assert set(JUDGED_BENCHMARKS) == uses_judge
+
+
+def test_dry_run_warns_about_a_missing_api_key_and_never_prints_one(tmp_path: Path) -> None:
+    import os
+
+    snakemake = Path(sys.executable).with_name("snakemake")
+    env = {k: v for k, v in os.environ.items() if k != "OPENAI_API_KEY"}
+    outputs = {}
+    for key in (None, "sk-never-printed-123"):
+        run_env = env if key is None else {**env, "OPENAI_API_KEY": key}
+        proc = subprocess.run(
+            [str(snakemake), "-n", "-q", "--cores", "1", "--directory", str(tmp_path),
+             "--configfile", str(REPO / "config" / "paper" / "llama3-8b.yaml")],
+            cwd=REPO, capture_output=True, text=True, timeout=300, env=run_env,
+        )
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        outputs[key] = proc.stdout + proc.stderr
+    assert (
+        "warning: OPENAI_API_KEY is not set: the API judge of evaluate.benchmarks.mt_bench, "
+        "evaluate.benchmarks.halueval_wild, evaluate.benchmarks.or_bench, mixtures.hummer "
+        "reads its key from it"
+    ) in outputs[None]
+    assert "OPENAI_API_KEY" not in outputs["sk-never-printed-123"]
+    assert "sk-never-printed-123" not in outputs["sk-never-printed-123"]

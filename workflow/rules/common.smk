@@ -6,7 +6,7 @@ from pathlib import Path
 import yaml
 from snakemake.settings.types import DeploymentMethod
 
-from mixmerge.config import ConfigError, validate
+from mixmerge.config import ConfigError, missing_api_keys, validate
 from mixmerge.mix import heuristic_variants
 from mixmerge.naming import candidate_name, density_variant, seed_variant
 
@@ -14,6 +14,10 @@ try:
     validate(config)
 except ConfigError as err:
     sys.exit(str(err))  # one line naming the key, before any job is scheduled
+# Said before any GPU hour is spent; the jobs themselves fail with the same names.
+for _variable, _users in missing_api_keys(config).items():
+    _where = ", ".join(_users)
+    print(f"warning: {_variable} is not set: the API judge of {_where} reads its key from it", file=sys.stderr)
 
 RUN = config["run"]
 R = f"results/{RUN}"
