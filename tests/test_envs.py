@@ -24,11 +24,11 @@ import yaml
 from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
+from workflow_rules import RULES, rules
 
 REPO = Path(__file__).resolve().parents[1]
 SRC = REPO / "src"
 ENVS = REPO / "envs"
-RULES = REPO / "workflow" / "rules"
 GROUPS = {"train", "merge", "judge", "eval", "report"}
 # Imported only when a user picks them (evaluate.backend: vllm), never in a default run.
 OPTIONAL_IMPORTS = {"vllm"}
@@ -57,24 +57,6 @@ def _env_pins(group: str) -> dict[str, Requirement]:
 
 
 # ---- which verb (and so which imports) each rule runs, in which env -------------------------
-
-
-def _rules() -> dict[str, dict[str, str | None]]:
-    """rule name -> {env, verb}: the `conda:` file and the `mixmerge <verb>` of its shell."""
-    rules = {}
-    for path in sorted(RULES.glob("*.smk")):
-        for block in re.split(r"^(?=rule \w+:)", path.read_text(), flags=re.M)[1:]:
-            name = re.match(r"rule (\w+):", block).group(1)
-            conda = re.search(r"^    conda:\n\s+\"\.\./\.\./envs/(\w+)\.yaml\"", block, re.M)
-            # `{params.launcher}` is `mixmerge` or `accelerate launch ... -m mixmerge.cli`
-            verb = re.search(
-                r"(?:\bmixmerge|\{params\.launcher\}) (\w+)", block.split("    shell:", 1)[-1]
-            )
-            rules[name] = {
-                "env": conda.group(1) if conda else None,
-                "verb": verb.group(1) if "    shell:" in block and verb else None,
-            }
-    return rules
 
 
 def _module_file(name: str) -> Path | None:
@@ -188,12 +170,12 @@ def _distributions(import_name: str) -> set[str]:
 
 def test_one_env_per_rule_group_and_every_rule_uses_one() -> None:
     assert {p.stem for p in ENVS.glob("*.yaml")} == GROUPS
-    rules = _rules()
-    assert len(rules) > 15, "the rule parser found too few rules"
-    for name, rule in rules.items():
+    by_name = rules()
+    assert len(by_name) > 15, "the rule parser found too few rules"
+    for name, rule in by_name.items():
         if rule["verb"]:
             assert rule["env"] in GROUPS, f"rule {name} runs mixmerge without a conda env"
-    assert {r["env"] for r in rules.values() if r["env"]} == GROUPS, "an env no rule uses"
+    assert {r["env"] for r in by_name.values() if r["env"]} == GROUPS, "an env no rule uses"
 
 
 @pytest.mark.parametrize("group", sorted(GROUPS))
@@ -218,9 +200,9 @@ def test_core_pins_are_in_every_env() -> None:
         assert core_dists <= set(_env_pins(group)), f"envs/{group}.yaml misses {core_dists}"
 
 
-@pytest.mark.parametrize("rule", sorted(n for n, r in _rules().items() if r["verb"]))
+@pytest.mark.parametrize("rule", sorted(n for n, r in rules().items() if r["verb"]))
 def test_env_has_what_the_rules_verb_imports(rule: str) -> None:
-    info = _rules()[rule]
+    info = rules()[rule]
     have = set(_env_pins(info["env"]))
     for name in sorted(_verb_imports(info["verb"]) - OPTIONAL_IMPORTS):
         dists = _distributions(name)
@@ -298,3 +280,29 @@ def test_post_deploy_without_the_checkout_says_so(tmp_path: Path) -> None:
     assert proc.stderr.strip().splitlines() == [
         "install-mixmerge.sh: MIXMERGE_SRC must name the mixmerge checkout (got '')"
     ]
+
+
+@pytest.mark.parametrize("group", sorted(GROUPS))
+def test_env_pins_hold_for_the_tested_versions(group: str) -> None:
+    """What the test suite runs on satisfies every env file (the stand-in conda's "solve")."""
+    import stand_in_conda
+
+    assert stand_in_conda._solve(ENVS / f"{group}.yaml") == []
+
+
+def test_stand_in_conda_refuses_an_unsatisfiable_env(tmp_path: Path) -> None:
+    import stand_in_conda
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        "dependencies:\n  - python=3.9\n  - pip:\n      - torch<1\n      - not-a-package-xyz\n"
+    )
+    bin_dir = stand_in_conda.install(tmp_path / "conda")
+    proc = subprocess.run(
+        [str(bin_dir / "conda"), "env", "create", "--file", str(bad), "--prefix", str(tmp_path / "e")],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 1 and not (tmp_path / "e").exists()
+    for problem in ("python=3.9: found python 3.", "torch<1: found ", "not-a-package-xyz: not installed"):
+        assert problem in proc.stdout, proc.stdout

@@ -37,16 +37,16 @@ def test_every_rule_writes_its_commands_output_to_its_log() -> None:
     there, so a failed job's reason is in results/<run>/logs/."""
     import re
 
+    from workflow_rules import rule_blocks
+
     rules = 0
-    for path in sorted((REPO / "workflow" / "rules").glob("*.smk")):
-        for block in re.split(r"^(?=rule \w+:)", path.read_text(), flags=re.M)[1:]:
-            name = re.match(r"rule (\w+):", block).group(1)
-            assert "\n    log:\n" in block, f"{path.name}: rule {name} has no log"
-            shell = block.split("\n    shell:\n", 1)
-            assert len(shell) == 2, f"{path.name}: rule {name} has no shell command"
-            command = re.match(r'(?:\s+".*"\n?)+', shell[1]).group(0).rstrip()
-            assert command.endswith('> {log} 2>&1"'), (
-                f"{path.name}: rule {name} does not send its output to {{log}}"
-            )
-            rules += 1
+    for path, name, block in rule_blocks():
+        assert "\n    log:\n" in block, f"{path.name}: rule {name} has no log"
+        shell = block.split("\n    shell:\n", 1)
+        assert len(shell) == 2, f"{path.name}: rule {name} has no shell command"
+        command = re.match(r'(?:\s+".*"\n?)+', shell[1]).group(0).rstrip()
+        assert command.endswith('> {log} 2>&1"'), (
+            f"{path.name}: rule {name} does not send its output to {{log}}"
+        )
+        rules += 1
     assert rules >= 20

@@ -1,11 +1,13 @@
 """The SLURM profile on a real (single-node, local) SLURM: a slice of the tiny DAG runs through
-snakemake-executor-plugin-slurm, every job as an sbatch job with the resources its rule asked for
-(checked in `sacct`), and its scores equal a local run's.
+snakemake-executor-plugin-slurm with `--sdm conda`, every job as an sbatch job with the resources
+its rule asked for (checked in `sacct`) and in its rule's conda env, and its scores and weights
+equal a local run's.
 
-Runs when MIXMERGE_SLURM_TEST=1, which `.ci/run` sets (needs root: scripts/slurm/start-local-slurm.sh
-installs the Debian packages if missing and starts munge, MariaDB, slurmdbd, slurmctld and
-slurmd; the test stops them again, by PID, unless they were already running). The profile check without SLURM
-(`test_profile_resources_for_the_paper_config`) always runs.
+Runs when MIXMERGE_SLURM_TEST=1, which `.ci/run` sets (needs root:
+scripts/slurm/start-local-slurm.sh installs the Debian packages if missing and starts munge,
+MariaDB, slurmdbd, slurmctld and slurmd; the test stops them again, by PID, unless they were
+already running). The profile check without SLURM (`test_profile_resources_for_the_paper_config`)
+always runs.
 """
 
 from __future__ import annotations
@@ -20,7 +22,9 @@ import time
 from pathlib import Path
 
 import pytest
+import stand_in_conda
 import yaml
+from workflow_rules import rules
 
 REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
@@ -36,20 +40,23 @@ TARGET = "report_tables"  # the 3H tables: every stage of the slice, none of the
 pytestmark = pytest.mark.slurm
 
 
-def _env() -> dict[str, str]:
+def _env(*path: Path) -> dict[str, str]:
+    dirs = [*map(str, path), str(Path(sys.executable).parent), os.environ["PATH"]]
     return {
         **os.environ,
         "HF_HUB_OFFLINE": "1",
         "HF_DATASETS_OFFLINE": "1",
         "TOKENIZERS_PARALLELISM": "false",
-        "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+        "PATH": os.pathsep.join(dirs),
     }
 
 
-def _snakemake(workdir: Path, *args: str, timeout: int = 900) -> subprocess.CompletedProcess:
+def _snakemake(
+    workdir: Path, *args: str, timeout: int = 900, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
     cmd = [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--directory", str(workdir), *args]
     return subprocess.run(
-        cmd, capture_output=True, text=True, env=_env(), cwd=REPO, timeout=timeout
+        cmd, capture_output=True, text=True, env=env or _env(), cwd=REPO, timeout=timeout
     )
 
 
@@ -222,6 +229,11 @@ def runs(local_slurm, tmp_path_factory: pytest.TempPathFactory) -> dict:
     config_file.write_text(yaml.safe_dump(slice_config(), sort_keys=False))
     profile = _test_profile(base / "profile")
     slurm_dir, local_dir = base / "slurm", base / "local"
+    # The SLURM run also deploys the rules' conda envs (--sdm conda), as on a cluster. conda and
+    # conda-forge are out of reach here: a stand-in conda "solves" each env file against this
+    # venv (tests/stand_in_conda.py); Snakemake's env handling, post-deploy and activation are real.
+    conda_root = base / "conda"
+    conda_bin = stand_in_conda.install(conda_root)
 
     # The local reference run goes alongside the SLURM run: the SLURM run mostly waits (for the
     # executor's status polls, which back off by 10 s while no job finishes), so the two together
@@ -234,8 +246,14 @@ def runs(local_slurm, tmp_path_factory: pytest.TempPathFactory) -> dict:
     try:
         # the target first: --configfile takes every argument that follows it
         slurm = _snakemake(
-            slurm_dir, TARGET, "--profile", str(profile), "--configfile", str(config_file)
-        )
+            slurm_dir,
+            TARGET,
+            "--profile", str(profile),
+            "--sdm", "conda",
+            "--conda-prefix", str(base / "envs"),
+            "--configfile", str(config_file),
+            env=_env(conda_bin),
+        )  # fmt: skip
         t_slurm = time.monotonic() - t0
         local.wait(timeout=900)
     finally:
@@ -253,7 +271,13 @@ def runs(local_slurm, tmp_path_factory: pytest.TempPathFactory) -> dict:
         pytest.fail(f"snakemake (slurm) failed:\n{slurm_log[-6000:]}\n{logs[-12000:]}")
     assert local.returncode == 0, f"snakemake (local) failed:\n{local_out[-5000:]}"
     print(f"\nslice: SLURM run {t_slurm:.1f}s, SLURM + local reference run {t_both:.1f}s")
-    return {"slurm_dir": slurm_dir, "local_dir": local_dir, "slurm_log": slurm_log}
+    return {
+        "slurm_dir": slurm_dir,
+        "local_dir": local_dir,
+        "slurm_log": slurm_log,
+        "conda_root": conda_root,
+        "envs": base / "envs",
+    }
 
 
 def _snakemake_bg(log: Path, workdir: Path, *args: str) -> subprocess.Popen:
@@ -378,3 +402,23 @@ def test_slurm_results_equal_a_local_run(runs: dict) -> None:
     assert _tensors(runs["slurm_dir"]) == _tensors(runs["local_dir"])  # bitwise, every model
     table = "results/tiny/tables/static.csv"
     assert (runs["slurm_dir"] / table).read_text() == (runs["local_dir"] / table).read_text()
+
+
+def test_slurm_jobs_ran_in_their_rules_conda_envs(runs: dict) -> None:
+    """Every SLURM job activated the env its rule names; each env got mixmerge from this checkout
+    through envs/install-mixmerge.sh."""
+    from collections import Counter
+
+    env_of_prefix = {}
+    for prefix in (p for p in runs["envs"].iterdir() if p.is_dir()):
+        spec = Path(f"{prefix}.yaml").read_text()  # Snakemake's copy of the env file
+        group = next(g.stem for g in (REPO / "envs").glob("*.yaml") if g.read_text() == spec)
+        env_of_prefix[str(prefix)] = group
+        assert (prefix / "bin" / "mixmerge").is_file(), f"post-deploy left no mixmerge in {group}"
+    activations = (runs["conda_root"] / "activations.log").read_text().split()
+    jobs = [j["rule"] for j in _job_blocks(runs["slurm_log"]).values() if j["rule"] != "all"]
+    rule_env = {name: info["env"] for name, info in rules().items()}
+    # one activation per job, plus one per env for its post-deploy script
+    want = Counter(rule_env[rule] for rule in jobs) + Counter(set(env_of_prefix.values()))
+    assert Counter(env_of_prefix[a.rstrip("/")] for a in activations) == want
+    assert set(env_of_prefix.values()) == {"train", "eval", "merge", "report"}

@@ -4,7 +4,6 @@ import sys
 from pathlib import Path
 
 import yaml
-from snakemake.settings.types import DeploymentMethod
 
 from mixmerge.config import ConfigError, missing_api_keys, validate
 from mixmerge.mix import heuristic_variants
@@ -47,12 +46,8 @@ HEURISTIC = heuristic_variants(MIXTURES.get("heuristic", {})) if "heuristic" in 
 # is not activated; a conda env (--sdm conda) puts its own bin first when it is activated.
 os.environ.update(PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
 # With --sdm conda, each env's post-deploy script (envs/install-mixmerge.sh) installs mixmerge
-# from this checkout, and jobs import this checkout's code first even when the env (shared through
-# --conda-prefix) was installed from another checkout.
+# from this checkout (editable). Not PYTHONPATH: Snakemake unsets it in conda jobs.
 os.environ.setdefault("MIXMERGE_SRC", str(Path(workflow.basedir).resolve()))
-if DeploymentMethod.CONDA in workflow.deployment_settings.deployment_method:
-    _src = str(Path(workflow.basedir).resolve() / "src")
-    os.environ.update(PYTHONPATH=os.pathsep.join(filter(None, [_src, os.environ.get("PYTHONPATH")])))
 if TINY:  # the tiny profile never needs the network: fail fast instead of trying the hub
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
