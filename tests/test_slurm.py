@@ -33,7 +33,7 @@ START = REPO / "scripts" / "slurm" / "start-local-slurm.sh"
 STOP = REPO / "scripts" / "slurm" / "stop-local-slurm.sh"
 ACCOUNT = os.environ.get("MIXMERGE_SLURM_ACCOUNT", "mixmerge-test")
 # Rules of the slice that must run on the GPU partition with GPUs (profile + rule resources).
-SLICE_GPU_RULES = {"train_candidate", "evaluate_model", "merge_models"}
+SLICE_GPU_RULES = {"train_candidate", "train_mix", "evaluate_model", "merge_models"}
 ENABLED = os.environ.get("MIXMERGE_SLURM_TEST") == "1"
 TARGET = "report_tables"  # the 3H tables: every stage of the slice, none of the figures
 
@@ -61,10 +61,10 @@ def _snakemake(
 
 
 def slice_config() -> dict:
-    """The tiny default cut to a slice that still has every stage up to the tables: 2 groups of
-    1 dataset, 1 sweep candidate, no continual stage or data mixtures, 2 merge methods, 1
-    benchmark. 18 jobs (target `report_tables`): each SLURM job costs a Snakemake start inside
-    the job, and this machine has 2 cores."""
+    """The tiny default cut to a slice that still has every stage up to the tables, and every
+    conda env: 2 groups of 1 dataset, 1 sweep candidate, 1 heuristic data mixture, no continual
+    stage, 2 merge methods, 1 benchmark. 22 jobs (target `report_tables`): each SLURM job costs
+    a Snakemake start inside the job, and this machine has 2 cores."""
     config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
     groups = {"harmlessness": ["ultrasafety"], "helpful_honest": ["ultrafeedback"]}
     config["groups"] = groups
@@ -74,7 +74,14 @@ def slice_config() -> dict:
         "learning_rate": [config["train"]["learning_rate"]],
     }
     config["continual"] = {"stages": []}
-    config.pop("mixtures", None)  # the data-mixture baselines: not part of the slice
+    config["mixtures"] = {  # one data-mixture baseline: a heuristic ratio
+        "strategies": ["heuristic"],
+        "heuristic": {
+            "ratios": [0.2],
+            "helpful_groups": ["helpful_honest"],
+            "other_groups": ["harmlessness"],
+        },
+    }
     config["merge"]["settings"] = {"static": list(groups)}
     config["merge"].pop("sweeps", None)
     config["merge"]["methods"] = dict(list(config["merge"]["methods"].items())[:2])
@@ -327,7 +334,9 @@ def test_every_job_ran_on_slurm_with_its_rule_resources(runs: dict) -> None:
     remote = {jid: job for jid, job in jobs.items() if job["rule"] != "all"}
     assert set(submitted) == set(remote), "every job of the slice is an sbatch job"
     rules = {job["rule"] for job in remote.values()}
-    assert rules >= SLICE_GPU_RULES | {"tiny_fixtures", "dataset_pairs", "report_tables"}
+    assert rules >= SLICE_GPU_RULES | {
+        "tiny_fixtures", "dataset_pairs", "mix_heuristic_pairs", "train_mix", "report_tables"
+    }  # fmt: skip
 
     rows = {r["JobID"]: r for r in _sacct(runs["slurm_dir"], len(submitted))}
     profile = yaml.safe_load((runs["slurm_dir"].parent / "profile" / "config.yaml").read_text())
@@ -397,7 +406,7 @@ def _tensors(root: Path) -> dict[str, str]:
 
 def test_slurm_results_equal_a_local_run(runs: dict) -> None:
     slurm, local = _scores(runs["slurm_dir"]), _scores(runs["local_dir"])
-    assert len(slurm) == 5  # base, 2 DPO, 2 merges x 1 benchmark
+    assert len(slurm) == 6  # base, 2 DPO, 1 mixture, 2 merges x 1 benchmark
     assert slurm == local
     assert _tensors(runs["slurm_dir"]) == _tensors(runs["local_dir"])  # bitwise, every model
     table = "results/tiny/tables/static.csv"
@@ -421,4 +430,4 @@ def test_slurm_jobs_ran_in_their_rules_conda_envs(runs: dict) -> None:
     # one activation per job, plus one per env for its post-deploy script
     want = Counter(rule_env[rule] for rule in jobs) + Counter(set(env_of_prefix.values()))
     assert Counter(env_of_prefix[a.rstrip("/")] for a in activations) == want
-    assert set(env_of_prefix.values()) == {"train", "eval", "merge", "report"}
+    assert set(env_of_prefix.values()) == {"train", "judge", "eval", "merge", "report"}
