@@ -135,3 +135,13 @@ def test_every_job_left_a_log_and_no_temp_files(tiny_run: Path) -> None:
     logs = list((tiny_run / "results/tiny/logs").rglob("*.log"))
     assert len(logs) >= 40
     assert not [p for p in (tiny_run / "results").rglob("*.tmp")]
+
+
+@pytest.mark.e2e
+def test_snakemake_html_report_bundles_tables_figures_and_config(tiny_run: Path) -> None:
+    report = tiny_run / "report.html"
+    proc = _snakemake(tiny_run, "--report", str(report))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    html = report.read_text()
+    for name in ("static.md", "continual.md", "pareto.png", "config.html"):
+        assert name in html, f"{name} is not in the HTML report"
