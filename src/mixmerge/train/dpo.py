@@ -132,6 +132,15 @@ def _lora_config(lora: dict[str, Any]):
     )
 
 
+def _checkpointing_field(config_class: type) -> str:
+    """transformers renamed `gradient_checkpointing` to `activation_checkpointing` (the old name
+    warns); the pinned range has releases with and without the new one."""
+    import dataclasses
+
+    names = {f.name for f in dataclasses.fields(config_class)}
+    return "activation_checkpointing" if "activation_checkpointing" in names else "gradient_checkpointing"
+
+
 def train_dpo(
     model_path: str | Path,
     data: list[str | Path],
@@ -186,7 +195,10 @@ def train_dpo(
         optim=train_cfg.get("optimizer", "adamw_torch"),
         bf16=bf16,
         use_cpu=on_cpu,
-        gradient_checkpointing=bool(train_cfg.get("gradient_checkpointing", False)) and not on_cpu,
+        **{
+            _checkpointing_field(DPOConfig): bool(train_cfg.get("gradient_checkpointing", False))
+            and not on_cpu
+        },
         seed=seed,
         data_seed=seed,
         logging_steps=1,
