@@ -145,3 +145,13 @@ def test_snakemake_html_report_bundles_tables_figures_and_config(tiny_run: Path)
     html = report.read_text()
     for name in ("static.md", "continual.md", "pareto.png", "config.html"):
         assert name in html, f"{name} is not in the HTML report"
+
+
+@pytest.mark.e2e
+def test_evaluation_logs_carry_no_git_noise(tiny_run: Path) -> None:
+    """lm-eval's own `git describe` would print "fatal: not a git repository" into every
+    evaluation log (its cwd is a scratch dir); mixmerge asks git quietly instead."""
+    logs = list((tiny_run / "results/tiny/logs/evaluate").rglob("*.log"))
+    assert logs
+    noisy = [p.name for p in logs if "fatal: not a git repository" in p.read_text()]
+    assert not noisy

@@ -331,29 +331,54 @@ def _chdir(path: Path) -> Iterator[None]:
 
 
 _ENV_INFO: dict[str, Any] = {}
+_GIT_HASH: list[str | None] = []
+
+
+def _git_hash_quietly() -> str | None:
+    """lm-eval's git hash of the cwd, without the "fatal: not a git repository" that its own
+    `git describe` prints into every job log when the cwd (a scratch dir) is not a checkout."""
+    import subprocess
+
+    from lm_eval.loggers.utils import get_commit_from_path
+
+    try:
+        proc = subprocess.run(
+            ["git", "describe", "--always"], capture_output=True, text=True, check=False
+        )
+    except FileNotFoundError:  # no git on this machine
+        proc = None
+    if proc is not None and proc.returncode == 0:
+        return proc.stdout.strip()
+    return get_commit_from_path(os.getcwd())
 
 
 @contextlib.contextmanager
 def _env_info_once() -> Iterator[None]:
-    """Collect lm-eval's environment info (torch's collect_env: ~0.6 s of subprocesses) once.
+    """Collect lm-eval's environment info (torch's collect_env: ~0.6 s of subprocesses) and git
+    hash once, the latter quietly.
 
-    simple_evaluate gathers it on every call, i.e. per benchmark; it cannot change within a
-    process, so later calls get a copy of the first call's info instead.
+    simple_evaluate gathers both on every call, i.e. per benchmark; they cannot change within a
+    process, so later calls get a copy of the first call's.
     """
     import lm_eval.evaluator as evaluator
 
-    original = evaluator.add_env_info
+    original_env, original_git = evaluator.add_env_info, evaluator.get_git_commit_hash
 
     def add_env_info(storage: dict[str, Any]) -> None:
         if not _ENV_INFO:
-            original(_ENV_INFO)
+            original_env(_ENV_INFO)
         storage.update(_ENV_INFO)
 
-    evaluator.add_env_info = add_env_info
+    def get_git_commit_hash() -> str | None:
+        if not _GIT_HASH:
+            _GIT_HASH.append(_git_hash_quietly())
+        return _GIT_HASH[0]
+
+    evaluator.add_env_info, evaluator.get_git_commit_hash = add_env_info, get_git_commit_hash
     try:
         yield
     finally:
-        evaluator.add_env_info = original
+        evaluator.add_env_info, evaluator.get_git_commit_hash = original_env, original_git
 
 
 def evaluate_task(ctx: EvalContext, benchmark: str, lm: Any = None) -> dict[str, Any]:
