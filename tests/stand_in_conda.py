@@ -36,8 +36,13 @@ def install(root: Path) -> Path:
     bin_dir = root / "bin"
     bin_dir.mkdir(parents=True, exist_ok=True)
     conda = bin_dir / "conda"
-    conda.write_text(f"#!{sys.executable}\nimport sys\nsys.path.insert(0, {str(Path(__file__).parent)!r})\n"
-                     "from stand_in_conda import main\nsys.exit(main(sys.argv[1:]))\n")  # fmt: skip
+    conda.write_text(
+        f"#!{sys.executable}\n"
+        "import sys\n"
+        f"sys.path.insert(0, {str(Path(__file__).parent)!r})\n"
+        "from stand_in_conda import main\n"
+        "sys.exit(main(sys.argv[1:]))\n"
+    )
     conda.chmod(conda.stat().st_mode | stat.S_IEXEC)
     (bin_dir / "activate").write_text(ACTIVATE.format(log=root / "activations.log"))
     return bin_dir
@@ -48,7 +53,7 @@ def _root() -> Path:
     return Path(sys.argv[0]).resolve().parents[1]
 
 
-def _solve(env_file: Path) -> list[str]:
+def solve(env_file: Path) -> list[str]:
     """Unmet requirements of the env file, checked against this Python environment."""
     import importlib.metadata
 
@@ -79,7 +84,7 @@ def _solve(env_file: Path) -> list[str]:
 def _create(args: list[str]) -> int:
     env_file = Path(args[args.index("--file") + 1])
     prefix = Path(args[args.index("--prefix") + 1])
-    problems = _solve(env_file)
+    problems = solve(env_file)
     if problems:
         print("stand-in conda: cannot solve " + str(env_file) + ":\n  " + "\n  ".join(problems))
         return 1

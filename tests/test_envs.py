@@ -287,7 +287,7 @@ def test_env_pins_hold_for_the_tested_versions(group: str) -> None:
     """What the test suite runs on satisfies every env file (the stand-in conda's "solve")."""
     import stand_in_conda
 
-    assert stand_in_conda._solve(ENVS / f"{group}.yaml") == []
+    assert stand_in_conda.solve(ENVS / f"{group}.yaml") == []
 
 
 def test_stand_in_conda_refuses_an_unsatisfiable_env(tmp_path: Path) -> None:
