@@ -100,6 +100,8 @@ def group_of(config: dict[str, Any], dataset: str) -> str:
 
 
 # The benchmarks scored by a judge (evaluate.judge, overridden by the benchmark's own `judge`).
+# Kept here, not in the evaluate registry, so that loading a config imports no benchmark code;
+# tests/test_config.py checks it against the benchmark modules that use a judge.
 JUDGED_BENCHMARKS = ("mt_bench", "halueval_wild", "salad_bench", "or_bench")
 
 
