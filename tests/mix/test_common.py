@@ -43,3 +43,11 @@ def test_cache_survives_a_cut_line(tmp_path: Path) -> None:
         handle.write('{"key": "k3", "sco')  # a write cut short by a killed job
     again = JsonlCache(tmp_path / "c.jsonl")
     assert len(again) == 2 and again.get("k2") == {"key": "k2", "score": 2.0} and "k3" not in again
+
+
+def test_cache_missing_keeps_first_item_per_uncached_key(tmp_path: Path) -> None:
+    cache = JsonlCache(tmp_path / "c.jsonl")
+    cache.put("a", {"score": 1.0})
+    todo, hits = cache.missing([("a", "x"), ("b", "first"), ("b", "second"), ("a", "y"), ("c", "z")])
+    assert todo == {"b": "first", "c": "z"}
+    assert hits == 2

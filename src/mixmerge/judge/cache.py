@@ -6,9 +6,11 @@ import hashlib
 import json
 import logging
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +52,18 @@ class JsonlCache:
     def __contains__(self, key: str) -> bool:
         with self._lock:
             return key in self._data
+
+    def missing(self, keyed: Iterable[tuple[str, T]]) -> tuple[dict[str, T], int]:
+        """(the items whose key is not cached, first of each key; how many were cached)."""
+        todo: dict[str, T] = {}
+        hits = 0
+        with self._lock:
+            for key, item in keyed:
+                if key in self._data:
+                    hits += 1
+                elif key not in todo:
+                    todo[key] = item
+        return todo, hits
 
     def get(self, key: str) -> dict[str, Any] | None:
         with self._lock:

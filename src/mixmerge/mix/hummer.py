@@ -254,12 +254,8 @@ class PairLabeller:
     def label(self, pairs: Sequence[Pair]) -> list[Label | None]:
         items = [self.render(p) for p in pairs]
         keys = [self.key(it) for it in items]
-        todo: dict[str, JudgePrompt] = {}
-        for key, item in zip(keys, items, strict=True):
-            if key in self.cache:
-                self.hits += 1
-            elif key not in todo:
-                todo[key] = item
+        todo, hits = self.cache.missing(zip(keys, items, strict=True))
+        self.hits += hits
         if todo:
             factory = self._factory
             if factory is None:

@@ -236,12 +236,8 @@ class RewardScorer:
         from tqdm.auto import tqdm
 
         keys = [self.key(it) for it in items]
-        todo: dict[str, ScoreItem] = {}
-        for key, item in zip(keys, items, strict=True):
-            if key in self.cache:
-                self.hits += 1
-            elif key not in todo:
-                todo[key] = item
+        todo, hits = self.cache.missing(zip(keys, items, strict=True))
+        self.hits += hits
         if todo:
             model = self._load()
             pending = list(todo.items())
