@@ -12,7 +12,6 @@ from mixmerge.data.prepare import prepare_dataset
 from mixmerge.io import read_json, write_jsonl
 from mixmerge.tiny.datasets import write_training_fixtures
 from mixmerge.train.dpo import (
-    fold_system,
     gradient_accumulation,
     latest_checkpoint,
     to_trl_rows,
@@ -43,17 +42,6 @@ def _easy_pairs(path: Path, n: int = 24) -> Path:
     ]
     write_jsonl(path, pairs)
     return path
-
-
-def test_fold_system_into_first_user_turn() -> None:
-    prompt = [{"role": "system", "content": "S"}, {"role": "user", "content": "U"}]
-    assert fold_system(prompt) == [{"role": "user", "content": "S\n\nU"}]
-    rows = to_trl_rows([{"prompt": prompt, "chosen": "a", "rejected": "b"}], keep_system=False)
-    assert rows[0]["prompt"] == [{"role": "user", "content": "S\n\nU"}]
-    rows = to_trl_rows([{"prompt": prompt, "chosen": "a", "rejected": "b"}], keep_system=True)
-    assert rows[0]["prompt"] == prompt and rows[0]["chosen"] == [
-        {"role": "assistant", "content": "a"}
-    ]
 
 
 def test_global_batch_gives_accumulation() -> None:
@@ -149,17 +137,21 @@ def test_interrupted_training_resumes_from_checkpoint(tmp_path: Path, tiny_model
     assert not (tmp_path / ".m.checkpoints").exists()
 
 
-def test_system_turn_is_folded_for_templates_without_system_role(tiny_model_dir: Path) -> None:
+def test_trl_rows_fold_system_only_for_templates_without_system_role(
+    tiny_model_dir: Path,
+) -> None:
     from transformers import AutoTokenizer
 
-    from mixmerge.train.dpo import _supports_system_role
-
     tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
-    assert _supports_system_role(tokenizer)
-    # Mistral-7B-Instruct-v0.2's template raises on a system turn.
+    prompt = [{"role": "system", "content": "S"}, {"role": "user", "content": "U"}]
+    pairs = [{"prompt": prompt, "chosen": "a", "rejected": "b"}]
+    rows = to_trl_rows(pairs, tokenizer)
+    assert rows[0]["prompt"] == prompt
+    assert rows[0]["chosen"] == [{"role": "assistant", "content": "a"}]
+    # A template that raises on a system turn, as Mistral-7B-Instruct-v0.2's does.
     tokenizer.chat_template = (
         "{% for m in messages %}{% if m['role'] == 'system' %}"
         "{{ raise_exception('Conversation roles must alternate user/assistant') }}"
         "{% endif %}[INST] {{ m['content'] }} [/INST]{% endfor %}"
     )
-    assert not _supports_system_role(tokenizer)
+    assert to_trl_rows(pairs, tokenizer)[0]["prompt"] == [{"role": "user", "content": "S\n\nU"}]

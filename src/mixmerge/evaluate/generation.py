@@ -1,7 +1,8 @@
 """Chat generation backends shared by every judged benchmark (OR-Bench, MT-Bench, HaluEval-Wild, ...).
 
-`generate_chat` renders each conversation with the model's own chat template, generates the next
-assistant turn and returns one string per conversation, in input order.
+`generate_chat` renders each conversation with the model's own chat template (a leading system turn
+folded into the first user turn where the template has no system role: `mixmerge.chat`), generates
+the next assistant turn and returns one string per conversation, in input order.
 
 `mixmerge evaluate` runs all benchmarks of one model in one process, so models are loaded once per
 process: `load_hf_model` keeps the last `MAX_LOADED_MODELS` (model, tokenizer) pairs keyed by
@@ -32,6 +33,8 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+from mixmerge.chat import prepare_conversation, render_chat
 
 log = logging.getLogger(__name__)
 
@@ -78,10 +81,9 @@ def generate_chat(
         if not tokenizer.chat_template:
             raise ValueError(f"{model_dir}: tokenizer has no chat template")
         # The template already holds BOS etc., so the texts are encoded without special tokens.
-        texts = [
-            tokenizer.apply_chat_template(conv, tokenize=False, add_generation_prompt=True)
-            for conv in conversations
-        ]
+        # A system turn is folded into the first user turn where the template has no system
+        # role (Mistral-7B-Instruct-v0.2).
+        texts = [render_chat(tokenizer, conv, add_generation_prompt=True) for conv in conversations]
         return hf_generate(model, tokenizer, texts, temps, gen_cfg, add_special_tokens=False)
     if backend == "vllm":
         return _generate_vllm(Path(model_dir), conversations, temps, gen_cfg)
@@ -151,6 +153,9 @@ def load_hf_model(
         old_key, _ = _HF_MODELS.popitem(last=False)
         log.info("unloading %s to make room", old_key[0])
         _free_memory()
+    from mixmerge.hub import model_source
+
+    path, revision = model_source(path, revision)  # a hub id reads the mirror's copy, if any
     kwargs: dict[str, Any] = {"revision": revision, "trust_remote_code": bool(trust_remote_code)}
     tokenizer = AutoTokenizer.from_pretrained(str(path), **kwargs)
     if tokenizer.pad_token_id is None:
@@ -316,5 +321,8 @@ def _generate_vllm(
         )
         for i, t in enumerate(temps)
     ]
+    # llm.chat renders the model's chat template itself: fold system turns first, as the hf path.
+    tokenizer = llm.get_tokenizer()
+    conversations = [prepare_conversation(conv, tokenizer) for conv in conversations]
     results = llm.chat(conversations, params, use_tqdm=True)
     return [r.outputs[0].text.strip() for r in results]

@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from mixmerge.chat import render_chat
 from mixmerge.judge.base import Judge, JudgePrompt, Verdict, VerdictParser
 from mixmerge.judge.cache import JsonlCache, cache_key
 
@@ -100,15 +101,8 @@ class HFJudge(Judge):
         messages = [{"role": "user", "content": item.user}]
         if item.system:
             messages.insert(0, {"role": "system", "content": item.system})
-        try:
-            return self._tok.apply_chat_template(
-                messages, tokenize=False, add_generation_prompt=True
-            )
-        except Exception:  # templates without a system role raise TemplateError
-            if not item.system:
-                raise
-            merged = [{"role": "user", "content": f"{item.system}\n\n{item.user}"}]
-            return self._tok.apply_chat_template(merged, tokenize=False, add_generation_prompt=True)
+        # folded into the user turn where the template has no system role (mixmerge.chat)
+        return render_chat(self._tok, messages, add_generation_prompt=True)
 
     def _encode(self, item: JudgePrompt) -> list[int]:
         # Raw prompts get the tokenizer's BOS (as MD-Judge v0.1's card does); chat-rendered ones

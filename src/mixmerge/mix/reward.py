@@ -40,21 +40,13 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from mixmerge.chat import render_chat
 from mixmerge.judge.cache import JsonlCache
 from mixmerge.mix.common import Messages, model_identity, sha256_json, slug
 
 log = logging.getLogger(__name__)
 
 ScoreItem = tuple[Messages, str]  # (conversation before the reply, reply text)
-
-
-def _fold_system(messages: Messages) -> Messages:
-    """Templates without a system role (Mistral v0.2): fold it into the first user turn."""
-    if len(messages) < 2 or messages[0]["role"] != "system":
-        return messages
-    first = dict(messages[1])
-    first["content"] = f"{messages[0]['content']}\n\n{first['content']}"
-    return [first, *messages[2:]]
 
 
 class HFRewardModel:
@@ -69,8 +61,11 @@ class HFRewardModel:
         path = rm_cfg.get("path")
         if not path:
             raise ValueError("mixtures.armorm.reward_model.path is required")
+        from mixmerge.hub import model_source
+
+        path, revision = model_source(path, rm_cfg.get("revision"))
         kwargs = {
-            "revision": rm_cfg.get("revision"),
+            "revision": revision,
             "trust_remote_code": bool(rm_cfg.get("trust_remote_code", False)),
         }
         self.device = (
@@ -89,7 +84,7 @@ class HFRewardModel:
 
             # mixmerge's own implementation of ArmoRM: the hub's modeling code is never run
             self.model, info = ArmoRMForScoring.from_pretrained(
-                path, dtype=dtype, revision=rm_cfg.get("revision"), output_loading_info=True
+                path, dtype=dtype, revision=revision, output_loading_info=True
             )
             if info.get("missing_keys"):
                 raise ValueError(
@@ -120,10 +115,8 @@ class HFRewardModel:
 
     def _render(self, messages: Messages, response: str) -> list[int]:
         conv = [*messages, {"role": "assistant", "content": response}]
-        try:
-            text = self.tokenizer.apply_chat_template(conv, tokenize=False)
-        except Exception:  # a template that rejects the system role
-            text = self.tokenizer.apply_chat_template(_fold_system(conv), tokenize=False)
+        # a system turn is folded into the first user turn where the template has no system role
+        text = render_chat(self.tokenizer, conv)
         # The template already holds BOS and the turn markers.
         ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
         return ids[-self.max_length :]

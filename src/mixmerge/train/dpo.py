@@ -13,6 +13,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from mixmerge.chat import prepare_conversation
 from mixmerge.io import read_jsonl
 
 # Metrics of the final evaluation on the training pairs that go into mixmerge_train.json.
@@ -25,34 +26,18 @@ FINAL_METRICS = (
 )
 
 
-def _supports_system_role(tokenizer) -> bool:
-    """Some chat templates (Mistral-7B-Instruct-v0.2) reject a system turn."""
-    try:
-        tokenizer.apply_chat_template(
-            [{"role": "system", "content": "s"}, {"role": "user", "content": "u"}], tokenize=False
-        )
-        return True
-    except Exception:
-        return False
+def to_trl_rows(pairs: list[dict[str, Any]], tokenizer: Any) -> list[dict[str, Any]]:
+    """Pair format -> trl's conversational preference format.
 
-
-def fold_system(prompt: list[dict[str, str]]) -> list[dict[str, str]]:
-    """Merge a leading system message into the first user turn."""
-    if not prompt or prompt[0]["role"] != "system" or len(prompt) < 2:
-        return prompt
-    first = dict(prompt[1])
-    first["content"] = f"{prompt[0]['content']}\n\n{first['content']}"
-    return [first, *prompt[2:]]
-
-
-def to_trl_rows(pairs: list[dict[str, Any]], keep_system: bool) -> list[dict[str, Any]]:
-    """Pair format -> trl's conversational preference format."""
+    trl renders the tokenizer's chat template itself, so the prompts are prepared here: a
+    leading system turn is folded into the first user turn when the template has no system
+    role (Mistral-7B-Instruct-v0.2), see `mixmerge.chat`.
+    """
     rows = []
     for pair in pairs:
-        prompt = pair["prompt"] if keep_system else fold_system(pair["prompt"])
         rows.append(
             {
-                "prompt": prompt,
+                "prompt": prepare_conversation(pair["prompt"], tokenizer),
                 "chosen": [{"role": "assistant", "content": pair["chosen"]}],
                 "rejected": [{"role": "assistant", "content": pair["rejected"]}],
             }
@@ -73,6 +58,23 @@ def gradient_accumulation(train_cfg: dict[str, Any], world_size: int) -> int:
             f"({per_device}) x devices ({world_size})"
         )
     return steps
+
+
+def policy_dtype(bf16: bool, deepspeed: bool):
+    """The dtype the policy is loaded in: `train.bf16` means bf16 compute, fp32 master weights.
+
+    AdamW on bf16 parameters at the paper's learning rates (3e-7, 5e-7) rounds almost every
+    update to nothing (a step of ~lr is far below half a bf16 ulp of a typical weight), so the
+    weights the optimizer updates must be fp32:
+    - DeepSpeed (workflow/accelerate/zero3.yaml): the parameters are bf16 (half the load memory
+      per rank) and DeepSpeed's bf16 ZeRO optimizer keeps and updates fp32 master partitions.
+    - one process, DDP and FSDP (workflow/accelerate/fsdp.yaml): the parameters are loaded in
+      fp32 and the Trainer's bf16 mixed precision does bf16 compute (torch.autocast; under FSDP,
+      accelerate's MixedPrecision(param_dtype=bf16) over the fp32 sharded parameters).
+    """
+    import torch
+
+    return torch.bfloat16 if bf16 and deepspeed else torch.float32
 
 
 def latest_checkpoint(checkpoint_dir: Path) -> str | None:
@@ -153,6 +155,7 @@ def train_dpo(
     import datasets
     import torch
     from accelerate import PartialState
+    from accelerate.utils import DistributedType
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import DPOConfig, DPOTrainer
 
@@ -169,14 +172,15 @@ def train_dpo(
     tokenizer = AutoTokenizer.from_pretrained(model_path)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    rows = to_trl_rows(pairs, keep_system=_supports_system_role(tokenizer))
+    rows = to_trl_rows(pairs, tokenizer)
     dataset = datasets.Dataset.from_list(rows).shuffle(seed=seed)
 
     on_cpu = train_cfg.get("device", "cuda") == "cpu" or not torch.cuda.is_available()
-    bf16 = bool(train_cfg.get("bf16", False)) and not on_cpu
-    model = AutoModelForCausalLM.from_pretrained(
-        model_path, dtype=torch.bfloat16 if bf16 else torch.float32
-    )
+    # bf16 compute with fp32 master weights, on CPU too (torch's CPU autocast does bf16)
+    bf16 = bool(train_cfg.get("bf16", False))
+    deepspeed = state.distributed_type == DistributedType.DEEPSPEED
+    param_dtype = policy_dtype(bf16, deepspeed)
+    model = AutoModelForCausalLM.from_pretrained(model_path, dtype=param_dtype)
     accumulation = gradient_accumulation(train_cfg, state.num_processes)
     per_device = int(train_cfg.get("per_device_batch_size", 1))
     save_steps = int(train_cfg.get("save_steps", 0))
@@ -253,6 +257,12 @@ def train_dpo(
         "gradient_accumulation_steps": accumulation,
         "global_batch_size": per_device * accumulation * state.num_processes,
         "resumed_from": resume,
+        # compute precision (train.bf16 or the accelerate config) and the loaded parameters'
+        # dtype; under DeepSpeed bf16 its optimizer holds the fp32 masters
+        "precision": {
+            "mixed_precision": str(getattr(args, "mixed_precision", "bf16" if bf16 else "no")),
+            "param_dtype": str(param_dtype).removeprefix("torch."),
+        },
         "train_loss": float(result.training_loss),
         "steps": int(result.global_step),
         "final_metrics": final_metrics,
