@@ -11,9 +11,36 @@ log = logging.getLogger("mixmerge")
 
 
 def _config(path: str) -> dict:
-    from mixmerge import config
+    """The validated config; with a hub mirror configured, this process reads only from it."""
+    from mixmerge import config, hub
 
-    return config.load(path)
+    cfg = config.load(path)
+    hub.activate(cfg)
+    return cfg
+
+
+def cmd_fetch(args: argparse.Namespace) -> None:
+    from mixmerge import config, hub
+    from mixmerge.fetch import check, fetch, lock_path
+
+    cfg = config.load(args.config)
+    mirror = Path(args.mirror).resolve() if args.mirror else hub.mirror_dir(cfg)
+    if mirror is None:
+        raise ValueError(f"no mirror: pass --mirror DIR or set hub.mirror / ${hub.MIRROR_ENV}")
+    lock_file = Path(args.lock) if args.lock else lock_path(args.config)
+    if args.check:
+        problems = check(cfg, mirror, lock_file if lock_file.is_file() else None)
+        for line in problems:
+            print(line)
+        if problems:
+            raise ValueError(
+                f"the hub mirror {mirror} has {len(problems)} problem(s) (listed above)"
+            )
+        locked = "and its lock " if lock_file.is_file() else ""
+        print(f"{mirror}: every artifact of {args.config} {locked}is present")
+        return
+    lock = fetch(cfg, mirror, lock_file)
+    log.info("%d artifacts in %s; lock written to %s", len(lock["artifacts"]), mirror, lock_file)
 
 
 def cmd_tiny(args: argparse.Namespace) -> None:
@@ -29,19 +56,33 @@ def cmd_tiny(args: argparse.Namespace) -> None:
     log.info("tiny model and fixtures written to %s", args.out)
 
 
+def cmd_rehearsal_mirror(args: argparse.Namespace) -> None:
+    from mixmerge.rehearsal import build_mirror
+
+    configs = [Path(c) for c in args.config] or sorted(
+        (Path(__file__).resolve().parents[2] / "config" / "paper").glob("*.yaml")
+    )
+    built = build_mirror(Path(args.out), configs)
+    log.info(
+        "rehearsal mirror for %s: %d artifacts in %s",
+        ", ".join(map(str, configs)),
+        len(built),
+        args.out,
+    )
+
+
 def cmd_base(args: argparse.Namespace) -> None:
     """Materialise the base model as a local directory (a hub download or a local copy)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from mixmerge.hub import model_source
     from mixmerge.io import atomic_dir
 
     base = _config(args.config)["base_model"]
-    kwargs = {
-        "revision": base.get("revision"),
-        "trust_remote_code": base.get("trust_remote_code", False),
-    }
-    model = AutoModelForCausalLM.from_pretrained(base["path"], dtype="auto", **kwargs)
-    tokenizer = AutoTokenizer.from_pretrained(base["path"], **kwargs)
+    path, revision = model_source(base["path"], base.get("revision"))
+    kwargs = {"revision": revision, "trust_remote_code": base.get("trust_remote_code", False)}
+    model = AutoModelForCausalLM.from_pretrained(path, dtype="auto", **kwargs)
+    tokenizer = AutoTokenizer.from_pretrained(path, **kwargs)
     with atomic_dir(args.out) as tmp:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
@@ -67,6 +108,7 @@ def cmd_data(args: argparse.Namespace) -> None:
         max_samples=ds_cfg.get("max_samples", data_cfg.get("max_samples_per_dataset")),
         seed=cfg.get("seed", 0),
         on_bad_row=data_cfg.get("on_bad_row", "error"),
+        dedup=data_cfg.get("dedup", "pair"),
     )
     log.info(
         "%s: %d pairs from %d rows (dropped %s)",
@@ -186,6 +228,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True)
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_tiny)
+
+    p = sub.add_parser(
+        "fetch", help="download the config's hub artifacts into a mirror, or check one"
+    )
+    p.add_argument("--config", required=True)
+    p.add_argument(
+        "--mirror", help="mirror directory (default: hub.mirror, else $MIXMERGE_HUB_MIRROR)"
+    )
+    p.add_argument("--lock", help="lock file (default: <config stem>.lock.json beside the config)")
+    p.add_argument("--check", action="store_true", help="verify the mirror offline; no download")
+    p.set_defaults(func=cmd_fetch)
+
+    p = sub.add_parser(
+        "rehearsal-mirror",
+        help="build a hub mirror of tiny replicas, shaped like the hub repos, for paper configs",
+    )
+    p.add_argument(
+        "--config",
+        action="append",
+        default=[],
+        help="paper config (repeatable; default: config/paper/*.yaml)",
+    )
+    p.add_argument("--out", required=True, help="mirror directory")
+    p.set_defaults(func=cmd_rehearsal_mirror)
 
     p = sub.add_parser("base", help="save the configured base model as a local model directory")
     p.add_argument("--config", required=True)

@@ -93,7 +93,8 @@ def test_cleaning_counts_each_reason(tmp_path: Path) -> None:
 
     rows = [
         row("p1", "a", "b"),
-        row("p1", "c", "d"),
+        row("p1", "c", "d"),  # another pair for p1: kept (default dedup: pair)
+        row("p1", "a", "b"),  # the same pair again: dropped
         row("p2", "same", "same"),
         row("p3", "", "x"),
         row("p4", "y" * 500, "z"),
@@ -110,12 +111,13 @@ def test_cleaning_counts_each_reason(tmp_path: Path) -> None:
     )
     assert stats["dropped"] == {
         "chosen_equals_rejected": 1,
-        "duplicate_prompt": 1,
+        "duplicate_pair": 1,
         "empty_turn": 1,
         "over_length": 1,
-        "over_max_samples": 1,
+        "over_max_samples": 2,
     }
-    assert [p["chosen"] for p in read_jsonl(tmp_path / "out.jsonl")] in (["a"], ["ok"])
+    assert stats["dedup"] == "pair" and stats["modified"] == {}
+    assert [p["chosen"] for p in read_jsonl(tmp_path / "out.jsonl")] in (["a"], ["c"], ["ok"])
 
 
 def test_bad_row_names_dataset_row_and_field(tmp_path: Path) -> None:

@@ -6,6 +6,7 @@ from pathlib import Path
 import yaml
 
 from mixmerge.config import ConfigError, missing_api_keys, validate
+from mixmerge.hub import activate as hub_activate, check_mirror, config_artifacts
 from mixmerge.mix import heuristic_variants
 from mixmerge.naming import candidate_name, density_variant, seed_variant
 
@@ -17,6 +18,18 @@ except ConfigError as err:
 for _variable, _users in missing_api_keys(config).items():
     _where = ", ".join(_users)
     print(f"warning: {_variable} is not set: the API judge of {_where} reads its key from it", file=sys.stderr)
+
+# With a hub mirror, every artifact the run reads must be in it: say which are not (or hold a
+# wrong config name, split or revision) now, not in a job hours later.
+_MIRROR = hub_activate(config)
+if _MIRROR is not None:
+    _problems = check_mirror(config_artifacts(config), _MIRROR)
+    if _problems:
+        sys.exit(
+            f"config error: the hub mirror {_MIRROR} does not serve this config:\n  "
+            + "\n  ".join(_problems)
+            + "\n(`mixmerge fetch --config <config> --mirror <dir>` downloads what is missing)"
+        )
 
 RUN = config["run"]
 R = f"results/{RUN}"

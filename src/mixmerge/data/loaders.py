@@ -42,7 +42,7 @@ def truthy(row: dict[str, Any]) -> Iterator[RawPair]:
 
 
 def grath(row: dict[str, Any]) -> Iterator[RawPair]:
-    """weixinchen/GRATH: a question with a correct and an incorrect answer."""
+    """weixinchen/GRATH: question, correct, incorrect (splits pretrained_gen, selftruth_gen)."""
     yield [{"role": "user", "content": row["question"]}], row["correct"], row["incorrect"]
 
 

@@ -56,6 +56,7 @@ from pathlib import Path
 from typing import Any
 
 from mixmerge.evaluate.registry import EvalContext
+from mixmerge.hub import EVALPLUS_URLS, url_file
 from mixmerge.io import atomic_file
 
 log = logging.getLogger(__name__)
@@ -120,12 +121,20 @@ def load_problems(benchmark: str, data_files: Any = None) -> tuple[dict[str, dic
     """Problems by task id (file order), the file they came from and its md5 (evalplus's hash)."""
     dataset = DATASETS[benchmark]
     if not data_files:  # evalplus's own pinned release (downloaded into $XDG_CACHE_HOME/evalplus)
+        import evalplus.data.humaneval
+        import evalplus.data.mbpp
         from evalplus.data import (
             get_human_eval_plus,
             get_human_eval_plus_hash,
             get_mbpp_plus,
             get_mbpp_plus_hash,
         )
+
+        mirrored = url_file(EVALPLUS_URLS[benchmark])  # with a hub mirror: its copy, no download
+        if mirrored is not None:  # evalplus reads its override at import: set the module's copy
+            module = evalplus.data.humaneval if dataset == "humaneval" else evalplus.data.mbpp
+            name = "HUMANEVAL_OVERRIDE_PATH" if dataset == "humaneval" else "MBPP_OVERRIDE_PATH"
+            setattr(module, name, str(mirrored))
 
         if dataset == "humaneval":
             return get_human_eval_plus(), "evalplus:HumanEvalPlus", get_human_eval_plus_hash()

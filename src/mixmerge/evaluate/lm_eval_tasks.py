@@ -65,6 +65,7 @@ from pathlib import Path
 from typing import Any
 
 from mixmerge.evaluate.registry import EvalContext
+from mixmerge.hub import mirrored_load_dataset
 
 log = logging.getLogger(__name__)
 
@@ -439,7 +440,9 @@ def evaluate_task(ctx: EvalContext, benchmark: str, lm: Any = None) -> dict[str,
     kwargs["model"] = lm
 
     log.info("%s: lm-eval task %s, %d-shot, limit=%s", benchmark, task_name, num_fewshot, limit)
-    with _chdir(work_dir), _env_info_once():  # lm-eval writes relative to the cwd: work_dir
+    # lm-eval writes relative to the cwd (work_dir); its built-in tasks name hub datasets, which
+    # an active hub mirror serves.
+    with _chdir(work_dir), _env_info_once(), mirrored_load_dataset():
         results = lm_eval.simple_evaluate(**kwargs)
     if results is None:  # non-zero rank under a distributed launcher
         raise RuntimeError(f"{benchmark}: lm-eval returned no results (not rank 0?)")

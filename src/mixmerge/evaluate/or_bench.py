@@ -59,13 +59,14 @@ def load_or_bench(bench_cfg: dict[str, Any], default_name: str = HUB_NAME) -> li
         rows = [row for f in files for row in read_json_or_jsonl(resolve_data_file(f)[0])]
         columns = sorted({key for row in rows for key in row})
     else:
-        import datasets
+        from mixmerge.hub import load_dataset
 
-        ds = datasets.load_dataset(
+        ds = load_dataset(
             bench_cfg.get("path") or HUB_PATH,
             bench_cfg.get("name") or default_name,
             split=split or "train",
             revision=bench_cfg.get("revision"),
+            key="evaluate.benchmarks.or_bench",
         )
         rows, columns = list(ds), ds.column_names
     if any("prompt" not in row for row in rows):

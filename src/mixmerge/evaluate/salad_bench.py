@@ -81,13 +81,14 @@ def load_salad(bench_cfg: dict[str, Any]) -> tuple[list[dict[str, Any]], dict[st
         )
         rows = read_json_or_jsonl(path)
     else:
-        import datasets
+        from mixmerge.hub import load_dataset
 
-        ds = datasets.load_dataset(
+        ds = load_dataset(
             bench_cfg.get("path") or HUB_PATH,
             name,
             split=bench_cfg.get("split") or "train",
             revision=bench_cfg.get("revision"),
+            key="evaluate.benchmarks.salad_bench",
         )
         rows = list(ds)
     if not rows:

@@ -16,6 +16,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from mixmerge.hub import url_file
 from mixmerge.io import atomic_file
 
 log = logging.getLogger(__name__)
@@ -42,6 +43,9 @@ def _download(url: str, expected: str | None) -> Path:
     name = url.rstrip("/").rsplit("/", 1)[-1] or "file"
     folder = download_dir() / hashlib.sha256(url.encode("utf-8")).hexdigest()[:16]
     target = folder / name
+    mirrored = url_file(url)  # with a hub mirror, the file comes from it and nowhere else
+    if mirrored is not None:
+        return mirrored
     if target.is_file() and (expected is None or sha256_file(target) == expected):
         return target
     if os.environ.get("HF_HUB_OFFLINE") == "1" or os.environ.get("MIXMERGE_OFFLINE") == "1":

@@ -1,0 +1,568 @@
+"""Hub artifacts of a config, and the offline mirror that serves them on a machine with no network.
+
+Every model, dataset and URL file a config reads from the network is an `Artifact`
+(`config_artifacts`). `mixmerge fetch` downloads them into a mirror directory with
+huggingface_hub's own `snapshot_download`; a config with `hub.mirror: DIR` (or the environment
+variable `MIXMERGE_HUB_MIRROR`) then reads every one of them from DIR, with the hub switched off,
+as HPC compute nodes require. Layout of a mirror:
+
+    DIR/datasets/<owner>/<name>/     the files of a dataset repo at one commit, as on the hub
+    DIR/models/<owner>/<name>/       the files of a model repo at one commit
+    DIR/urls/<16 hex of sha256(url)>/<file name>    a file fetched by URL
+    DIR/mirror.json                  what each entry holds: {key: {kind, id, commit | sha256, files}}
+
+A dataset in the mirror loads with `datasets.load_dataset(<its folder>, name, split=...)`: the
+library reads the repo's own card (`configs:` in README.md) or infers the splits from the file
+names, exactly as it does on the hub. A model folder is an ordinary `from_pretrained` directory.
+
+This module is core: it imports no stage. The per-benchmark hub facts it needs (which hub datasets
+lm-eval's built-in tasks read, evalplus's release URLs) are in `BENCHMARK_DATA` below, and
+`tests/test_hub.py` ties them to lm-eval's task files and evalplus's code.
+"""
+
+from __future__ import annotations
+
+import ast
+import contextlib
+import hashlib
+import json
+import os
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+MIRROR_ENV = "MIXMERGE_HUB_MIRROR"
+MANIFEST = "mirror.json"
+KINDS = ("dataset", "model", "url")
+
+
+class MirrorError(ValueError):
+    """An artifact the config needs is missing from the mirror, or is not what was asked for."""
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """One thing a config reads from the network."""
+
+    kind: str  # dataset | model | url
+    id: str  # hub repo id, or the URL
+    revision: str | None = None  # as asked for in the config (branch, tag, commit; None = main)
+    sha256: str | None = None  # url files: the hash the config pins, if any
+    # dataset (config name, split) pairs read; split None = the repo only (lm-eval's groups)
+    subsets: tuple[tuple[str | None, str | None], ...] = ()
+    used_by: tuple[str, ...] = field(default=(), compare=False)
+
+    @property
+    def key(self) -> str:
+        return f"{self.kind}:{self.id}"
+
+    def describe(self) -> str:
+        at = f"@{self.revision}" if self.revision else ""
+        return f"{self.kind} {self.id}{at} (used by {', '.join(self.used_by) or '?'})"
+
+
+# Hub data the benchmarks read when their config block names no local `data_files`.
+# lm-eval's built-in task YAMLs (lm_eval/tasks/...: dataset_path, dataset_name), evalplus's
+# release files (evalplus.data.utils.get_dataset_metadata, its default versions).
+MMLU_SUBJECTS = (
+    "abstract_algebra",
+    "anatomy",
+    "astronomy",
+    "business_ethics",
+    "clinical_knowledge",
+    "college_biology",
+    "college_chemistry",
+    "college_computer_science",
+    "college_mathematics",
+    "college_medicine",
+    "college_physics",
+    "computer_security",
+    "conceptual_physics",
+    "econometrics",
+    "electrical_engineering",
+    "elementary_mathematics",
+    "formal_logic",
+    "global_facts",
+    "high_school_biology",
+    "high_school_chemistry",
+    "high_school_computer_science",
+    "high_school_european_history",
+    "high_school_geography",
+    "high_school_government_and_politics",
+    "high_school_macroeconomics",
+    "high_school_mathematics",
+    "high_school_microeconomics",
+    "high_school_physics",
+    "high_school_psychology",
+    "high_school_statistics",
+    "high_school_us_history",
+    "high_school_world_history",
+    "human_aging",
+    "human_sexuality",
+    "international_law",
+    "jurisprudence",
+    "logical_fallacies",
+    "machine_learning",
+    "management",
+    "marketing",
+    "medical_genetics",
+    "miscellaneous",
+    "moral_disputes",
+    "moral_scenarios",
+    "nutrition",
+    "philosophy",
+    "prehistory",
+    "professional_accounting",
+    "professional_law",
+    "professional_medicine",
+    "professional_psychology",
+    "public_relations",
+    "security_studies",
+    "sociology",
+    "us_foreign_policy",
+    "virology",
+    "world_religions",
+)
+MATH_SUBJECTS = (
+    "algebra",
+    "counting_and_probability",
+    "geometry",
+    "intermediate_algebra",
+    "number_theory",
+    "prealgebra",
+    "precalculus",
+)
+# benchmark -> (hub dataset id, config names, splits lm-eval reads)
+LM_EVAL_DATA: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
+    "gsm8k": ("openai/gsm8k", ("main",), ("train", "test")),
+    "arc_easy": ("allenai/ai2_arc", ("ARC-Easy",), ("train", "validation", "test")),
+    "arc_challenge": ("allenai/ai2_arc", ("ARC-Challenge",), ("train", "validation", "test")),
+    "mmlu": ("cais/mmlu", MMLU_SUBJECTS, ("dev", "test")),
+    "math": ("EleutherAI/hendrycks_math", MATH_SUBJECTS, ("train", "test")),
+}
+EVALPLUS_URLS = {
+    "humaneval_plus": "https://github.com/evalplus/humanevalplus_release/releases/download/v0.1.10/HumanEvalPlus.jsonl.gz",
+    "mbpp_plus": "https://github.com/evalplus/mbppplus_release/releases/download/v0.2.0/MbppPlus.jsonl.gz",
+}
+# benchmark -> (default hub dataset, default config name); evaluate/salad_bench.py, or_bench.py
+HUB_BENCHMARKS = {
+    "salad_bench": ("OpenSafetyLab/Salad-Data", "base_set"),
+    "or_bench": ("bench-llm/or-bench", "or-bench-hard-1k"),
+}
+JUDGED = ("mt_bench", "halueval_wild", "salad_bench", "or_bench")
+URL_BENCHMARKS = ("mt_bench", "halueval_wild")
+
+
+def _is_url(spec: Any) -> bool:
+    return isinstance(spec, str) and spec.lower().startswith(("http://", "https://"))
+
+
+def _is_hub_id(path: Any) -> bool:
+    """A hub repo id (owner/name), not a local path that exists or looks like one."""
+    if not isinstance(path, str) or not path or _is_url(path):
+        return False
+    if path.startswith((".", "/", "~")) or Path(path).exists():
+        return False
+    return path.count("/") == 1
+
+
+class _Collector:
+    def __init__(self) -> None:
+        self.items: dict[tuple[str, str, str | None], dict[str, Any]] = {}
+
+    def add(self, kind: str, ident: str, where: str, revision: str | None = None, **extra: Any):
+        entry = self.items.setdefault(
+            (kind, ident, revision), {"used_by": [], "subsets": [], "sha256": None}
+        )
+        if where not in entry["used_by"]:
+            entry["used_by"].append(where)
+        for subset in extra.get("subsets", ()):
+            if subset not in entry["subsets"]:
+                entry["subsets"].append(subset)
+        if extra.get("sha256"):
+            entry["sha256"] = extra["sha256"]
+
+    def model(self, spec: Mapping[str, Any] | None, where: str, key: str = "path") -> None:
+        if spec and _is_hub_id(spec.get(key)):
+            self.add("model", spec[key], where, spec.get("revision"))
+
+    def artifacts(self) -> list[Artifact]:
+        return [
+            Artifact(
+                kind,
+                ident,
+                revision,
+                sha256=entry["sha256"],
+                subsets=tuple(entry["subsets"]),
+                used_by=tuple(entry["used_by"]),
+            )
+            for (kind, ident, revision), entry in self.items.items()
+        ]
+
+
+def config_artifacts(config: Mapping[str, Any]) -> list[Artifact]:
+    """Every hub repo and URL file the config's jobs will read, with who reads it."""
+    found = _Collector()
+    found.model(config.get("base_model"), "base_model")
+    for name, ds in (config.get("datasets") or {}).items():
+        if not ds.get("data_files") and _is_hub_id(ds.get("path")):
+            subset = (ds.get("name"), ds.get("split", "train"))
+            found.add(
+                "dataset", ds["path"], f"datasets.{name}", ds.get("revision"), subsets=[subset]
+            )
+    mixtures = config.get("mixtures") or {}
+    strategies = mixtures.get("strategies") or []
+    if "armorm" in strategies:
+        found.model((mixtures.get("armorm") or {}).get("reward_model"), "mixtures.armorm")
+    evaluate = config.get("evaluate") or {}
+    judges: dict[str, Mapping[str, Any]] = {}
+    if "hummer" in strategies:
+        judges["mixtures.hummer"] = (
+            (mixtures.get("hummer") or {}).get("judge") or evaluate.get("judge") or {}
+        )
+    for bench, cfg in (evaluate.get("benchmarks") or {}).items():
+        cfg = cfg or {}
+        where = f"evaluate.benchmarks.{bench}"
+        if bench in JUDGED:
+            judges[where] = {**(evaluate.get("judge") or {}), **(cfg.get("judge") or {})}
+        files = cfg.get("data_files")
+        if bench in LM_EVAL_DATA and not files:
+            repo, names, splits = LM_EVAL_DATA[bench]
+            found.add("dataset", repo, where, subsets=[(n, s) for n in names for s in splits])
+        elif bench in EVALPLUS_URLS and not files:
+            found.add("url", EVALPLUS_URLS[bench], where)
+        elif bench in URL_BENCHMARKS and files:
+            specs = files if isinstance(files, Mapping) else {"data": files}
+            hashes = cfg.get("sha256") or {}
+            hashes = hashes if isinstance(hashes, Mapping) else {"data": hashes}
+            for part, spec in specs.items():
+                if _is_url(spec):
+                    found.add("url", spec, f"{where}.{part}", sha256=hashes.get(part))
+        elif bench in HUB_BENCHMARKS and not files:
+            default_path, default_name = HUB_BENCHMARKS[bench]
+            path = cfg.get("path") or default_path
+            subset = (cfg.get("name") or default_name, cfg.get("split") or "train")
+            found.add("dataset", path, where, cfg.get("revision"), subsets=[subset])
+            toxic = cfg.get("toxic")
+            if bench == "or_bench" and toxic and not toxic.get("data_files"):
+                subset = (toxic.get("name") or "or-bench-toxic", toxic.get("split") or "train")
+                found.add(
+                    "dataset",
+                    toxic.get("path") or path,
+                    f"{where}.toxic",
+                    toxic.get("revision"),
+                    subsets=[subset],
+                )
+    for where, judge in judges.items():
+        if (judge or {}).get("backend", "hf") == "hf":
+            found.model(judge, f"{where}.judge", key="model")
+    return found.artifacts()
+
+
+# ------------------------------------------------------------------ the mirror
+
+
+def mirror_dir(config: Mapping[str, Any] | None = None) -> Path | None:
+    """The active mirror: `hub.mirror` of the config, else $MIXMERGE_HUB_MIRROR, else None."""
+    configured = ((config or {}).get("hub") or {}).get("mirror")
+    value = configured or os.environ.get(MIRROR_ENV)
+    return Path(value).expanduser().resolve() if value else None
+
+
+def activate(config: Mapping[str, Any]) -> Path | None:
+    """Serve this process (and the processes it starts) from the config's mirror, hub off."""
+    mirror = mirror_dir(config)
+    if mirror is not None:
+        os.environ[MIRROR_ENV] = str(mirror)
+        os.environ["HF_HUB_OFFLINE"] = "1"
+        os.environ["HF_DATASETS_OFFLINE"] = "1"
+    return mirror
+
+
+def url_folder(url: str) -> str:
+    return hashlib.sha256(url.encode("utf-8")).hexdigest()[:16]
+
+
+def local_path(mirror: Path, kind: str, ident: str) -> Path:
+    """Where an artifact lives inside a mirror."""
+    if kind == "url":
+        name = ident.rstrip("/").rsplit("/", 1)[-1] or "file"
+        return mirror / "urls" / url_folder(ident) / name
+    if kind not in ("dataset", "model"):
+        raise ValueError(f"unknown artifact kind {kind!r} (known: {', '.join(KINDS)})")
+    return mirror / f"{kind}s" / ident
+
+
+def read_manifest(mirror: Path) -> dict[str, Any]:
+    path = mirror / MANIFEST
+    if not path.is_file():
+        return {}
+    return json.loads(path.read_text(encoding="utf-8")).get("artifacts", {})
+
+
+def write_manifest(mirror: Path, entries: Mapping[str, Any]) -> None:
+    """Merge `entries` ({artifact key: record}) into the mirror's manifest, atomically."""
+    from mixmerge.io import write_json
+
+    current = read_manifest(mirror)
+    current.update(entries)
+    write_json(mirror / MANIFEST, {"format": 1, "artifacts": dict(sorted(current.items()))})
+
+
+def sha256_file(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def snapshot_record(kind: str, ident: str, folder: Path, commit: str, revision: str | None) -> dict:
+    """The manifest record of a repo folder: its commit and each file's size."""
+    files = {
+        str(p.relative_to(folder)): p.stat().st_size
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and ".cache" not in p.relative_to(folder).parts
+    }
+    return {"kind": kind, "id": ident, "revision": revision, "commit": commit, "files": files}
+
+
+def url_record(url: str, path: Path) -> dict:
+    return {"kind": "url", "id": url, "sha256": sha256_file(path), "size": path.stat().st_size}
+
+
+def _active_mirror() -> Path | None:
+    value = os.environ.get(MIRROR_ENV)
+    return Path(value) if value else None
+
+
+def revision_matches(record: Mapping[str, Any], revision: str | None) -> bool:
+    """Whether a manifest record is the revision a config asks for (a commit, or its prefix, or
+    the branch or tag it was fetched as; None and "main" are the default branch)."""
+    if not revision or not record.get("commit"):
+        return True
+    held = record.get("revision") or "main"
+    return record["commit"].startswith(revision) or held == revision
+
+
+def _entry(mirror: Path, kind: str, ident: str, revision: str | None) -> Path:
+    path = local_path(mirror, kind, ident)
+    if not path.exists():
+        at = f" at revision {revision}" if revision else ""
+        raise MirrorError(
+            f"{kind} {ident}{at} is not in the hub mirror {mirror} (expected {path}); "
+            f"run `mixmerge fetch --config <config> --mirror {mirror}` where the hub is reachable"
+        )
+    record = read_manifest(mirror).get(f"{kind}:{ident}", {})
+    if not revision_matches(record, revision):
+        raise MirrorError(
+            f"{kind} {ident}: the config asks for revision {revision}, the mirror {mirror} "
+            f"holds commit {record.get('commit')} (revision {record.get('revision') or 'main'})"
+        )
+    return path
+
+
+def model_source(path: str | Path, revision: str | None = None) -> tuple[str, str | None]:
+    """(what to pass to `from_pretrained`, its revision): the mirror's folder for a hub id when a
+    mirror is active (revision None: the folder is that revision), else the arguments as given."""
+    mirror = _active_mirror()
+    if mirror is None or not _is_hub_id(str(path)):
+        return str(path), revision
+    return str(_entry(mirror, "model", str(path), revision)), None
+
+
+def dataset_source(path: str, revision: str | None = None) -> tuple[str, str | None]:
+    """As `model_source`, for a dataset repo."""
+    mirror = _active_mirror()
+    if mirror is None or not _is_hub_id(path):
+        return path, revision
+    return str(_entry(mirror, "dataset", path, revision)), None
+
+
+def url_file(url: str) -> Path | None:
+    """The mirror's copy of a URL file, None without a mirror; missing from it is an error."""
+    mirror = _active_mirror()
+    if mirror is None:
+        return None
+    return _entry(mirror, "url", url, None)
+
+
+# The datasets library's wording (5.x) for a bad split or config name, rephrased below.
+_UNKNOWN_SPLIT = re.compile(r'Unknown split "(?P<asked>.*?)"\. Should be one of (?P<have>\[.*\])')
+_UNKNOWN_CONFIG = re.compile(
+    r"BuilderConfig '(?P<asked>.*?)' not found\. Available: (?P<have>\[.*\])"
+)
+_MISSING_CONFIG = re.compile(
+    r"Config name is missing\..*?available configs: (?P<have>\[.*?\])", re.S
+)
+
+
+def _listed(text: str) -> str:
+    try:
+        names = ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+    return ", ".join(str(n) for n in names) or "none"
+
+
+def rephrase_dataset_error(err: ValueError, label: str, key: str) -> MirrorError | None:
+    """One line naming the dataset (`label`), the split or config asked for and the ones that
+    exist, and the config key to fix (`key`.split / `key`.name); None if `err` is another error."""
+    message = str(err)
+    if match := _UNKNOWN_SPLIT.search(message):
+        return MirrorError(
+            f"dataset {label}: no split {match['asked']!r}; available splits: "
+            f"{_listed(match['have'])} (set {key}.split)"
+        )
+    if match := _UNKNOWN_CONFIG.search(message):
+        return MirrorError(
+            f"dataset {label}: no config {match['asked']!r}; available configs: "
+            f"{_listed(match['have'])} (set {key}.name)"
+        )
+    if match := _MISSING_CONFIG.search(message):
+        return MirrorError(
+            f"dataset {label}: a config name is needed; available configs: "
+            f"{_listed(match['have'])} (set {key}.name)"
+        )
+    return None
+
+
+def load_dataset(
+    path: str,
+    name: str | None = None,
+    split: str | None = None,
+    revision: str | None = None,
+    *,
+    key: str = "the dataset",
+):
+    """`datasets.load_dataset` from the hub or the active mirror; a wrong split or config name
+    fails with one line naming the dataset, what was asked for and what exists."""
+    import datasets
+
+    source, revision = dataset_source(path, revision)
+    try:
+        return datasets.load_dataset(source, name, split=split, revision=revision)
+    except ValueError as err:
+        where = path + (f", config {name}" if name else "")
+        clear = rephrase_dataset_error(err, where, key)
+        if clear is None:
+            raise
+        raise clear from None
+
+
+@contextlib.contextmanager
+def mirrored_load_dataset() -> Iterator[None]:
+    """While active, `datasets.load_dataset(<hub id>, ...)` reads the mirror's copy of the repo.
+
+    For code that names hub ids we do not control: lm-eval's built-in task YAMLs. Without an
+    active mirror this does nothing."""
+    import datasets
+
+    mirror = _active_mirror()
+    if mirror is None:
+        yield
+        return
+    original = datasets.load_dataset
+
+    def load(path: str, *args: Any, **kwargs: Any):
+        if _is_hub_id(path):
+            path, revision = dataset_source(path, kwargs.pop("revision", None))
+            if revision:
+                kwargs["revision"] = revision
+        return original(path, *args, **kwargs)
+
+    datasets.load_dataset = load
+    try:
+        yield
+    finally:
+        datasets.load_dataset = original
+
+
+# ------------------------------------------------------------------ checks
+
+
+def check_mirror(
+    artifacts: list[Artifact],
+    mirror: Path,
+    lock: Mapping[str, Any] | None = None,
+    subsets: bool = True,
+) -> list[str]:
+    """Problems, one line each: artifacts missing from the mirror, files that are not what the
+    manifest or the lock says, dataset config names and splits that do not exist."""
+    manifest = read_manifest(mirror)
+    locked = (lock or {}).get("artifacts", {})
+    problems: list[str] = []
+    for art in artifacts:
+        path = local_path(mirror, art.kind, art.id)
+        record = manifest.get(art.key)
+        if not path.exists() or record is None:
+            problems.append(f"missing: {art.describe()} (expected {path})")
+            continue
+        if art.kind == "url":
+            actual = sha256_file(path)
+            for source, expected in (
+                ("config", art.sha256),
+                ("lock", locked.get(art.key, {}).get("sha256")),
+            ):
+                if expected and actual != expected:
+                    problems.append(
+                        f"sha256 mismatch: {art.describe()}: {actual}, {source} pins {expected}"
+                    )
+            continue
+        for rel, size in (record.get("files") or {}).items():
+            file = path / rel
+            if not file.is_file():
+                problems.append(f"incomplete: {art.describe()}: {rel} is missing")
+                break
+            if file.stat().st_size != size:
+                problems.append(
+                    f"incomplete: {art.describe()}: {rel} has {file.stat().st_size} bytes, not {size}"
+                )
+                break
+        commit = record.get("commit")
+        pinned = locked.get(art.key, {}).get("commit")
+        if pinned and commit != pinned:
+            problems.append(
+                f"commit mismatch: {art.describe()}: the mirror holds {commit}, the lock pins {pinned}"
+            )
+        if not revision_matches(record, art.revision):
+            held = record.get("revision") or "main"
+            problems.append(
+                f"revision mismatch: {art.describe()}: the mirror holds {commit} ({held})"
+            )
+        if art.kind == "dataset" and subsets:
+            problems += _check_subsets(art, path)
+    return problems
+
+
+def _check_subsets(art: Artifact, path: Path) -> list[str]:
+    """Config names and splits a dataset artifact is read with, against the repo's own card."""
+    import datasets
+
+    problems = []
+    names = {name for name, _ in art.subsets}
+    try:
+        configs = datasets.get_dataset_config_names(str(path))
+    except Exception as err:  # an unreadable card or layout: say so instead of crashing the check
+        return [f"unreadable: {art.describe()}: {type(err).__name__}: {err}".splitlines()[0]]
+    for name in sorted(names, key=str):
+        actual = configs[0] if name is None and len(configs) == 1 else name  # the default config
+        if actual not in configs:
+            problems.append(
+                f"wrong config: {art.describe()}: config {name!r} does not exist "
+                f"(configs: {', '.join(configs)})"
+            )
+            continue
+        splits = [s for n, s in art.subsets if n == name and s is not None]
+        if not splits:
+            continue
+        have = datasets.get_dataset_split_names(str(path), actual)
+        for split in splits:
+            if split not in have:
+                problems.append(
+                    f"wrong split: {art.describe()}: config {name!r} has no split {split!r} "
+                    f"(splits: {', '.join(have)})"
+                )
+    return problems

@@ -1,0 +1,197 @@
+"""The hub artifacts of a config, the mirror that serves them, and its checks (no network)."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from mixmerge import hub
+from mixmerge.config import JUDGED_BENCHMARKS, load
+from mixmerge.fetch import check, lock_from_records
+
+REPO = Path(__file__).resolve().parents[1]
+LM_EVAL_TASKS = {
+    "gsm8k": "gsm8k/gsm8k.yaml",
+    "arc_easy": "arc/arc_easy.yaml",
+    "arc_challenge": "arc/arc_challenge.yaml",
+    "mmlu": "mmlu/default/_default_template_yaml",
+    "math": "minerva_math/minerva_math_algebra.yaml",
+}
+
+
+def test_paper_config_artifacts_are_every_hub_read() -> None:
+    arts = {a.key: a for a in hub.config_artifacts(load(REPO / "config/paper/mistral-7b.yaml"))}
+    models = sorted(k for k in arts if k.startswith("model:"))
+    assert models == [
+        "model:OpenSafetyLab/MD-Judge-v0.1",
+        "model:RLHFlow/ArmoRM-Llama3-8B-v0.1",
+        "model:mistralai/Mistral-7B-Instruct-v0.2",
+    ]
+    datasets = [k for k in arts if k.startswith("dataset:")]
+    assert (
+        len(datasets) == 10 + 4 + 2
+    )  # training sets (one repo each), lm-eval repos, salad, or-bench
+    assert arts["dataset:weixinchen/GRATH"].subsets == (("llama2_7b", "pretrained_gen"),)
+    assert arts["dataset:bench-llm/or-bench"].subsets == (
+        ("or-bench-hard-1k", "train"),
+        ("or-bench-toxic", "train"),
+    )
+    assert arts["dataset:allenai/ai2_arc"].used_by == (
+        "evaluate.benchmarks.arc_easy",
+        "evaluate.benchmarks.arc_challenge",
+    )
+    urls = [a for a in arts.values() if a.kind == "url"]
+    assert len(urls) == 2 + 3 + 1  # evalplus releases, MT-Bench files, HaluEval-Wild
+    assert all(a.sha256 for a in urls if "FastChat" in a.id)
+
+
+def test_tiny_config_reads_nothing_from_the_hub() -> None:
+    assert hub.config_artifacts(load(REPO / "config/config.yaml")) == []
+
+
+def test_benchmark_hub_facts_match_the_libraries() -> None:
+    from importlib.resources import files
+
+    from evalplus.data import humaneval, mbpp
+    from evalplus.data.utils import get_dataset_metadata
+
+    from mixmerge.evaluate import or_bench, salad_bench
+
+    tasks = files("lm_eval") / "tasks"
+
+    def field(rel: str, key: str) -> str | None:  # a task YAML's key, following `include:`
+        text = (tasks / rel).read_text()
+        if found := re.search(rf"^{key}: (\S+)", text, re.M):
+            return found.group(1)
+        include = re.search(r"^include: (\S+)", text, re.M)
+        return field(str(Path(rel).parent / include.group(1)), key) if include else None
+
+    for bench, rel in LM_EVAL_TASKS.items():
+        repo, names, _ = hub.LM_EVAL_DATA[bench]
+        assert field(rel, "dataset_path") == repo, bench
+        assert field(rel, "dataset_name") in (*names, None), bench
+    versions = {
+        "humaneval_plus": ("HumanEvalPlus", humaneval.HUMANEVAL_PLUS_VERSION),
+        "mbpp_plus": ("MbppPlus", mbpp.MBPP_PLUS_VERSION),
+    }
+    for bench, (name, version) in versions.items():
+        assert hub.EVALPLUS_URLS[bench] == get_dataset_metadata(name, version, False, False)[0]
+    assert hub.HUB_BENCHMARKS["salad_bench"] == (salad_bench.HUB_PATH, salad_bench.DEFAULT_SUBSET)
+    assert hub.HUB_BENCHMARKS["or_bench"] == (or_bench.HUB_PATH, or_bench.HUB_NAME)
+    assert set(hub.JUDGED) == set(JUDGED_BENCHMARKS)
+
+
+def _parquet_repo(root: Path, splits: dict[str, list[dict]]) -> None:
+    import datasets
+
+    for split, rows in splits.items():
+        (root / "data").mkdir(parents=True, exist_ok=True)
+        datasets.Dataset.from_list(rows).to_parquet(
+            str(root / "data" / f"{split}-00000-of-00001.parquet")
+        )
+
+
+@pytest.fixture
+def mirror(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A mirror holding one dataset repo, one model folder and one URL file."""
+    monkeypatch.setenv("HF_DATASETS_CACHE", str(tmp_path / "cache"))
+    root = tmp_path / "mirror"
+    repo = hub.local_path(root, "dataset", "org/pairs")
+    _parquet_repo(repo, {"train": [{"q": "a"}, {"q": "b"}], "test": [{"q": "c"}]})
+    model = hub.local_path(root, "model", "org/model")
+    model.mkdir(parents=True)
+    (model / "config.json").write_text("{}")
+    url = "https://example.org/files/data.json"
+    file = hub.local_path(root, "url", url)
+    file.parent.mkdir(parents=True)
+    file.write_text("[]")
+    hub.write_manifest(
+        root,
+        {
+            "dataset:org/pairs": hub.snapshot_record("dataset", "org/pairs", repo, "a" * 40, None),
+            "model:org/model": hub.snapshot_record("model", "org/model", model, "b" * 40, None),
+            f"url:{url}": hub.url_record(url, file),
+        },
+    )
+    return root
+
+
+def _config(**dataset) -> dict:
+    return {
+        "run": "r",
+        "base_model": {"path": "org/model"},
+        "datasets": {
+            "pairs": {"loader": "lions", "path": "org/pairs", "split": "train", **dataset}
+        },
+        "evaluate": {
+            "benchmarks": {"halueval_wild": {"data_files": "https://example.org/files/data.json"}}
+        },
+    }
+
+
+def test_check_passes_then_names_each_problem(mirror: Path) -> None:
+    assert check(_config(), mirror, None) == []
+    # a wrong split names the splits that exist
+    [line] = check(_config(split="training"), mirror, None)
+    assert line.endswith("config None has no split 'training' (splits: train, test)")
+    # a lock pinning another commit; a file that changed size; a missing repo
+    lock = lock_from_records({}, hub.read_manifest(mirror))
+    lock["artifacts"]["model:org/model"]["commit"] = "c" * 40
+    (mirror / "datasets/org/pairs/data/test-00000-of-00001.parquet").write_bytes(b"short")
+    problems = check(_config(), mirror, None) + hub.check_mirror(
+        hub.config_artifacts(_config()), mirror, lock, subsets=False
+    )
+    assert any(
+        p.startswith("incomplete: dataset org/pairs") and "test-00000-of-00001.parquet" in p
+        for p in problems
+    )
+    assert any(p.startswith("commit mismatch: model org/model") for p in problems)
+    (mirror / "urls").rename(mirror / "gone")
+    assert any(
+        p.startswith("missing: url https://example.org/files/data.json")
+        for p in check(_config(), mirror, None)
+    )
+
+
+def test_an_active_mirror_serves_models_datasets_and_urls(
+    mirror: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(hub.MIRROR_ENV, str(mirror))
+    assert hub.model_source("org/model", "main") == (str(mirror / "models/org/model"), None)
+    assert hub.model_source("./local/dir") == ("./local/dir", None)  # local paths untouched
+    assert hub.url_file("https://example.org/files/data.json").read_text() == "[]"
+    assert [r["q"] for r in hub.load_dataset("org/pairs", split="test")] == ["c"]
+    with pytest.raises(hub.MirrorError, match=r"^model org/absent is not in the hub mirror"):
+        hub.model_source("org/absent")
+    with pytest.raises(
+        hub.MirrorError,
+        match=r"^dataset org/pairs: no split 'dev'; available splits: train, test \(set k\.split\)$",
+    ):
+        hub.load_dataset("org/pairs", split="dev", key="k")
+    import datasets
+
+    with hub.mirrored_load_dataset():  # what lm-eval's built-in tasks call
+        assert len(datasets.load_dataset("org/pairs", split="train")) == 2
+    assert datasets.load_dataset is not None
+
+
+def test_activate_turns_the_hub_off(mirror: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in (hub.MIRROR_ENV, "HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"):
+        monkeypatch.setenv(name, "")  # recorded, so that teardown restores what activate sets
+        monkeypatch.delenv(name)
+    assert hub.activate({"hub": {"mirror": str(mirror)}}) == mirror
+    import os
+
+    assert (os.environ[hub.MIRROR_ENV], os.environ["HF_HUB_OFFLINE"]) == (str(mirror), "1")
+
+
+def test_lock_records_commits_and_hashes(mirror: Path) -> None:
+    lock = lock_from_records({"run": "r"}, hub.read_manifest(mirror))
+    assert lock["artifacts"]["dataset:org/pairs"] == {"revision": None, "commit": "a" * 40}
+    url = json.loads((mirror / hub.MANIFEST).read_text())["artifacts"][
+        "url:https://example.org/files/data.json"
+    ]
+    assert lock["artifacts"]["url:https://example.org/files/data.json"] == {"sha256": url["sha256"]}
