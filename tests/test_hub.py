@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 import pytest
+import yaml
 
 from mixmerge import hub
 from mixmerge.config import JUDGED_BENCHMARKS, load
@@ -195,3 +196,66 @@ def test_lock_records_commits_and_hashes(mirror: Path) -> None:
         "url:https://example.org/files/data.json"
     ]
     assert lock["artifacts"]["url:https://example.org/files/data.json"] == {"sha256": url["sha256"]}
+
+
+def test_fetch_downloads_locks_and_checks(mirror: Path, tmp_path: Path) -> None:
+    """`mixmerge fetch` through huggingface_hub against a local stand-in for the hub, then
+    `--check` offline against the lock it wrote; a second fetch reuses the locked commits."""
+    import functools
+    import os
+    import subprocess
+    import sys
+    import threading
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    from fake_hub import FakeHub
+
+    files = tmp_path / "www"
+    files.mkdir()
+    (files / "data.json").write_text('[{"id": "1"}]')
+    class Quiet(SimpleHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+    web = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(files)))
+    threading.Thread(target=web.serve_forever, args=(0.05,), daemon=True).start()
+    url = f"http://127.0.0.1:{web.server_address[1]}/data.json"
+
+    config = yaml.safe_load((REPO / "config/config.yaml").read_text())
+    config["base_model"]["path"] = "org/model"
+    config["datasets"]["helpsteer"] = {"loader": "lions", "path": "org/pairs", "split": "train"}
+    config["evaluate"]["benchmarks"]["halueval_wild"]["data_files"] = url
+    config_path = tmp_path / "run.yaml"
+    config_path.write_text(yaml.safe_dump(config))
+    out = tmp_path / "fetched"
+    cli = str(Path(sys.executable).with_name("mixmerge"))
+    with FakeHub(mirror) as fake:
+        env = {k: v for k, v in os.environ.items() if not k.endswith("_OFFLINE")}
+        env.update(HF_ENDPOINT=fake.endpoint, NO_PROXY="127.0.0.1", HF_HUB_DISABLE_XET="1")
+        proc = subprocess.run(
+            [cli, "fetch", "--config", str(config_path), "--mirror", str(out)],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=300,
+        )
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        assert fake.requests["resolve"] >= 3 and fake.requests["tree"] == 2
+    web.shutdown()
+    lock = json.loads((tmp_path / "run.lock.json").read_text())
+    assert lock["artifacts"]["dataset:org/pairs"]["commit"] == "a" * 40
+    assert lock["artifacts"]["model:org/model"]["commit"] == "b" * 40
+    assert lock["artifacts"][f"url:{url}"]["sha256"] == hub.sha256_file(files / "data.json")
+    fetched = hub.local_path(out, "dataset", "org/pairs") / "data" / "test-00000-of-00001.parquet"
+    assert (
+        fetched.read_bytes()
+        == (mirror / "datasets/org/pairs/data/test-00000-of-00001.parquet").read_bytes()
+    )
+    ok = subprocess.run(
+        [cli, "fetch", "--config", str(config_path), "--mirror", str(out), "--check"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert "and its lock is present" in ok.stdout
