@@ -62,13 +62,9 @@ def cmd_rehearsal_mirror(args: argparse.Namespace) -> None:
     configs = [Path(c) for c in args.config] or sorted(
         (Path(__file__).resolve().parents[2] / "config" / "paper").glob("*.yaml")
     )
-    built = build_mirror(Path(args.out), configs)
-    log.info(
-        "rehearsal mirror for %s: %d artifacts in %s",
-        ", ".join(map(str, configs)),
-        len(built),
-        args.out,
-    )
+    built = build_mirror(Path(args.out), configs, force=args.force)["artifacts"]
+    fresh = sum(1 for a in built.values() if a["built"])
+    log.info("rehearsal mirror %s: %d artifacts (%d built now)", args.out, len(built), fresh)
 
 
 def cmd_base(args: argparse.Namespace) -> None:
@@ -251,6 +247,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="paper config (repeatable; default: config/paper/*.yaml)",
     )
     p.add_argument("--out", required=True, help="mirror directory")
+    p.add_argument("--force", action="store_true", help="rebuild every replica")
     p.set_defaults(func=cmd_rehearsal_mirror)
 
     p = sub.add_parser("base", help="save the configured base model as a local model directory")

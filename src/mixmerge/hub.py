@@ -373,6 +373,17 @@ def model_source(path: str | Path, revision: str | None = None) -> tuple[str, st
     return str(_entry(mirror, "model", str(path), revision)), None
 
 
+def model_identity(path: str | Path, revision: str | None = None) -> str:
+    """What names a model's outputs in caches: a local path as given; a hub id with the commit
+    the active mirror holds, else with the configured revision, so a judge or reward model
+    pinned to another revision never reuses the old one's cached replies."""
+    if not _is_hub_id(str(path)):
+        return str(path)
+    mirror = _active_mirror()
+    commit = read_manifest(mirror).get(f"model:{path}", {}).get("commit") if mirror else None
+    return f"{path}@{commit or revision or 'main'}"
+
+
 def dataset_source(path: str, revision: str | None = None) -> tuple[str, str | None]:
     """As `model_source`, for a dataset repo."""
     mirror = _active_mirror()
@@ -537,14 +548,41 @@ def check_mirror(
     return problems
 
 
+def card_configs(folder: Path) -> dict[str, list[str]] | None:
+    """{config name: splits} from the `configs:` of a dataset repo's card (README.md front
+    matter), which is what `datasets` builds the repo's configs from; None without one (the
+    library then infers them from file names, and the check asks it instead)."""
+    readme = folder / "README.md"
+    if not readme.is_file():
+        return None
+    text = readme.read_text(encoding="utf-8")
+    if not text.startswith("---"):
+        return None
+    import yaml
+
+    front = yaml.safe_load(text[3:].split("\n---", 1)[0]) or {}
+    entries = front.get("configs") if isinstance(front, dict) else None
+    if not entries:
+        return None
+    configs: dict[str, list[str]] = {}
+    for entry in entries:
+        files = entry.get("data_files") or []
+        if isinstance(files, (str, dict)):
+            files = [files]
+        splits = [f.get("split", "train") if isinstance(f, dict) else "train" for f in files]
+        configs[entry.get("config_name", "default")] = splits
+    return configs
+
+
 def _check_subsets(art: Artifact, path: Path) -> list[str]:
     """Config names and splits a dataset artifact is read with, against the repo's own card."""
     import datasets
 
     problems = []
     names = {name for name, _ in art.subsets}
+    card = card_configs(path)
     try:
-        configs = datasets.get_dataset_config_names(str(path))
+        configs = list(card) if card is not None else datasets.get_dataset_config_names(str(path))
     except Exception as err:  # an unreadable card or layout: say so instead of crashing the check
         return [f"unreadable: {art.describe()}: {type(err).__name__}: {err}".splitlines()[0]]
     for name in sorted(names, key=str):
@@ -558,7 +596,11 @@ def _check_subsets(art: Artifact, path: Path) -> list[str]:
         splits = [s for n, s in art.subsets if n == name and s is not None]
         if not splits:
             continue
-        have = datasets.get_dataset_split_names(str(path), actual)
+        have = (
+            card[actual]
+            if card is not None
+            else datasets.get_dataset_split_names(str(path), actual)
+        )
         for split in splits:
             if split not in have:
                 problems.append(

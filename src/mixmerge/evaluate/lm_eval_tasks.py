@@ -56,6 +56,7 @@ backend, and for vllm tensor_parallel_size, gpu_memory_utilization, max_model_le
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import math as _math
 import os
@@ -382,6 +383,15 @@ def _env_info_once() -> Iterator[None]:
         evaluator.add_env_info, evaluator.get_git_commit_hash = original_env, original_git
 
 
+@functools.cache
+def _builtin_task_manager() -> Any:
+    """lm-eval's index of its built-in tasks, built once per process: indexing its thousands of
+    task YAMLs takes about 5 s, which the five lm-eval benchmarks of a model would pay each."""
+    from lm_eval.tasks import TaskManager
+
+    return TaskManager()
+
+
 def evaluate_task(ctx: EvalContext, benchmark: str, lm: Any = None) -> dict[str, Any]:
     """Run one benchmark through lm-eval; `lm` (an `lm_eval.api.model.LM`) replaces the model."""
     import lm_eval
@@ -417,7 +427,7 @@ def evaluate_task(ctx: EvalContext, benchmark: str, lm: Any = None) -> dict[str,
         )
     else:
         task_name = spec.hub_task
-        task_manager = TaskManager()
+        task_manager = _builtin_task_manager()
 
     limit = bench_cfg.get("limit")
     apply_chat_template = bench_cfg.get("apply_chat_template", False)

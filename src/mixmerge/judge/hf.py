@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from mixmerge.chat import render_chat
+from mixmerge.hub import model_identity
 from mixmerge.judge.base import Judge, JudgePrompt, Verdict, VerdictParser
 from mixmerge.judge.cache import JsonlCache, cache_key
 
@@ -59,6 +60,7 @@ class HFJudge(Judge):
         if batch_size < 1:
             raise ValueError("judge batch_size must be >= 1")
         self.model = str(model)
+        self.identity = model_identity(model, revision)  # hub id @ commit, for the verdict cache
         self.mode = mode
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         self.batch_size = int(batch_size)
@@ -122,7 +124,7 @@ class HFJudge(Judge):
             "temperature": self.temperature,
             "max_tokens": self.max_tokens,
         }
-        return cache_key(self.model, self._render(item), decoding)
+        return cache_key(self.identity, self._render(item), decoding)
 
     def _judge_generate(self, items: list[JudgePrompt], parser: VerdictParser) -> list[Verdict]:
         from mixmerge.evaluate.generation import hf_generate
