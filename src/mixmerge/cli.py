@@ -12,10 +12,11 @@ log = logging.getLogger("mixmerge")
 
 def _config(path: str) -> dict:
     """The validated config; with a hub mirror configured, this process reads only from it."""
-    from mixmerge import config, hub
+    from mixmerge import config
+    from mixmerge.hub import activate
 
     cfg = config.load(path)
-    hub.activate(cfg)
+    activate(cfg)
     return cfg
 
 

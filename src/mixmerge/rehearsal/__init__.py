@@ -101,8 +101,9 @@ def paper_artifacts(configs: Sequence[str | Path]) -> dict[str, Artifact]:
 def _recipe_hash() -> str:
     """What the bytes of a replica depend on besides its seed: this package's code and the
     versions of the libraries that write the files."""
+    import importlib.metadata
+
     import datasets
-    import pyarrow
     import tokenizers
     import torch
     import transformers
@@ -112,7 +113,7 @@ def _recipe_hash() -> str:
         digest.update(path.name.encode() + b"\0" + path.read_bytes())
     versions = (
         datasets.__version__,
-        pyarrow.__version__,
+        importlib.metadata.version("pyarrow"),  # writes the parquet files, through datasets
         tokenizers.__version__,
         torch.__version__,
         transformers.__version__,
