@@ -14,6 +14,7 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
+pytestmark = pytest.mark.xdist_group("e2e")  # one worker builds the tiny run once
 
 
 # The slice the test runs: the tiny default with every stage and rule kept, but one sweep

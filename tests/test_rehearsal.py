@@ -81,6 +81,7 @@ def _overlay() -> dict:
 
 pytestmark = [
     pytest.mark.rehearsal,
+    pytest.mark.xdist_group("rehearsal"),  # one worker: the mirror and the runs are built once
     pytest.mark.skipif(not SAMPLES.is_dir(), reason="needs ../shared/upstream-samples"),
 ]
 

@@ -37,7 +37,8 @@ SLICE_GPU_RULES = {"train_candidate", "train_mix", "evaluate_model", "merge_mode
 ENABLED = os.environ.get("MIXMERGE_SLURM_TEST") == "1"
 TARGET = "report_tables"  # the 3H tables: every stage of the slice, none of the figures
 
-pytestmark = pytest.mark.slurm
+# xdist_group: under `pytest -n`, one worker runs the whole module (one SLURM, one slice run)
+pytestmark = [pytest.mark.slurm, pytest.mark.xdist_group("slurm")]
 
 
 def _env(*path: Path) -> dict[str, str]:

@@ -1,6 +1,7 @@
 # Config validation, model ids and the input functions every stage shares.
 import os
 import sys
+import tempfile
 from pathlib import Path
 
 import yaml
@@ -76,9 +77,11 @@ def _effective_config_path():
     text = yaml.safe_dump(dict(config), sort_keys=True)
     if not path.is_file() or path.read_text() != text:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(text)
-        tmp.replace(path)
+        # a temp name of its own: another snakemake (a dry run beside a run) may write it too
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
     return str(path)
 
 

@@ -16,20 +16,12 @@ import re
 from pathlib import Path
 from typing import Any
 
-from mixmerge.hub import url_file
+from mixmerge.hub import sha256_file, url_file
 from mixmerge.io import atomic_file
 
 log = logging.getLogger(__name__)
 
 _URL = re.compile(r"^https?://", re.IGNORECASE)
-
-
-def sha256_file(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def download_dir() -> Path:
