@@ -12,6 +12,7 @@ always runs.
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import re
@@ -37,8 +38,7 @@ SLICE_GPU_RULES = {"train_candidate", "train_mix", "evaluate_model", "merge_mode
 ENABLED = os.environ.get("MIXMERGE_SLURM_TEST") == "1"
 TARGET = "report_tables"  # the 3H tables: every stage of the slice, none of the figures
 
-# xdist_group: under `pytest -n`, one worker runs the whole module (one SLURM, one slice run)
-pytestmark = [pytest.mark.slurm, pytest.mark.xdist_group("slurm")]
+pytestmark = pytest.mark.slurm
 
 
 def _env(*path: Path) -> dict[str, str]:
@@ -432,3 +432,33 @@ def test_slurm_jobs_ran_in_their_rules_conda_envs(runs: dict) -> None:
     want = Counter(rule_env[rule] for rule in jobs) + Counter(set(env_of_prefix.values()))
     assert Counter(env_of_prefix[a.rstrip("/")] for a in activations) == want
     assert set(env_of_prefix.values()) == {"train", "judge", "eval", "merge", "report"}
+
+
+def test_the_local_tiny_run_is_complete_and_clean(runs: dict) -> None:
+    """The reference run is the tiny default profile end to end (data, DPO, a mixture, merges,
+    evaluation, tables): every model loads offline, every job left a log without lm-eval's git
+    noise, nothing half-written is left, and a rerun has nothing to do."""
+    from transformers import AutoModelForCausalLM
+
+    from mixmerge.report.scores import COLUMNS
+
+    local = runs["local_dir"]
+    rows = list(csv.DictReader((local / "results/tiny/tables/static.csv").open()))
+    config = slice_config()
+    merges = sorted(r["model"] for r in rows if r["section"] == "Model merging")
+    assert merges == sorted(f"merge/static/{m}" for m in config["merge"]["methods"])
+    for row in rows:
+        for bench in config["evaluate"]["benchmarks"]:
+            assert 0.0 <= float(row[COLUMNS[bench]]) <= 100.0, (row["model"], bench)
+    models = sorted(p.parent for p in (local / "results/tiny/models").rglob("config.json"))
+    assert len(models) >= 6
+    for model in models:
+        AutoModelForCausalLM.from_pretrained(model, local_files_only=True)
+    logs = list((local / "results/tiny/logs").rglob("*.log"))
+    assert len(logs) >= 15
+    assert not [p.name for p in logs if "fatal: not a git repository" in p.read_text()]
+    assert not list((local / "results").rglob("*.tmp"))
+    again = _snakemake(
+        local, TARGET, "-n", "--cores", "2", "--configfile", str(local.parent / "slice.yaml")
+    )
+    assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr

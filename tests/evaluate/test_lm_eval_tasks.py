@@ -317,8 +317,8 @@ def test_hub_group_is_scored_over_its_subtasks(
         dataclasses.replace(lm_eval_tasks.SPECS["mmlu"], hub_task="tiny_mmlu"),
     )
     monkeypatch.setattr(
-        lm_eval.tasks,
-        "TaskManager",
+        lm_eval_tasks,
+        "_builtin_task_manager",
         functools.partial(
             lm_eval.tasks.TaskManager, include_path=str(task_dir), include_defaults=False
         ),
@@ -458,3 +458,21 @@ def test_vllm_backend_needs_vllm(tmp_path: Path) -> None:
         pytest.skip("vllm is installed")
     with pytest.raises(ImportError, match="generation backend 'vllm' needs the vllm package"):
         lm_eval_tasks.cached_lm("vllm", {"pretrained": str(tmp_path)})
+
+
+def test_the_builtin_index_loads_lm_evals_own_task_files() -> None:
+    """mixmerge indexes only the folders of its five built-in tasks (0.03 s, not 5.5 s per
+    process); every task and group it finds is the same file and config as in lm-eval's own
+    index of all its tasks."""
+    from lm_eval.tasks import TaskManager
+
+    from mixmerge.evaluate.lm_eval_tasks import SPECS, _builtin_task_manager
+
+    full = TaskManager().task_index
+    mine = _builtin_task_manager().task_index
+    assert {spec.hub_task for spec in SPECS.values()} <= set(mine)
+    files = {name: entry for name, entry in mine.items() if entry.yaml_path is not None}
+    assert len(files) > 57 + 7  # the MMLU subjects and MATH subjects are among them
+    for name, entry in files.items():
+        assert full[name].yaml_path.resolve() == entry.yaml_path.resolve(), name
+        assert full[name].cfg == entry.cfg, name
