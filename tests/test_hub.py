@@ -138,6 +138,10 @@ def test_check_passes_then_names_each_problem(mirror: Path) -> None:
     # a wrong split names the splits that exist
     [line] = check(_config(split="training"), mirror, None)
     assert line.endswith("config None has no split 'training' (splits: train, test)")
+    # a revision the mirror does not hold (a commit prefix of the held one is fine)
+    [line] = check(_config(revision="v2.0"), mirror, None)
+    assert line.startswith("revision mismatch: dataset org/pairs@v2.0 (used by datasets.pairs)")
+    assert check(_config(revision="aaaaaaa"), mirror, None) == []
     # a lock pinning another commit; a file that changed size; a missing repo
     lock = lock_from_records({}, hub.read_manifest(mirror))
     lock["artifacts"]["model:org/model"]["commit"] = "c" * 40
