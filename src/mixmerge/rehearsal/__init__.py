@@ -25,8 +25,6 @@ import hashlib
 import json
 import logging
 import os
-import shutil
-import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +40,7 @@ from mixmerge.hub import (
     url_record,
     write_manifest,
 )
+from mixmerge.io import atomic_dir
 from mixmerge.rehearsal import benchmarks, models, urls
 from mixmerge.rehearsal import datasets as training
 from mixmerge.rehearsal.common import RehearsalError, folder_commit
@@ -166,23 +165,20 @@ def _quiet() -> Iterator[None]:
 
 
 def _build_one(replica: Replica, art: Artifact, out: Path, seed: int) -> dict[str, Any]:
-    """Build into a temp sibling, then swap it in; return the manifest record."""
+    """Build into a temp sibling that replaces the target only when complete; return the
+    manifest record."""
     target = local_path(out, art.kind, art.id)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
-    try:
-        if art.kind == "url":
-            replica.build(tmp / target.name, seed)
-            os.replace(tmp / target.name, target)
-            shutil.rmtree(tmp)
-            return url_record(art.id, target)
+    if art.kind == "url":
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_name(f".{target.name}.partial")
+        try:
+            replica.build(partial, seed)
+            os.replace(partial, target)
+        finally:
+            partial.unlink(missing_ok=True)
+        return url_record(art.id, target)
+    with atomic_dir(target) as tmp:
         replica.build(tmp, seed)
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(tmp, target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return snapshot_record(art.kind, art.id, target, folder_commit(target), None)
 
 

@@ -55,6 +55,17 @@ from mixmerge.tiny import text
 
 HIDDEN = 64
 LAYERS = 2
+# The scaled-down shape every replica LM shares (the real models: rms eps 1e-5, silu, untied).
+TINY_SHAPE: dict[str, Any] = {
+    "hidden_size": HIDDEN,
+    "intermediate_size": HIDDEN * 2,
+    "num_hidden_layers": LAYERS,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+    "rms_norm_eps": 1e-5,
+    "hidden_act": "silu",
+    "tie_word_embeddings": False,
+}
 
 LLAMA3_CHAT_TEMPLATE = (
     "{% set loop_messages = messages %}{% for message in loop_messages %}"
@@ -272,16 +283,9 @@ def _llama_config(tokenizer: Any, **extra: Any):
 
     return LlamaConfig(
         vocab_size=len(tokenizer),
-        hidden_size=HIDDEN,
-        intermediate_size=HIDDEN * 2,
-        num_hidden_layers=LAYERS,
-        num_attention_heads=4,
-        num_key_value_heads=2,
+        **TINY_SHAPE,
         max_position_embeddings=8192,
-        rms_norm_eps=1e-5,
-        hidden_act="silu",
         rope_parameters={"rope_type": "default", "rope_theta": 500000.0},
-        tie_word_embeddings=False,
         attention_bias=False,
         bos_token_id=tokenizer.convert_tokens_to_ids("<|begin_of_text|>"),
         **extra,
@@ -319,17 +323,10 @@ def _mistral_config(tokenizer: Any, rope_theta: float, sliding_window: int | Non
 
     return MistralConfig(
         vocab_size=len(tokenizer),
-        hidden_size=HIDDEN,
-        intermediate_size=HIDDEN * 2,
-        num_hidden_layers=LAYERS,
-        num_attention_heads=4,
-        num_key_value_heads=2,
+        **TINY_SHAPE,
         max_position_embeddings=32768,
-        rms_norm_eps=1e-5,
-        hidden_act="silu",
         rope_parameters={"rope_type": "default", "rope_theta": rope_theta},
         sliding_window=sliding_window,
-        tie_word_embeddings=False,
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
     )
