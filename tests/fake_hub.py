@@ -26,8 +26,9 @@ _RESOLVE = re.compile(r"^/(datasets/)?([^/]+/[^/]+)/resolve/([^/]+)/(.+)$")
 class FakeHub:
     """`with FakeHub(mirror_dir) as hub:` serves on 127.0.0.1; `hub.endpoint` is HF_ENDPOINT."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, gated: tuple[str, ...] = ()) -> None:
         self.root = Path(root)
+        self.gated = set(gated)  # repo ids answered as the hub answers a gated repo without access
         self.manifest = json.loads((self.root / "mirror.json").read_text())["artifacts"]
         self.requests: Counter[str] = Counter()
         outer = self
@@ -55,13 +56,16 @@ class FakeHub:
         self.httpd.shutdown()
         self.httpd.server_close()
 
-    def _repo(self, kind: str, repo_id: str, revision: str) -> tuple[Path, str] | None:
+    def _repo(self, kind: str, repo_id: str, revision: str) -> tuple[Path, str] | str:
+        """(folder, commit), or the hub's X-Error-Code for why not."""
         record = self.manifest.get(f"{kind}:{repo_id}")
         folder = self.root / f"{kind}s" / repo_id
         if record is None or not folder.is_dir():
-            return None
+            return "RepoNotFound"
+        if repo_id in self.gated:
+            return "GatedRepo"
         if revision not in ("main", record["commit"]):
-            return None
+            return "RevisionNotFound"
         return folder, record["commit"]
 
     def _handle(self, request: BaseHTTPRequestHandler, body: bool) -> None:
@@ -69,8 +73,8 @@ class FakeHub:
         if match := _API.match(path):
             kind = match.group(1)[:-1]
             found = self._repo(kind, match.group(2), match.group(4) or "main")
-            if found is None:
-                return self._send(request, 404, {"error": "Repository not found"}, body)
+            if isinstance(found, str):
+                return self._send(request, 403 if found == "GatedRepo" else 404, found, body)
             folder, commit = found
             files = sorted(p for p in folder.rglob("*") if p.is_file())
             self.requests[match.group(3) or "info"] += 1
@@ -94,9 +98,11 @@ class FakeHub:
         if match := _RESOLVE.match(path):
             kind = "dataset" if match.group(1) else "model"
             found = self._repo(kind, match.group(2), match.group(3))
-            file = found[0] / match.group(4) if found else None
-            if file is None or not file.is_file():
-                return self._send(request, 404, {"error": "Entry not found"}, body)
+            if isinstance(found, str):
+                return self._send(request, 403 if found == "GatedRepo" else 404, found, body)
+            file = found[0] / match.group(4)
+            if not file.is_file():
+                return self._send(request, 404, "EntryNotFound", body)
             self.requests["resolve"] += 1
             data = file.read_bytes()
             request.send_response(200)
@@ -107,18 +113,17 @@ class FakeHub:
             if body:
                 request.wfile.write(data)
             return None
-        return self._send(request, 404, {"error": f"no such endpoint {path}"}, body)
+        return self._send(request, 404, "EntryNotFound", body)
 
     @staticmethod
     def _send(request: BaseHTTPRequestHandler, status: int, obj: Any, body: bool) -> None:
-        data = json.dumps(obj).encode()
+        """A JSON reply; an error (a str: the hub's X-Error-Code) carries that header."""
+        data = json.dumps({"error": obj} if isinstance(obj, str) else obj).encode()
         request.send_response(status)
         request.send_header("Content-Type", "application/json")
         request.send_header("Content-Length", str(len(data)))
-        if status == 404:
-            request.send_header(
-                "X-Error-Code", "RepoNotFound" if "Repository" in str(obj) else "EntryNotFound"
-            )
+        if isinstance(obj, str):
+            request.send_header("X-Error-Code", obj)
         request.end_headers()
         if body:
             request.wfile.write(data)

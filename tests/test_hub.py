@@ -217,6 +217,7 @@ def test_fetch_downloads_locks_and_checks(mirror: Path, tmp_path: Path) -> None:
     files = tmp_path / "www"
     files.mkdir()
     (files / "data.json").write_text('[{"id": "1"}]')
+
     class Quiet(SimpleHTTPRequestHandler):
         def log_message(self, *args: object) -> None:
             pass
@@ -263,3 +264,45 @@ def test_fetch_downloads_locks_and_checks(mirror: Path, tmp_path: Path) -> None:
     )
     assert ok.returncode == 0, ok.stdout + ok.stderr
     assert "and its lock is present" in ok.stdout
+
+
+def test_fetch_errors_name_the_artifact_and_the_fix(mirror: Path, tmp_path: Path) -> None:
+    """A gated repo, a revision the hub lacks, a repo that does not exist: one line each."""
+    import os
+    import subprocess
+    import sys
+
+    from fake_hub import FakeHub
+
+    cli = str(Path(sys.executable).with_name("mixmerge"))
+    config = yaml.safe_load((REPO / "config/config.yaml").read_text())
+    config_path = tmp_path / "run.yaml"
+
+    def fetch(base: dict, gated: tuple[str, ...] = ()) -> str:
+        config["base_model"] = {"path": "org/model", **base}
+        config_path.write_text(yaml.safe_dump(config))
+        with FakeHub(mirror, gated=gated) as fake:
+            env = {k: v for k, v in os.environ.items() if not k.endswith("_OFFLINE")}
+            env.update(HF_ENDPOINT=fake.endpoint, NO_PROXY="127.0.0.1", HF_HUB_DISABLE_XET="1")
+            proc = subprocess.run(
+                [cli, "fetch", "--config", str(config_path), "--mirror", str(tmp_path / "out")],
+                capture_output=True,
+                text=True,
+                env=env,
+                timeout=120,
+            )
+        assert proc.returncode == 1
+        return proc.stderr.strip().splitlines()[-1]
+
+    assert fetch({}, gated=("org/model",)) == (
+        "mixmerge fetch: error: model org/model (used by base_model) is gated: accept its terms "
+        "on its hub page with your account, then set HF_TOKEN (or run `hf auth login`) before "
+        "`mixmerge fetch`"
+    )
+    assert fetch({"revision": "v9"}).endswith(
+        "model org/model@v9 (used by base_model): the hub has no revision 'v9' of it"
+    )
+    assert fetch({"path": "org/absent"}).endswith(
+        "model org/absent (used by base_model): no such model repo on the hub (or it is private: "
+        "set HF_TOKEN)"
+    )

@@ -61,9 +61,11 @@ def fetch_repo(art: hub.Artifact, mirror: Path, pinned: str | None) -> dict[str,
     from huggingface_hub import HfApi, snapshot_download
 
     api = HfApi()
-    info = api.repo_info(
-        art.id, repo_type=art.kind, revision=pinned or art.revision, files_metadata=False
-    )
+    revision = pinned or art.revision
+    try:
+        info = api.repo_info(art.id, repo_type=art.kind, revision=revision, files_metadata=False)
+    except Exception as err:  # say which artifact, who reads it and what to do, in one line
+        raise ValueError(_hub_error(art, revision, err)) from None
     commit = info.sha
     siblings = [s.rfilename for s in (info.siblings or [])]
     folder = hub.local_path(mirror, art.kind, art.id)
@@ -76,6 +78,26 @@ def fetch_repo(art: hub.Artifact, mirror: Path, pinned: str | None) -> dict[str,
         ignore_patterns=_ignore_patterns(siblings) if art.kind == "model" else None,
     )
     return hub.snapshot_record(art.kind, art.id, folder, commit, art.revision)
+
+
+def _hub_error(art: hub.Artifact, revision: str | None, err: Exception) -> str:
+    from huggingface_hub.errors import (
+        GatedRepoError,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
+
+    what = art.describe()
+    if isinstance(err, GatedRepoError):  # before RepositoryNotFoundError: it is a subclass
+        return (
+            f"{what} is gated: accept its terms on its hub page with your account, then set "
+            "HF_TOKEN (or run `hf auth login`) before `mixmerge fetch`"
+        )
+    if isinstance(err, RevisionNotFoundError):
+        return f"{what}: the hub has no revision {revision!r} of it"
+    if isinstance(err, RepositoryNotFoundError):
+        return f"{what}: no such {art.kind} repo on the hub (or it is private: set HF_TOKEN)"
+    return f"{what}: {type(err).__name__}: {err}".splitlines()[0]
 
 
 def fetch_url(art: hub.Artifact, mirror: Path, pinned: str | None) -> dict[str, Any]:
