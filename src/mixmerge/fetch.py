@@ -15,13 +15,12 @@ from __future__ import annotations
 
 import json
 import logging
-import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from mixmerge import hub
-from mixmerge.io import atomic_file, write_json
+from mixmerge.io import write_json
 
 log = logging.getLogger(__name__)
 
@@ -105,15 +104,7 @@ def fetch_url(art: hub.Artifact, mirror: Path, pinned: str | None) -> dict[str, 
     expected = pinned or art.sha256
     if not (target.is_file() and (expected is None or hub.sha256_file(target) == expected)):
         log.info("downloading %s", art.id)
-        try:
-            with (
-                urllib.request.urlopen(art.id, timeout=120) as response,
-                atomic_file(target, "wb") as out,
-            ):
-                while block := response.read(1 << 20):
-                    out.write(block)
-        except OSError as err:
-            raise RuntimeError(f"could not download {art.id}: {err}") from None
+        hub.download(art.id, target)
     record = hub.url_record(art.id, target)
     if expected and record["sha256"] != expected:
         raise ValueError(f"{art.id}: sha256 is {record['sha256']}, expected {expected}")

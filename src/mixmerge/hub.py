@@ -319,6 +319,24 @@ def sha256_file(path: str | Path) -> str:
     return digest.hexdigest()
 
 
+def download(url: str, target: Path, timeout: float = 120) -> Path:
+    """Fetch a URL file to `target`, atomically (an interrupted download leaves nothing)."""
+    import urllib.request
+
+    from mixmerge.io import atomic_file
+
+    try:
+        with (
+            urllib.request.urlopen(url, timeout=timeout) as response,
+            atomic_file(target, "wb") as out,
+        ):
+            while block := response.read(1 << 20):
+                out.write(block)
+    except OSError as err:
+        raise RuntimeError(f"could not download {url}: {err}") from None
+    return target
+
+
 def snapshot_record(kind: str, ident: str, folder: Path, commit: str, revision: str | None) -> dict:
     """The manifest record of a repo folder: its commit and each file's size."""
     files = {

@@ -8,7 +8,6 @@ must match it, local or downloaded; the hash actually read is always recorded in
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -16,8 +15,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from mixmerge.hub import sha256_file, url_file
-from mixmerge.io import atomic_file
+from mixmerge.hub import download, sha256_file, url_file, url_folder
 
 log = logging.getLogger(__name__)
 
@@ -30,14 +28,11 @@ def download_dir() -> Path:
 
 
 def _download(url: str, expected: str | None) -> Path:
-    import urllib.request
-
-    name = url.rstrip("/").rsplit("/", 1)[-1] or "file"
-    folder = download_dir() / hashlib.sha256(url.encode("utf-8")).hexdigest()[:16]
-    target = folder / name
     mirrored = url_file(url)  # with a hub mirror, the file comes from it and nowhere else
     if mirrored is not None:
         return mirrored
+    name = url.rstrip("/").rsplit("/", 1)[-1] or "file"
+    target = download_dir() / url_folder(url) / name
     if target.is_file() and (expected is None or sha256_file(target) == expected):
         return target
     if os.environ.get("HF_HUB_OFFLINE") == "1" or os.environ.get("MIXMERGE_OFFLINE") == "1":
@@ -45,13 +40,7 @@ def _download(url: str, expected: str | None) -> Path:
             f"offline and not downloaded yet: {url} (set data_files to a local copy)"
         )
     log.info("downloading %s", url)
-    try:
-        with urllib.request.urlopen(url, timeout=60) as response, atomic_file(target, "wb") as out:
-            while block := response.read(1 << 20):
-                out.write(block)
-    except OSError as err:
-        raise RuntimeError(f"could not download {url}: {err}") from None
-    return target
+    return download(url, target, timeout=60)
 
 
 def resolve_data_file(spec: str | Path, expected_sha256: str | None = None) -> tuple[Path, str]:
