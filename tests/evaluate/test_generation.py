@@ -95,3 +95,25 @@ def test_merged_generation_config() -> None:
         top_p=0.9,
     )
     assert cfg == {"max_new_tokens": 4, "temperature": 0.0, "top_p": 0.9}
+
+
+def test_model_sampling_defaults_read_the_generation_config(
+    tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    """top_p / top_k "model" = what transformers' generate() would fill in (FastChat's MT-Bench)."""
+    import json
+    import shutil
+
+    from mixmerge.evaluate.generation import resolve_sampling
+
+    cfg = {"temperature": 0.7, "top_p": "model", "top_k": "model", "max_new_tokens": 4}
+    with_config = tmp_path / "with"
+    shutil.copytree(tiny_model_dir, with_config)
+    (with_config / "generation_config.json").write_text(json.dumps({"top_p": 0.9, "top_k": 40}))
+    assert resolve_sampling(cfg, with_config) == {**cfg, "top_p": 0.9, "top_k": 40}
+    without = tmp_path / "without"
+    shutil.copytree(tiny_model_dir, without)
+    (without / "generation_config.json").unlink(missing_ok=True)
+    assert resolve_sampling(cfg, without) == {**cfg, "top_p": 1.0, "top_k": 50}
+    explicit = {"top_p": 0.5, "top_k": 0}
+    assert resolve_sampling(explicit, without) is explicit

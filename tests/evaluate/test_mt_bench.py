@@ -152,6 +152,14 @@ def test_mt_bench_end_to_end(tiny_model_dir: Path, tmp_path: Path) -> None:
     assert sum(result["counts"].values()) == 12
     assert result["judge_prompt_sha256"] == sha256_file(folder / "judge_prompts.jsonl")
     assert len(result["judge_protocol_sha256"]) == 64
+    # FastChat samples with the model's own generation config (none here: transformers' defaults)
+    from transformers import GenerationConfig
+
+    try:
+        own = GenerationConfig.from_pretrained(tiny_model_dir)
+    except OSError:
+        own = GenerationConfig()
+    assert result["sampling"] == {"top_p": own.top_p or 1.0, "top_k": own.top_k or 50}
     assert [(s["question_id"], s["turn"]) for s in ctx.samples[:2]] == [(81, 1), (81, 2)]
     names = {(s["category"], s["turn"]): s["judge_prompt"] for s in ctx.samples}
     assert names[("math", 2)] == "single-math-v1-multi-turn"

@@ -16,6 +16,10 @@ gen_cfg keys (config `evaluate.generation`, optionally overridden per benchmark)
     batch_size      conversations per generate() call (hf only)       default 8
     temperature     0 = greedy; > 0 = sampling                        default 0.0
     top_p           nucleus sampling (only when sampling)             default 1.0
+    top_k           top-k cut (only when sampling; 0 = none)          default 0
+                    top_p / top_k "model" = the model's own generation_config.json (transformers'
+                    defaults top_p 1.0, top_k 50 where it sets none): what FastChat's
+                    `model.generate(do_sample=True, temperature=t)` samples with (MT-Bench)
     seed            sampling seed                                     default 0
     dtype           "auto" | "float32" | "bfloat16" | "float16"       default "auto"
     vllm: tensor_parallel_size (1), gpu_memory_utilization (0.9), max_model_len (null). A vLLM
@@ -75,6 +79,7 @@ def generate_chat(
     temps = _temperatures(len(conversations), gen_cfg, temperatures)
     if not conversations:
         return []
+    gen_cfg = resolve_sampling(gen_cfg, model_dir)
     backend = gen_cfg.get("backend", "hf")
     if backend == "hf":
         model, tokenizer = load_hf_model(model_dir, device, gen_cfg.get("dtype", "auto"))
@@ -88,6 +93,37 @@ def generate_chat(
     if backend == "vllm":
         return _generate_vllm(Path(model_dir), conversations, temps, gen_cfg)
     raise ValueError(f"unknown generation backend {backend!r} (known: {', '.join(BACKENDS)})")
+
+
+MODEL_DEFAULT = "model"  # a top_p / top_k value: read it from the model's generation config
+
+
+def resolve_sampling(gen_cfg: dict[str, Any], model_dir: str | Path) -> dict[str, Any]:
+    """gen_cfg with top_p / top_k given as "model" replaced by the model's generation config.
+
+    transformers' `generate` fills every sampling knob the call leaves unset from the model's
+    `generation_config` (library defaults top_p 1.0, top_k 50 where the file sets none), and
+    FastChat's MT-Bench answers are sampled that way; this reads the same values.
+    """
+    wanted = [k for k in ("top_p", "top_k") if gen_cfg.get(k) == MODEL_DEFAULT]
+    if not wanted:
+        return gen_cfg
+    from transformers import GenerationConfig
+
+    from mixmerge.hub import model_source
+
+    path, revision = model_source(model_dir)
+    try:
+        model_gen = GenerationConfig.from_pretrained(str(path), revision=revision)
+    except OSError:  # no generation_config.json: generate() uses the library defaults
+        model_gen = GenerationConfig()
+    resolved = {**gen_cfg}
+    for key in wanted:
+        value = getattr(model_gen, key)
+        default = {"top_p": 1.0, "top_k": 50}[key]
+        resolved[key] = default if value is None else value
+    log.info("sampling with the model's top_p=%s top_k=%s", resolved.get("top_p"), resolved.get("top_k"))
+    return resolved
 
 
 def _temperatures(
@@ -218,6 +254,7 @@ def hf_generate(
     batch_size = int(gen_cfg.get("batch_size", 8))
     max_new_tokens = int(gen_cfg.get("max_new_tokens", 512))
     top_p = float(gen_cfg.get("top_p", 1.0))
+    top_k = int(gen_cfg.get("top_k", 0))
     seed = int(gen_cfg.get("seed", 0))
     if batch_size < 1:
         raise ValueError("generation batch_size must be >= 1")
@@ -246,7 +283,7 @@ def hf_generate(
             do_sample=sampling,
             temperature=t if sampling else None,
             top_p=top_p if sampling else None,
-            top_k=0 if sampling else None,  # plain temperature/top-p sampling, no top-k cut
+            top_k=top_k if sampling else None,  # 0 = no top-k cut
             eos_token_id=eos,
             pad_token_id=pad,
         )
@@ -309,6 +346,7 @@ def _generate_vllm(
 
     max_new_tokens = int(gen_cfg.get("max_new_tokens", 512))
     top_p = float(gen_cfg.get("top_p", 1.0))
+    top_k = int(gen_cfg.get("top_k", 0))
     seed = int(gen_cfg.get("seed", 0))
     # One SamplingParams per conversation carries the per-item temperature (temperature 0 is
     # greedy in vLLM); a per-request seed keeps sampled replies reproducible.
@@ -316,6 +354,7 @@ def _generate_vllm(
         SamplingParams(
             temperature=t,
             top_p=top_p if t > 0 else 1.0,
+            top_k=top_k if t > 0 and top_k > 0 else -1,  # -1 = no top-k cut
             max_tokens=max_new_tokens,
             seed=seed + i if t > 0 else None,
         )

@@ -3,7 +3,10 @@
 Follows FastChat's llm_judge protocol (rules in mixmerge/judge/prompts/mt_bench.yaml):
 1. Turn 1, then turn 2 (with the model's own turn-1 answer in the history) are generated with the
    category's temperature (writing/roleplay 0.7, stem/humanities 0.1, others 0; a question's
-   `required_temperature` wins).
+   `required_temperature` wins). Sampled categories use the model's own top_p / top_k (its
+   generation_config.json, else transformers' defaults 1.0 / 50), as FastChat's
+   `model.generate(do_sample=True, temperature=t)` does; the benchmark's `generation` block may
+   set top_p / top_k explicitly (evaluate.generation's values do not apply here).
 2. Each turn is judged alone: turn 1 with `single-v1`, turn 2 with `single-v1-multi-turn`
    (the whole conversation shown, the second answer judged); math, reasoning and coding use
    `single-math-v1` / `single-math-v1-multi-turn` with the GPT-4 reference answers inserted.
@@ -27,7 +30,12 @@ from collections import defaultdict
 from statistics import fmean
 from typing import Any
 
-from mixmerge.evaluate.generation import generate_chat, merged_generation_config
+from mixmerge.evaluate.generation import (
+    MODEL_DEFAULT,
+    generate_chat,
+    merged_generation_config,
+    resolve_sampling,
+)
 from mixmerge.evaluate.registry import EvalContext
 from mixmerge.judge import (
     JudgePrompt,
@@ -130,6 +138,10 @@ def mt_bench(ctx: EvalContext) -> dict[str, Any]:
         raise ValueError("mt_bench: no questions to evaluate")
     protocol = load_prompt_file("mt_bench")
     gen_cfg = merged_generation_config(ctx.eval_cfg, ctx.bench_cfg, max_new_tokens=1024)
+    own = ctx.bench_cfg.get("generation") or {}
+    for key in ("top_p", "top_k"):  # FastChat samples with the model's generation config
+        gen_cfg[key] = own.get(key, MODEL_DEFAULT)
+    gen_cfg = resolve_sampling(gen_cfg, ctx.model_dir)
     temps = [question_temperature(q, protocol) for q in questions]
     device = ctx.eval_cfg["device"]
 
@@ -180,6 +192,8 @@ def mt_bench(ctx: EvalContext) -> dict[str, Any]:
         "turn_1": fmean(by_turn[1]) if by_turn[1] else None,
         "turn_2": fmean(by_turn[2]) if by_turn[2] else None,
         "per_category": {cat: fmean(v) for cat, v in sorted(by_category.items())},
+        # what the sampled categories drew with (the model's generation config, as FastChat)
+        "sampling": {"top_p": gen_cfg["top_p"], "top_k": gen_cfg["top_k"]},
         **verdict_summary(verdicts, protocol.parser, "mt_bench"),
         **info,
         "judge_prompt": "mt_bench",
