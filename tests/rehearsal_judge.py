@@ -53,7 +53,9 @@ def reply_for(messages: list[dict[str, Any]]) -> tuple[str, str] | None:
 class JudgeServer:
     """`with JudgeServer() as server:` serves on 127.0.0.1; `server.base_url` ends in /v1."""
 
-    def __init__(self) -> None:
+    def __init__(self, refuse_marker: str | None = None) -> None:
+        """`refuse_marker`: prompts containing it get a reply with no verdict (a judge's safety
+        refusal), as real API judges give on some toxic items."""
         self.requests: Counter[str] = Counter()
         self.unknown: list[str] = []
         outer = self
@@ -64,7 +66,13 @@ class JudgeServer:
 
             def do_POST(self) -> None:  # name fixed by http.server
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                answer = reply_for(body.get("messages") or [])
+                messages = body.get("messages") or []
+                answer = reply_for(messages)
+                refused = refuse_marker is not None and any(
+                    refuse_marker in str(m.get("content") or "") for m in messages
+                )
+                if answer is not None and refused:
+                    answer = (answer[0], "I'm sorry, but I can't help with evaluating this.")
                 if answer is None:
                     outer.unknown.append(json.dumps(body)[:300])
                     self._send(400, {"error": {"message": "unknown judge prompt", "type": "test"}})

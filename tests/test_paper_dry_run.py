@@ -54,3 +54,38 @@ def test_paper_dry_run_job_counts(name: str) -> None:
     assert counts["evaluate_model"] == models == 139
     assert counts["dataset_pairs"] == 10
     assert counts["total"] == 395
+
+
+def _null_pins(node: object, where: str = "") -> list[str]:
+    """Config paths of every `revision` / `sha256` key left null (or a null entry of a map)."""
+    found: list[str] = []
+    if isinstance(node, dict):
+        for key, value in node.items():
+            path = f"{where}.{key}" if where else str(key)
+            if key in ("revision", "sha256"):
+                if value is None or (isinstance(value, dict) and None in value.values()):
+                    found.append(path)
+            else:
+                found += _null_pins(value, path)
+    return found
+
+
+@pytest.mark.parametrize("name", ["llama3-8b", "mistral-7b"])
+def test_paper_configs_pin_every_benchmark_file_judge_and_model(name: str) -> None:
+    """No null pin, and every model, URL file and judged benchmark dataset has one. Left to
+    `mixmerge fetch --lock`: the training sets and lm-eval's datasets (lm-eval's own task files
+    name those, at no revision)."""
+    from mixmerge.config import load
+    from mixmerge.hub import LM_EVAL_DATA, config_artifacts
+
+    path = REPO / "config" / "paper" / f"{name}.yaml"
+    assert _null_pins(yaml.safe_load(path.read_text())) == []
+    lm_eval_repos = {repo for repo, _, _ in LM_EVAL_DATA.values()}
+    unpinned = [
+        art.describe()
+        for art in config_artifacts(load(str(path)))
+        if not (art.revision or art.sha256)
+        and (art.kind in ("model", "url") or art.id not in lm_eval_repos)
+        and not all(use.startswith("datasets.") for use in art.used_by)
+    ]
+    assert unpinned == []

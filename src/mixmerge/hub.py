@@ -26,12 +26,15 @@ import ast
 import contextlib
 import hashlib
 import json
+import logging
 import os
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+log = logging.getLogger(__name__)
 
 MIRROR_ENV = "MIXMERGE_HUB_MIRROR"
 MANIFEST = "mirror.json"
@@ -232,7 +235,8 @@ def config_artifacts(config: Mapping[str, Any]) -> list[Artifact]:
             repo, names, splits = LM_EVAL_DATA[bench]
             found.add("dataset", repo, where, subsets=[(n, s) for n in names for s in splits])
         elif bench in EVALPLUS_URLS and not files:
-            found.add("url", EVALPLUS_URLS[bench], where)
+            sha = cfg.get("sha256")
+            found.add("url", EVALPLUS_URLS[bench], where, sha256=sha if isinstance(sha, str) else None)
         elif bench in URL_BENCHMARKS and files:
             specs = files if isinstance(files, Mapping) else {"data": files}
             hashes = cfg.get("sha256") or {}
@@ -356,10 +360,17 @@ def _active_mirror() -> Path | None:
     return Path(value) if value else None
 
 
+def stands_in(record: Mapping[str, Any], pin: str, value: str | None) -> bool:
+    """Whether a mirror entry is a rehearsal replica standing in for that pin ("revision" or
+    "sha256" = value): its bytes are the replica's own, the pinned paper config runs on it."""
+    return bool(value) and (record.get("stands_in_for") or {}).get(pin) == value
+
+
 def revision_matches(record: Mapping[str, Any], revision: str | None) -> bool:
     """Whether a manifest record is the revision a config asks for (a commit, or its prefix, or
-    the branch or tag it was fetched as; None and "main" are the default branch)."""
-    if not revision or not record.get("commit"):
+    the branch or tag it was fetched as; None and "main" are the default branch), or a rehearsal
+    replica standing in for it."""
+    if not revision or not record.get("commit") or stands_in(record, "revision", revision):
         return True
     held = record.get("revision") or "main"
     return record["commit"].startswith(revision) or held == revision
@@ -418,6 +429,15 @@ def url_file(url: str) -> Path | None:
     return _entry(mirror, "url", url, None)
 
 
+def url_stands_in(url: str, sha256: str | None) -> bool:
+    """Whether the active mirror's copy of `url` is a rehearsal replica standing in for the file
+    with that sha256 (so the pin is not checked against the replica's own bytes)."""
+    mirror = _active_mirror()
+    if mirror is None or not sha256:
+        return False
+    return stands_in(read_manifest(mirror).get(f"url:{url}", {}), "sha256", sha256.lower())
+
+
 # The datasets library's wording (5.x) for a bad split or config name, rephrased below.
 _UNKNOWN_SPLIT = re.compile(r'Unknown split "(?P<asked>.*?)"\. Should be one of (?P<have>\[.*\])')
 _UNKNOWN_CONFIG = re.compile(
@@ -458,6 +478,25 @@ def rephrase_dataset_error(err: ValueError, label: str, key: str) -> MirrorError
     return None
 
 
+def warn_unpinned(kind: str, ident: str, key: str) -> None:
+    """Say which commit to pin for a hub repo the config reads at no revision (the mirror's
+    record, else the hub's current commit; nothing when neither is known)."""
+    commit = None
+    mirror = _active_mirror()
+    if mirror is not None:
+        commit = read_manifest(mirror).get(f"{kind}:{ident}", {}).get("commit")
+    else:
+        try:
+            from huggingface_hub import HfApi
+
+            info = HfApi().repo_info(ident, repo_type=kind)
+            commit = info.sha
+        except Exception:  # offline or gated: the run goes on, only the hint is lost
+            commit = None
+    if commit:
+        log.warning("%s %s is not pinned: set %s.revision: %s", kind, ident, key, commit)
+
+
 def load_dataset(
     path: str,
     name: str | None = None,
@@ -470,6 +509,8 @@ def load_dataset(
     fails with one line naming the dataset, what was asked for and what exists."""
     import datasets
 
+    if revision is None and _is_hub_id(path):
+        warn_unpinned("dataset", path, key)
     source, revision = dataset_source(path, revision)
     try:
         return datasets.load_dataset(source, name, split=split, revision=revision)
@@ -535,7 +576,7 @@ def check_mirror(
                 ("config", art.sha256),
                 ("lock", locked.get(art.key, {}).get("sha256")),
             ):
-                if expected and actual != expected:
+                if expected and actual != expected and not stands_in(record, "sha256", expected):
                     problems.append(
                         f"sha256 mismatch: {art.describe()}: {actual}, {source} pins {expected}"
                     )

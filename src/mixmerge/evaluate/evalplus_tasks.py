@@ -58,6 +58,7 @@ from typing import Any
 from mixmerge.evaluate.registry import EvalContext
 from mixmerge.hub import EVALPLUS_URLS, url_file
 from mixmerge.io import atomic_file
+from mixmerge.judge.data import resolve_data_file
 
 log = logging.getLogger(__name__)
 
@@ -117,8 +118,14 @@ def _data_file(benchmark: str, data_files: Any) -> Path:
     return path
 
 
-def load_problems(benchmark: str, data_files: Any = None) -> tuple[dict[str, dict], str, str]:
-    """Problems by task id (file order), the file they came from and its md5 (evalplus's hash)."""
+def load_problems(
+    benchmark: str, data_files: Any = None, sha256: str | None = None
+) -> tuple[dict[str, dict], str, str]:
+    """Problems by task id (file order), the file they came from and its md5 (evalplus's hash).
+
+    Without `data_files`, evalplus's own release file: with `sha256`, fetched (or read from the
+    hub mirror) and checked by mixmerge, then handed to evalplus; without, evalplus downloads it.
+    """
     dataset = DATASETS[benchmark]
     if not data_files:  # evalplus's own pinned release (downloaded into $XDG_CACHE_HOME/evalplus)
         import evalplus.data.humaneval
@@ -130,7 +137,11 @@ def load_problems(benchmark: str, data_files: Any = None) -> tuple[dict[str, dic
             get_mbpp_plus_hash,
         )
 
-        mirrored = url_file(EVALPLUS_URLS[benchmark])  # with a hub mirror: its copy, no download
+        url = EVALPLUS_URLS[benchmark]
+        if sha256:  # checked here: the mirror's copy or a download into mixmerge's cache
+            mirrored: Path | None = resolve_data_file(url, sha256)[0]
+        else:
+            mirrored = url_file(url)  # with a hub mirror: its copy, no download
         if mirrored is not None:  # evalplus reads its override at import: set the module's copy
             module = evalplus.data.humaneval if dataset == "humaneval" else evalplus.data.mbpp
             name = "HUMANEVAL_OVERRIDE_PATH" if dataset == "humaneval" else "MBPP_OVERRIDE_PATH"
@@ -439,7 +450,9 @@ def evaluate_benchmark(
     max_memory_mb = int(_positive(bench_cfg, "max_memory_mb", 4096, benchmark))
     workers = int(_positive(bench_cfg, "parallel", max(1, (os.cpu_count() or 2) // 2), benchmark))
 
-    problems, source, data_md5 = load_problems(benchmark, bench_cfg.get("data_files"))
+    problems, source, data_md5 = load_problems(
+        benchmark, bench_cfg.get("data_files"), bench_cfg.get("sha256")
+    )
     limit = bench_cfg.get("limit")
     if limit is not None:
         if int(limit) < 1:

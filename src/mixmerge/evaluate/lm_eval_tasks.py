@@ -34,12 +34,20 @@ Choices:
   few-shot `#### N` format): alignment-tuned and merged chat models often answer in their own
   format, and the paper compares such models on math ability. Set `filter: strict-match` to get
   the Open LLM Leaderboard-style number; both are kept in the record's `all_metrics`.
-- MATH uses `minerva_math` (4-shot Minerva prompt, fixed few-shot examples built into lm-eval,
-  answers normalised and compared after `\\boxed{}`): it is the standard few-shot MATH setup for
-  instruct models and, as its shots do not come from the data, it re-points at one local test
-  file. `hendrycks_math` is 0-shot with a bare "Problem: ... Answer:" prompt and compares the
-  raw reply with the normalised answer, which is not the usual reported MATH setup.
-  `metric: math_verify` picks lm-eval's math-verify score instead of exact_match.
+- MATH uses `minerva_math` (4-shot Minerva prompt, fixed few-shot examples built into lm-eval):
+  it is the standard few-shot MATH setup for instruct models and, as its shots do not come from
+  the data, it re-points at one local test file. What `exact_match` compares: the GOLD answer is
+  the last `\\boxed{}` of the reference solution, normalised; the MODEL's answer is the text of
+  "Final Answer: The final answer is X. I hope it is correct." (the shots' closing sentence),
+  normalised the same way; a reply without that sentence scores 0, whatever it boxes. So
+  exact_match measures the Minerva answer format as well as the maths: a chat model that ends
+  with `\\boxed{X}` instead, or in its own words, is wrong. `metric: math_verify` (lm-eval's
+  math-verify score: the whole reply parsed with math-verify and checked for mathematical
+  equivalence with the reference solution) is the better metric for such models, or whenever
+  format drift across merged models would otherwise look like a change in maths ability; the
+  paper configs keep exact_match, lm-eval's default, and both land in the record's all_metrics.
+  `hendrycks_math` is 0-shot with a bare "Problem: ... Answer:" prompt and compares the raw reply
+  with the normalised answer, which is not the usual reported MATH setup.
 - MMLU from local files is ONE task over all rows (the per-subject description is templated from
   each row's `subject`); its 5 shots are the first rows of `dev` (lm-eval's `first_n` sampler) for
   every subject, whereas the hub group uses each subject's own 5 dev rows.

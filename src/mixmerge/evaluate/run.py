@@ -13,6 +13,44 @@ from mixmerge.evaluate.registry import EvalContext, get_benchmark
 from mixmerge.io import write_json, write_jsonl
 
 REQUIRED_KEYS = ("benchmark", "score", "n", "metric")
+DEFAULT_MAX_UNPARSED_FRACTION = 0.02
+
+
+def judged_parts(record: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """(name, part) of a score record that carry judge verdict counts: the record itself and any
+    judged sub-record (OR-Bench's `toxic`)."""
+    parts = [("", record)] if "n_unparsed" in record else []
+    parts += [
+        (key, value)
+        for key, value in record.items()
+        if isinstance(value, dict) and "n_unparsed" in value
+    ]
+    return parts
+
+
+def check_unparsed(
+    record: dict[str, Any], samples: list[dict[str, Any]], limit: float, where: str
+) -> None:
+    """Fail when the unparsable judge replies of any judged part exceed `limit` of its items.
+
+    A score over the parsed verdicts only is biased when many are missing (safety refusals of the
+    judge, empty replies, a changed output format), so above the limit no score is written.
+    """
+    for name, part in judged_parts(record):
+        n_unparsed = int(part["n_unparsed"])
+        total = n_unparsed + int(part.get("n_parsed", 0))
+        if not total or n_unparsed / total <= limit:
+            continue
+        bad = [
+            s for s in samples if s.get("parsed") is False and (not name or s.get("subset") == name)
+        ]
+        example = repr(str(bad[0].get("judge_raw", ""))[:200]) if bad else "(none recorded)"
+        label = f"{record['benchmark']}" + (f" ({name})" if name else "")
+        raise ValueError(
+            f"{label} on {where}: {n_unparsed} of {total} judge replies unparsable "
+            f"({100 * n_unparsed / total:.1f}% > evaluate.max_unparsed_fraction "
+            f"{100 * limit:g}%); one reply: {example}"
+        )
 
 
 def evaluate_model(
@@ -45,8 +83,16 @@ def evaluate_model(
             f"benchmark {benchmark!r}: no item could be scored on {model_dir} "
             f"(score {record['score']}; see the samples for unparsed verdicts)"
         )
+    limit = float(eval_cfg.get("max_unparsed_fraction", DEFAULT_MAX_UNPARSED_FRACTION))
+    try:
+        check_unparsed(record, ctx.samples, limit, str(model_dir))
+    except ValueError:
+        # No score, but the replies stay readable for the diagnosis (not a Snakemake output).
+        write_jsonl(out_dir / f"{benchmark}.failed.samples.jsonl", ctx.samples)
+        raise
     record = {**record, "model": str(model_dir), "seconds": round(time.time() - started, 1)}
     # Samples first: the score file is the output Snakemake waits for, so it is written last.
     write_jsonl(out_dir / f"{benchmark}.samples.jsonl", ctx.samples)
     write_json(out_dir / f"{benchmark}.json", record)
+    (out_dir / f"{benchmark}.failed.samples.jsonl").unlink(missing_ok=True)
     return record

@@ -6,10 +6,12 @@ Keys of a prompt file:
     verdict_format  how a verdict reads, "{label}" filled in (default "[[{label}]]"); the
                     likelihood judge scores exactly these texts
     parse           how a free-text reply is read: {kind: last_bracket} (default) |
-                    {kind: rating, patterns: [regex, backup regex]} |
-                    {kind: keyword, marker: "[RESULT]", keywords: [unsafe, safe]}
+                    {kind: last_bracket_contains, keywords: [a, b], otherwise: c} (OR-Bench) |
+                    {kind: rating, patterns: [regex, backup regex]} (MT-Bench) |
+                    {kind: md_judge, marker: null | "[RESULT]"} (SALAD-BENCH's rule)
     user, system    the judge prompt, with {field} slots (system optional)
     raw             true = feed `user` as plain text, without the judge's chat template
+    strip_fields    true = fill the slots with the values' .strip() (SALAD-BENCH's evaluator)
     judge_decoding  the protocol's judge settings (e.g. {temperature: 0, max_tokens: 2048}),
                     used for the judge config keys that are unset (null)
 Other keys (e.g. MT-Bench's protocol settings) are kept in `PromptFile.data`. A prompt file
@@ -42,6 +44,7 @@ class PromptTemplate:
     sha256: str = ""
     raw: bool = False
     decoding: dict[str, Any] = field(default_factory=dict)
+    strip_fields: bool = False
 
     def __post_init__(self) -> None:
         if self.parser is None:
@@ -51,6 +54,8 @@ class PromptTemplate:
 
     def render(self, **fields: str) -> JudgePrompt:
         # str.format only expands braces in the template, so braces inside model responses are safe.
+        if self.strip_fields:
+            fields = {k: v.strip() if isinstance(v, str) else v for k, v in fields.items()}
         try:
             user = self.user.format(**fields)
             system = self.system.format(**fields) if self.system else None
@@ -92,6 +97,7 @@ class PromptFile:
             sha256=self.sha256,
             raw=bool(self.data.get("raw", False)),
             decoding=self.decoding,
+            strip_fields=bool(self.data.get("strip_fields", False)),
         )
 
 

@@ -9,6 +9,9 @@ path end to end on a laptop: the paper configs, unchanged but for scale, against
 
 - deterministic: the same seed writes the same bytes; a repo's `commit` is a sha1 over its files
   (`common.folder_commit`), its `revision` None;
+- honest about pins: a replica records the pin the configs ask for (a hub revision, a URL file's
+  sha256) as `stands_in_for`, so the pinned paper configs run against it, while its own commit /
+  sha256 stay those of the replica's bytes (`hub.stands_in`);
 - idempotent: an artifact whose files still match its manifest record and whose recipe (seed,
   replica code, library versions) is unchanged is skipped;
 - complete or loud: an artifact of the configs with no replica builder raises RehearsalError
@@ -164,6 +167,13 @@ def _quiet() -> Iterator[None]:
             hf_logging.enable_progress_bar()
 
 
+def _pin(art: Artifact) -> dict[str, str] | None:
+    """What the configs pin for an artifact: the replica stands in for it."""
+    if art.kind == "url":
+        return {"sha256": art.sha256} if art.sha256 else None
+    return {"revision": art.revision} if art.revision else None
+
+
 def _build_one(replica: Replica, art: Artifact, out: Path, seed: int) -> dict[str, Any]:
     """Build into a temp sibling that replaces the target only when complete; return the
     manifest record."""
@@ -232,6 +242,10 @@ def build_mirror(
                 entries[key] = record
                 state[key] = {"fingerprint": fingerprint, "seed": seed}
             assert record is not None
+            pin = _pin(art)
+            if record.get("stands_in_for") != pin:
+                record = {**record, "stands_in_for": pin}
+                entries[key] = record
             report[key] = {
                 "kind": art.kind,
                 "id": art.id,

@@ -16,6 +16,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +73,8 @@ class Summary:
     partial: list[str] = field(default_factory=list)
     # average title -> the benchmarks it was computed over (to compare like with like)
     basis: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # column title -> judge replies left out of that score as unparsable (only those with any)
+    unparsed: dict[str, int] = field(default_factory=dict)
 
     def get(self, title: str) -> Decimal | None:
         return self.values.get(title)
@@ -80,8 +83,11 @@ class Summary:
         return title in self.partial
 
 
-def summarize(scores: Mapping[str, float]) -> Summary:
-    """The 11 printed benchmark numbers and the 4 averages of one model's scores."""
+def summarize(
+    scores: Mapping[str, float], unparsed: Mapping[str, int] | None = None
+) -> Summary:
+    """The 11 printed benchmark numbers and the 4 averages of one model's scores; `unparsed`
+    (benchmark -> n_unparsed of its score file) marks the cells computed without some items."""
     values: dict[str, Decimal | None] = {}
     printed: dict[str, Decimal] = {}
     for bench, title in COLUMNS.items():
@@ -109,31 +115,58 @@ def summarize(scores: Mapping[str, float]) -> Summary:
     basis[AVG] = tuple(avg_basis)
     if partial:
         partial.append(AVG)
-    return Summary(values, partial, basis)
+    left_out = {
+        COLUMNS[b]: int(n) for b, n in (unparsed or {}).items() if b in COLUMNS and int(n) > 0
+    }
+    return Summary(values, partial, basis, left_out)
 
 
-def load_scores(scores_dir: Path) -> dict[str, dict[str, float]]:
-    """{model id: {benchmark: score}} from <scores_dir>/<model id>/<benchmark>.json.
+def load_records(scores_dir: Path) -> dict[str, dict[str, dict[str, Any]]]:
+    """{model id: {benchmark: score record}} from <scores_dir>/<model id>/<benchmark>.json.
 
     Files that are not score records (no numeric `score`) are skipped with a warning, so a
     copied results folder with stray JSON still gives tables.
     """
-    table: dict[str, dict[str, float]] = {}
+    table: dict[str, dict[str, dict[str, Any]]] = {}
     for path in sorted(scores_dir.rglob("*.json")):
         try:
             record = json.loads(path.read_text(encoding="utf-8"))
-            score = float(record["score"])
+            float(record["score"])
         except (ValueError, KeyError, TypeError, OSError):
             log.warning("skipping %s: not a score record", path)
             continue
         bench = record.get("benchmark") or path.stem
         model_id = path.parent.relative_to(scores_dir).as_posix()
-        table.setdefault(model_id, {})[str(bench)] = score
+        table.setdefault(model_id, {})[str(bench)] = record
     return table
 
 
-def summarize_all(scores: Mapping[str, Mapping[str, float]]) -> dict[str, Summary]:
-    return {model_id: summarize(s) for model_id, s in scores.items()}
+def scores_of(records: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> dict[str, dict[str, float]]:
+    """{model id: {benchmark: score}} of loaded records."""
+    return {m: {b: float(r["score"]) for b, r in rs.items()} for m, rs in records.items()}
+
+
+def load_scores(scores_dir: Path) -> dict[str, dict[str, float]]:
+    """{model id: {benchmark: score}} from <scores_dir>/<model id>/<benchmark>.json."""
+    return scores_of(load_records(scores_dir))
+
+
+def unparsed_of(
+    records: Mapping[str, Mapping[str, Mapping[str, Any]]],
+) -> dict[str, dict[str, int]]:
+    """{model id: {benchmark: n_unparsed}} for the judged scores that left replies out."""
+    return {
+        m: {b: int(r["n_unparsed"]) for b, r in rs.items() if r.get("n_unparsed")}
+        for m, rs in records.items()
+    }
+
+
+def summarize_all(
+    scores: Mapping[str, Mapping[str, float]],
+    unparsed: Mapping[str, Mapping[str, int]] | None = None,
+) -> dict[str, Summary]:
+    unparsed = unparsed or {}
+    return {model_id: summarize(s, unparsed.get(model_id)) for model_id, s in scores.items()}
 
 
 # --- which model stands for a group / the heuristic mixture -----------------------------------

@@ -6,7 +6,9 @@ Rows are built from a directory of score files alone (the DESIGN.md contract), p
 optional selection files naming each group's chosen DPO candidate and the heuristic ratio.
 Missing numbers print as "n/a"; an average over fewer benchmarks than it should have is still
 shown but flagged partial (`*`), and partial averages never compete for best/second place
-against complete ones.
+against complete ones. A judged score that left some unparsable judge replies out (under
+`evaluate.max_unparsed_fraction`; above it no score is written) is flagged `†`, with the counts
+in the notes.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 from mixmerge.io import atomic_file
 from mixmerge.report.scores import (
@@ -29,9 +32,11 @@ from mixmerge.report.scores import (
     GROUPS,
     Selections,
     Summary,
-    load_scores,
+    load_records,
     resolve,
+    scores_of,
     summarize_all,
+    unparsed_of,
 )
 
 MISSING = "n/a"
@@ -95,6 +100,9 @@ class Row:
 
     def partial(self, column: str) -> bool:
         return self.summary is not None and self.summary.is_partial(column)
+
+    def unparsed(self, column: str) -> int:
+        return 0 if self.summary is None else self.summary.unparsed.get(column, 0)
 
 
 @dataclass
@@ -245,7 +253,42 @@ def mark_best(table: Table) -> None:
                 table.marks[(i, column)] = "second"
 
 
-def _notes(table: Table) -> list[str]:
+def _unparsed_note(table: Table) -> str | None:
+    cells = [
+        f"{row.label} {column} {row.unparsed(column)}"
+        for row in table.rows
+        for column in table.columns
+        if row.unparsed(column)
+    ]
+    if not cells:
+        return None
+    return (
+        "† = scored over the parsed judge verdicts only; unparsable judge replies left out "
+        "(within evaluate.max_unparsed_fraction): " + "; ".join(cells) + "."
+    )
+
+
+def _or_bench_note(
+    table: Table, records: Mapping[str, Mapping[str, Mapping[str, Any]]]
+) -> str | None:
+    """OR-Bench's column is the acceptance rate on hard-1k; its toxic-set rejection rate (the
+    other half of the over-refusal trade-off, in no average) is listed beside it."""
+    rates = []
+    for row in table.rows:
+        record = records.get(row.model_id or "", {}).get("or_bench") or {}
+        rate = (record.get("toxic") or {}).get("rejection_rate")
+        if rate is not None:
+            rates.append(f"{row.label} {rate:.2f}")
+    if not rates:
+        return None
+    return (
+        "OR-Bench = acceptance rate on or-bench-hard-1k (% direct_answer; higher = less "
+        "over-refusal). Rejection rate on or-bench-toxic (% refused; higher = safer; in no "
+        "average): " + "; ".join(rates) + "."
+    )
+
+
+def _notes(table: Table, records: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> list[str]:
     notes = [
         f"{MISSING} = not available; * = average over the benchmarks present only (partial).",
         "Scores in percent, MT-Bench on its 1-10 scale. Helpful Avg = mean of the 8 helpful "
@@ -261,11 +304,19 @@ def _notes(table: Table) -> list[str]:
             + "; ".join(f"{r.label} = {r.model_id or MISSING} ({r.note})" for r in chosen)
             + "."
         )
+    notes += [n for n in (_unparsed_note(table), _or_bench_note(table, records)) if n]
     return notes
 
 
-def build_tables(scores: Mapping[str, Mapping[str, float]], selections: Selections) -> list[Table]:
-    summaries = summarize_all(scores)
+def build_tables(
+    scores: Mapping[str, Mapping[str, float]],
+    selections: Selections,
+    records: Mapping[str, Mapping[str, Mapping[str, Any]]] | None = None,
+) -> list[Table]:
+    """The three tables; `records` (the whole score records) add the unparsed-reply marks and
+    the OR-Bench toxic-set note."""
+    records = records or {}
+    summaries = summarize_all(scores, unparsed_of(records))
     tables = [
         static_table(summaries, selections),
         continual_table(summaries),
@@ -273,7 +324,7 @@ def build_tables(scores: Mapping[str, Mapping[str, float]], selections: Selectio
     ]
     for table in tables:
         mark_best(table)
-        table.notes = _notes(table)
+        table.notes = _notes(table, records)
     return tables
 
 
@@ -287,16 +338,17 @@ def _cell(table: Table, i: int, column: str, style: str) -> str:
         return MISSING
     text = f"{value:.2f}"
     star = row.partial(column)
+    dagger = row.unparsed(column) > 0
     mark = table.marks.get((i, column))
     if style == "md":
-        text += "*" if star else ""
+        text += ("*" if star else "") + ("†" if dagger else "")
         return {"best": f"**{text}**", "second": f"<ins>{text}</ins>"}.get(mark or "", text)
     if style == "tex":
         text = {"best": f"\\textbf{{{text}}}", "second": f"\\underline{{{text}}}"}.get(
             mark or "", text
         )
-        return text + ("$^{*}$" if star else "")
-    text += "<sup>*</sup>" if star else ""
+        return text + ("$^{*}$" if star else "") + ("$^{\\dagger}$" if dagger else "")
+    text += ("<sup>*</sup>" if star else "") + ("<sup>†</sup>" if dagger else "")
     return {"best": f"<b>{text}</b>", "second": f"<u>{text}</u>"}.get(mark or "", text)
 
 
@@ -319,8 +371,10 @@ def to_markdown(table: Table) -> str:
 
 
 def to_csv(table: Table) -> str:
-    """Machine-readable: empty cell = n/a; `partial`, `best`, `second` list column titles."""
+    """Machine-readable: empty cell = n/a; `partial`, `best`, `second` list column titles;
+    `unparsed` lists title=count of the scores that left unparsable judge replies out."""
     headers = ["section", "label", "model", *table.columns, "partial", "best", "second"]
+    headers.append("unparsed")
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(headers)
@@ -330,6 +384,7 @@ def to_csv(table: Table) -> str:
         values.append(";".join(c for c in table.columns if row.partial(c)))
         for kind in ("best", "second"):
             values.append(";".join(c for c in table.columns if table.marks.get((i, c)) == kind))
+        values.append(";".join(f"{c}={row.unparsed(c)}" for c in table.columns if row.unparsed(c)))
         writer.writerow(values)
     return buffer.getvalue()
 
@@ -424,7 +479,8 @@ def write_tables(
         raise FileNotFoundError(f"scores directory not found: {scores_dir}")
     selections = Selections.load(selection_dir or default_selection_dir(scores_dir))
     paths = []
-    for table in build_tables(load_scores(scores_dir), selections):
+    records = load_records(scores_dir)
+    for table in build_tables(scores_of(records), selections, records):
         for fmt in formats:
             path = out_dir / f"{table.name}.{fmt}"
             with atomic_file(path) as handle:
