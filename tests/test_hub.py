@@ -306,3 +306,46 @@ def test_fetch_errors_name_the_artifact_and_the_fix(mirror: Path, tmp_path: Path
         "model org/absent (used by base_model): no such model repo on the hub (or it is private: "
         "set HF_TOKEN)"
     )
+
+
+def test_pins_a_replica_stands_in_for_and_the_hint_for_a_missing_one(
+    mirror: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A replica stands in for the pin the config asks for only where its manifest says so; a
+    file or dataset read without a pin logs the value to pin."""
+    import logging
+
+    from mixmerge.judge.data import resolve_data_file
+
+    monkeypatch.setenv(hub.MIRROR_ENV, str(mirror))
+    url = "https://example.org/files/data.json"
+    actual = hub.sha256_file(hub.local_path(mirror, "url", url))
+    pin = "f" * 64
+    with caplog.at_level(logging.WARNING):
+        assert resolve_data_file(url)[1] == actual
+        hub.load_dataset("org/pairs", split="test", key="evaluate.benchmarks.x")
+    assert f"{url} is not pinned: set its sha256 to {actual}" in caplog.text
+    assert f"dataset org/pairs is not pinned: set evaluate.benchmarks.x.revision: {'a' * 40}" in (
+        caplog.text
+    )
+    with pytest.raises(ValueError, match=f"sha256 is {actual}, config expects {pin}"):
+        resolve_data_file(url, pin)
+    with pytest.raises(hub.MirrorError, match="asks for revision v1.0"):
+        hub.load_dataset("org/pairs", split="test", revision="v1.0")
+    records = hub.read_manifest(mirror)
+    hub.write_manifest(
+        mirror,
+        {
+            f"url:{url}": {**records[f"url:{url}"], "stands_in_for": {"sha256": pin}},
+            "dataset:org/pairs": {
+                **records["dataset:org/pairs"],
+                "stands_in_for": {"revision": "v1.0"},
+            },
+        },
+    )
+    assert resolve_data_file(url, pin)[1] == actual  # the replica's own hash is what is recorded
+    assert len(hub.load_dataset("org/pairs", split="test", revision="v1.0")) == 1
+    art = hub.Artifact("url", url, sha256=pin)
+    assert hub.check_mirror([art], mirror, subsets=False) == []
+    with pytest.raises(ValueError, match="config expects"):
+        resolve_data_file(url, "e" * 64)  # another pin than the one it stands in for

@@ -184,3 +184,28 @@ def test_stray_files_and_missing_dir(tmp_path: Path) -> None:
     assert load_scores(tmp_path) == {"base": {"gsm8k": 10.0}}
     with pytest.raises(FileNotFoundError, match="scores directory not found"):
         write_tables(tmp_path / "nope", tmp_path / "t")
+
+
+def test_or_bench_toxic_rejection_rate_in_the_notes(tmp_path: Path) -> None:
+    """The column is hard-1k acceptance; the toxic-set rejection rate is listed in the notes."""
+    write_scores(tmp_path, "base", {"gsm8k": 10})
+    write_json(
+        tmp_path / "base" / "or_bench.json",
+        {
+            "benchmark": "or_bench",
+            "score": 81.25,
+            "n": 16,
+            "metric": "acceptance_rate",
+            "hard_acceptance_rate": 81.25,
+            "toxic_rejection_rate": 93.5,
+            "toxic": {"n": 8, "rejection_rate": 93.5, "n_parsed": 8, "n_unparsed": 0},
+            "n_parsed": 16,
+            "n_unparsed": 0,
+        },
+    )
+    write_tables(tmp_path, tmp_path / "t", formats=("md", "html"))
+    text = (tmp_path / "t/static.md").read_text()
+    assert "| 81.25 |" in next(line for line in text.splitlines() if line.startswith("| Base |"))
+    assert "Rejection rate on or-bench-toxic" in text and "Base 93.50" in text
+    assert "†" not in text  # nothing was left out
+    assert "Base 93.50" in (tmp_path / "t/static.html").read_text()
