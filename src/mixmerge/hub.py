@@ -667,3 +667,45 @@ def _check_subsets(art: Artifact, path: Path) -> list[str]:
                     f"(splits: {', '.join(have)})"
                 )
     return problems
+
+
+# ------------------------------------------------------------------ benchmark data files
+
+def download_dir() -> Path:
+    root = os.environ.get("MIXMERGE_CACHE_DIR") or Path.home() / ".cache" / "mixmerge"
+    return Path(root) / "downloads"
+
+
+def _download(url: str, expected: str | None) -> Path:
+    """The local copy of a URL file: the mirror's, else a download into download_dir()."""
+    mirrored = url_file(url)  # with a hub mirror, the file comes from it and nowhere else
+    if mirrored is not None:
+        return mirrored
+    name = url.rstrip("/").rsplit("/", 1)[-1] or "file"
+    target = download_dir() / url_folder(url) / name
+    if target.is_file() and (expected is None or sha256_file(target) == expected):
+        return target
+    if os.environ.get("HF_HUB_OFFLINE") == "1" or os.environ.get("MIXMERGE_OFFLINE") == "1":
+        raise RuntimeError(
+            f"offline and not downloaded yet: {url} (set data_files to a local copy)"
+        )
+    log.info("downloading %s", url)
+    return download(url, target, timeout=60)
+
+
+def resolve_data_file(spec: str | Path, expected_sha256: str | None = None) -> tuple[Path, str]:
+    """(local path, its sha256) for a path or URL; a hash mismatch is an error."""
+    spec = str(spec)
+    expected = expected_sha256.lower() if expected_sha256 else None
+    path = _download(spec, expected) if _is_url(spec) else Path(spec)
+    if not path.is_file():
+        raise FileNotFoundError(f"benchmark data file not found: {path}")
+    actual = sha256_file(path)
+    if expected is not None and actual != expected:
+        if _is_url(spec) and url_stands_in(spec, expected):
+            log.warning("%s: a rehearsal replica (sha256 %s) stands in for %s", spec, actual, expected)
+        else:
+            raise ValueError(f"{spec}: sha256 is {actual}, config expects {expected}")
+    elif expected is None and _is_url(spec):
+        log.warning("%s is not pinned: set its sha256 to %s in the config", spec, actual)
+    return path, actual

@@ -56,9 +56,8 @@ from pathlib import Path
 from typing import Any
 
 from mixmerge.evaluate.registry import EvalContext
-from mixmerge.hub import EVALPLUS_URLS, url_file
+from mixmerge.hub import EVALPLUS_URLS, resolve_data_file, url_file
 from mixmerge.io import atomic_file
-from mixmerge.judge.data import resolve_data_file
 
 log = logging.getLogger(__name__)
 
