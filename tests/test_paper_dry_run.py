@@ -47,13 +47,16 @@ def test_paper_dry_run_job_counts(name: str) -> None:
     assert counts["select_candidate"] == groups
     assert counts["train_continual_stage"] == stages
     assert counts["mix_heuristic_pairs"] == ratios == 3
-    assert counts["train_mix"] == ratios + 2  # + ArmoRM + Hummer
+    assert config["mixtures"]["sweep"] == "same"  # mixtures get the group models' grid
+    mix_sets = ratios + 2  # + ArmoRM + Hummer
+    assert counts["train_mix"] == mix_sets * candidates == 40
+    assert counts["select_mix"] == 3  # the best of each strategy (heuristic: ratio x candidate)
     assert counts["merge_models"] == counts["merge_recipe"] == methods * settings == 30
     assert counts["merge_sweep_models"] == variants == 5 * 5 + 7 * 5
-    models = 1 + groups * candidates + stages + ratios + 2 + methods * settings + variants
-    assert counts["evaluate_model"] == models == 139
+    models = 1 + groups * candidates + stages + mix_sets * candidates + methods * settings + variants
+    assert counts["evaluate_model"] == models == 174
     assert counts["dataset_pairs"] == 10
-    assert counts["total"] == 395
+    assert counts["total"] == 467
 
 
 def _null_pins(node: object, where: str = "") -> list[str]:

@@ -52,11 +52,11 @@ def targets(name: str) -> list[str]:
     config = _paper(name)
     results = f"results/{name}"
     scores = [f"{results}/scores/base/{b}.json" for b in config["evaluate"]["benchmarks"]]
-    mixes = [f"{results}/models/mix/armorm"]
+    sweep = _overlay()["train"]["sweep"]  # the mixtures' sweep too (mixtures.sweep: same)
+    candidate = candidate_name(sweep["beta"][0], sweep["learning_rate"][0])
+    mixes = [f"{results}/models/mix/armorm/{candidate}"]
     if name == "mistral-7b":
-        sweep = _overlay()["train"]["sweep"]
-        honesty = candidate_name(sweep["beta"][0], sweep["learning_rate"][0])
-        return [*scores, *mixes, f"{results}/models/dpo/honesty/{honesty}"]
+        return [*scores, *mixes, f"{results}/models/dpo/honesty/{candidate}"]
     variant = {"seed": seed_variant, "density": density_variant}
     sweeps = [
         f"{results}/models/merge/sweep/{method}/{variant[kind](value)}"
@@ -68,8 +68,11 @@ def targets(name: str) -> list[str]:
     return [
         *scores,
         *mixes,
-        f"{results}/models/mix/hummer",
-        *[f"{results}/models/mix/heuristic/{v}" for v in heuristic_variants(config_mix(name))],
+        f"{results}/models/mix/hummer/{candidate}",
+        *[
+            f"{results}/models/mix/heuristic/{v}/{candidate}"
+            for v in heuristic_variants(config_mix(name))
+        ],
         *[f"{results}/models/merge/static/{m}" for m in config["merge"]["methods"]],
         *sweeps,
         *[f"{results}/models/continual/stage{k}" for k in range(1, stages + 1)],

@@ -162,7 +162,10 @@ def cmd_train(args: argparse.Namespace) -> None:
 def cmd_select(args: argparse.Namespace) -> None:
     from mixmerge.train.select import select_best
 
-    record = select_best(Path(args.scores), args.candidates, args.criterion, Path(args.out))
+    models = Path(args.models) if args.models else None
+    record = select_best(
+        Path(args.scores), args.candidates, args.criterion, Path(args.out), models
+    )
     log.info(
         "selected %s (%s = %.4f)",
         record["selected"],
@@ -288,6 +291,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--candidates", required=True, nargs="+", help="candidate model ids")
     p.add_argument("--criterion", default="AVG", help="AVG, 'Helpful Avg', ... or a benchmark id")
+    p.add_argument(
+        "--models", help="models root: record each candidate's training pairs and hyperparameters"
+    )
     p.add_argument("--out", required=True, help="selection JSON")
     p.set_defaults(func=cmd_select)
 

@@ -107,3 +107,31 @@ def test_variant_labels() -> None:
         "1to10": 0.1,
         "1to20": 0.05,
     }
+
+
+def test_constant_size_gives_three_mixes_of_equal_size(
+    pair_files: dict[str, Path], tmp_path: Path
+) -> None:
+    """size: constant holds the total fixed, so the ratios differ only in proportion."""
+    from mixmerge.mix.heuristic import constant_sizes
+
+    # helpful 150, other 27: the paper totals are 162 (1/5), 165 (1/10), 158 (1/20): T = 158
+    ratios = [0.2, 0.1, 0.05]
+    assert [constant_sizes(150, 27, r, ratios, None) for r in ratios] == [
+        (132, 26),  # 158 / 1.2 = 131.67 -> 132
+        (144, 14),  # 158 / 1.1 = 143.64 -> 144
+        (150, 8),  # 158 / 1.05 = 150.48 -> 150
+    ]
+    cfg = {"heuristic": {"ratios": ratios, "size": "constant"}}
+    sizes = set()
+    for ratio in ratios:
+        out = tmp_path / f"{ratio}.jsonl"
+        record = build_mix("heuristic", cfg, pair_files, GROUPS, out, seed=0, ratio=ratio)
+        pairs = read_jsonl(out)
+        helpful = sum(1 for p in pairs if p["dimension"] in HELPFUL)
+        assert abs((len(pairs) - helpful) - ratio * helpful) <= 1  # the ratio, within rounding
+        assert record["stats"]["size"] == "constant" and record["stats"]["pairs"] == len(pairs)
+        sizes.add(len(pairs))
+    assert sizes == {158}
+    with pytest.raises(ValueError, match="mixtures.heuristic.size"):
+        build_mix("heuristic", {"heuristic": {"size": "big"}}, pair_files, GROUPS, out, seed=0, ratio=0.1)

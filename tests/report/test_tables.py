@@ -209,3 +209,41 @@ def test_or_bench_toxic_rejection_rate_in_the_notes(tmp_path: Path) -> None:
     assert "Rejection rate on or-bench-toxic" in text and "Base 93.50" in text
     assert "†" not in text  # nothing was left out
     assert "Base 93.50" in (tmp_path / "t/static.html").read_text()
+
+
+def test_selection_records_training_and_the_fairness_note(tmp_path: Path) -> None:
+    """`mixmerge select --models` records what every candidate was trained with (and a mixture's
+    caps); the tables' notes list pairs, sweep and pick per group model and mixture."""
+    from mixmerge.train.select import select_best
+
+    scores, models = tmp_path / "scores", tmp_path / "models"
+    mix_data = tmp_path / "data" / "mix" / "armorm.jsonl"
+    write_json(
+        mix_data.with_suffix(".mix.json"),
+        {"strategy": "armorm", "parameters": {"budget": 20000, "mode": "on_policy"},
+         "pool": {"pairs": 410000}},
+    )
+    runs = {
+        "dpo/honesty": [("b0.1-lr5e-07", 0.1, 5e-7, 40.0), ("b0.5-lr5e-07", 0.5, 5e-7, 45.0)],
+        "mix/armorm": [("b0.1-lr5e-07", 0.1, 5e-7, 52.0), ("b0.5-lr5e-07", 0.5, 5e-7, 50.0)],
+    }
+    for prefix, candidates in runs.items():
+        ids = []
+        for name, beta, lr, score in candidates:
+            model_id = f"{prefix}/{name}"
+            ids.append(model_id)
+            write_scores(scores, model_id, {b: score for b in BENCHMARKS})
+            data = [str(mix_data)] if prefix.startswith("mix/") else ["data/truthy_dpo.jsonl"]
+            write_json(
+                models / model_id / "mixmerge_train.json",
+                {"pairs": 1016 if prefix == "dpo/honesty" else 19877, "data": data,
+                 "hyperparameters": {"beta": beta, "learning_rate": lr}},
+            )
+        record = select_best(scores, ids, "AVG", tmp_path / "selection" / f"{prefix}.json", models)
+        assert set(record["trained"]) == set(ids)
+    assert record["trained"]["mix/armorm/b0.1-lr5e-07"]["mix"]["budget"] == 20000
+    static = build_tables(load_scores(scores), Selections.load(tmp_path / "selection"))[0]
+    note = next(n for n in static.notes if n.startswith("Training"))
+    assert "Honesty: 1,016 pairs, 2 candidates (beta {0.1, 0.5} x lr {5e-07}), picked beta 0.5" in note
+    assert "ArmoRM: 19,877 pairs, 2 candidates (beta {0.1, 0.5} x lr {5e-07}; budget capped at" in note
+    assert "20,000 (mixtures.armorm.budget) of 410,000 pool pairs), picked beta 0.1" in note

@@ -9,7 +9,7 @@ import yaml
 from mixmerge.config import ConfigError, missing_api_keys, validate
 from mixmerge.hub import activate as hub_activate, check_mirror, config_artifacts
 from mixmerge.mix import heuristic_variants
-from mixmerge.naming import candidate_name, density_variant, seed_variant
+from mixmerge.naming import density_variant, seed_variant, sweep_candidates
 
 try:
     validate(config)
@@ -42,19 +42,16 @@ MERGE_SETTINGS = dict(config["merge"]["settings"])
 BENCHMARKS = list(config["evaluate"]["benchmarks"])
 TINY = config.get("tiny", {}).get("enabled", False)
 TRAIN = config["train"]
-SWEEP = TRAIN.get("sweep") or {}
 # candidate name -> (beta, learning rate); the sweep grid, or the single default setting.
-CANDIDATES = {
-    candidate_name(beta, lr): (beta, lr)
-    for beta in SWEEP.get("beta", [TRAIN["beta"]])
-    for lr in SWEEP.get("learning_rate", [TRAIN["learning_rate"]])
-}
+CANDIDATES = sweep_candidates(TRAIN)
 CONTINUAL = list(config.get("continual", {}).get("stages", []))
 MERGE_SWEEPS = config["merge"].get("sweeps", {})
 MIXTURES = config.get("mixtures", {})
 MIX_STRATEGIES = list(MIXTURES.get("strategies", []))
 # heuristic variant name (e.g. 1to10) -> ratio of (honesty + harmlessness) to helpfulness data
 HEURISTIC = heuristic_variants(MIXTURES.get("heuristic", {})) if "heuristic" in MIX_STRATEGIES else {}
+# The grid every mixture is trained over (default: the group models' own), best kept per strategy.
+MIX_CANDIDATES = sweep_candidates(TRAIN, MIXTURES.get("sweep", "same"))
 
 # Jobs call the `mixmerge` installed beside this Snakemake (e.g. .venv/bin), even when the venv
 # is not activated; a conda env (--sdm conda) puts its own bin first when it is activated.
@@ -151,17 +148,20 @@ def all_score_files():
 
 
 def selection_files():
-    files = [selection_file(g) for g in GROUPS]
-    if HEURISTIC:
-        files.append(f"{R}/selection/mix/heuristic.json")
-    return files
+    return [selection_file(g) for g in GROUPS] + [f"{R}/selection/mix/{s}.json" for s in MIX_STRATEGIES]
 
 
-def mix_ids():
-    """Trained mixture models: every heuristic ratio, then ArmoRM and Hummer."""
-    ids = [f"mix/heuristic/{v}" for v in HEURISTIC]
-    ids += [f"mix/{s}" for s in MIX_STRATEGIES if s != "heuristic"]
-    return ids
+def mix_sets(strategy=None):
+    """The mixed preference sets (data/mix/<set>.jsonl): heuristic/<ratio> each, armorm, hummer."""
+    sets = [f"heuristic/{v}" for v in HEURISTIC] if "heuristic" in MIX_STRATEGIES else []
+    sets += [s for s in MIX_STRATEGIES if s != "heuristic"]
+    return [m for m in sets if strategy is None or m.split("/")[0] == strategy]
+
+
+def mix_ids(strategy=None):
+    """Trained mixture models, mix/<set>/<candidate>: every set over the mixture sweep; the
+    selection of a strategy picks among all of its models (for heuristic: ratio and candidate)."""
+    return [f"mix/{m}/{c}" for m in mix_sets(strategy) for c in MIX_CANDIDATES]
 
 
 def all_pairs():

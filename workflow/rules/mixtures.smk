@@ -1,5 +1,6 @@
-# Data-mixture baselines: a mixed preference set per strategy (and per heuristic ratio), a DPO
-# model trained on each with the default train recipe, and the best heuristic ratio kept.
+# Data-mixture baselines: a mixed preference set per strategy (and per heuristic ratio), DPO
+# models trained on each over the mixture sweep (by default the group models' beta x lr grid),
+# and the best model of each strategy kept by the same selection criterion as the groups.
 
 
 rule mix_heuristic_pairs:
@@ -52,38 +53,45 @@ rule train_mix:
         base=model_dir("base"),
         pairs=f"{R}/data/mix/{{mix}}.jsonl",
     output:
-        directory(model_dir("mix/{mix}")),
+        directory(model_dir("mix/{mix}/{candidate}")),
     log:
-        f"{LOGS}/train/mix/{{mix}}.log",
+        f"{LOGS}/train/mix/{{mix}}/{{candidate}}.log",
     params:
         pin=PIN_GPUS,
         config=CONFIG,
         train=TRAIN,
+        beta=lambda wc: MIX_CANDIDATES[wc.candidate][0],
+        lr=lambda wc: MIX_CANDIDATES[wc.candidate][1],
         launcher=lambda wc, resources: launcher(resources.gpu),
     wildcard_constraints:
         mix=r"heuristic/[^/]+|armorm|hummer",
+        candidate="|".join(map(regex_escape, MIX_CANDIDATES)),
     conda:
         "../../envs/train.yaml"
     resources:
         gpu=TRAIN.get("gpus", 1),
     shell:
         "{params.pin} {resources.gpu} {params.launcher} train --config {params.config} --model {input.base} --data {input.pairs} "
-        "--out {output} > {log} 2>&1"
+        "--beta {params.beta} --lr {params.lr} --out {output} > {log} 2>&1"
 
 
-rule select_heuristic:
+rule select_mix:
     input:
-        scores=lambda wc: [f for v in HEURISTIC for f in score_files(f"mix/heuristic/{v}")],
+        scores=lambda wc: [f for m in mix_ids(wc.strategy) for f in score_files(m)],
+        models=lambda wc: [model_dir(m) for m in mix_ids(wc.strategy)],
     output:
-        f"{R}/selection/mix/heuristic.json",
+        f"{R}/selection/mix/{{strategy}}.json",
     log:
-        f"{LOGS}/mixtures/heuristic.select.log",
+        f"{LOGS}/mixtures/{{strategy}}.select.log",
     params:
         scores=f"{R}/scores",
-        candidates=[f"mix/heuristic/{v}" for v in HEURISTIC],
+        models=f"{R}/models",
+        candidates=lambda wc: mix_ids(wc.strategy),
         criterion=TRAIN.get("selection", "AVG"),
+    wildcard_constraints:
+        strategy="heuristic|armorm|hummer",
     conda:
         "../../envs/report.yaml"
     shell:
         "mixmerge select --scores {params.scores} --candidates {params.candidates} "
-        "--criterion '{params.criterion}' --out {output} > {log} 2>&1"
+        "--criterion '{params.criterion}' --models {params.models} --out {output} > {log} 2>&1"

@@ -32,12 +32,14 @@ rule train_candidate:
 rule select_candidate:
     input:
         scores=lambda wc: [f for m in candidate_ids(wc.group) for f in score_files(m)],
+        models=lambda wc: [model_dir(m) for m in candidate_ids(wc.group)],
     output:
         f"{R}/selection/dpo/{{group}}.json",
     log:
         f"{LOGS}/train/{{group}}.select.log",
     params:
         scores=f"{R}/scores",
+        models=f"{R}/models",
         candidates=lambda wc: candidate_ids(wc.group),
         criterion=TRAIN.get("selection", "AVG"),
     wildcard_constraints:
@@ -46,7 +48,7 @@ rule select_candidate:
         "../../envs/report.yaml"
     shell:
         "mixmerge select --scores {params.scores} --candidates {params.candidates} "
-        "--criterion '{params.criterion}' --out {output} > {log} 2>&1"
+        "--criterion '{params.criterion}' --models {params.models} --out {output} > {log} 2>&1"
 
 
 rule train_continual_stage:

@@ -8,7 +8,8 @@ relabel    Score both responses of every pair of every dataset. Orient each pair
            preference), and keep the `budget` pairs with the largest margins (null = all).
            Ties in margin are broken by pool order, so the selection is deterministic.
 on_policy  The SimPO recipe: sample `samples_per_prompt` (5) responses per prompt from the policy
-           (temperature 0.8, top_p 0.95) with `evaluate.generation.generate_chat`, score them,
+           (temperature 0.8, top_p 0.95, up to 4,096 new tokens: SimPO's
+           `max_tokens=4096`) with `evaluate.generation.generate_chat`, score them,
            chosen = the best, rejected = the worst; prompts whose samples are all identical (or
            whose best and worst score the same) are dropped. Prompts are the unique prompts of
            the pool, `budget` of them sampled with the seed (null = all). Samples are cached per
@@ -44,7 +45,7 @@ ON_POLICY_DEFAULTS = {
     "samples_per_prompt": 5,
     "temperature": 0.8,
     "top_p": 0.95,
-    "max_new_tokens": None,  # null = evaluate.generation.max_new_tokens
+    "max_new_tokens": 4096,  # SimPO's on-policy generation length; null = evaluate.generation's
     "chunk_prompts": 64,  # prompts generated per call; each chunk is cached when done
 }
 

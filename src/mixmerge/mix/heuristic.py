@@ -7,11 +7,18 @@ UltraFeedback, helpful_harmless = PKU-SafeRLHF + Nectar) count as helpful-side, 
 ratio is about adding honesty/harmlessness data to general helpfulness data. A group in neither
 list is left out of the mix.
 
-Sizes: the helpful side is used whole and the other side sampled to round(r * |helpful|); when
-the other side is too small, it is used whole and the helpful side sampled to
-round(|other| / r) instead; a `budget` caps the total. Either way |other| = round(r * |helpful|)
-(ratio exact within rounding). Within a side, each dataset contributes in proportion to its
-size (largest remainder), sampled without replacement with a per-dataset seeded RNG.
+Sizes (`size`):
+- `paper` (default): the helpful side is used whole and the other side sampled to
+  round(r * |helpful|); when the other side is too small, it is used whole and the helpful side
+  sampled to round(|other| / r) instead; a `budget` caps the total. Either way
+  |other| = round(r * |helpful|) (ratio exact within rounding). With the paper's data the other
+  side (about 5.1k pairs) is the short one, so the ratios 1/5, 1/10, 1/20 give about 31k, 56k and
+  107k pairs: ratio and data volume change together.
+- `constant`: every ratio's mix has the same total T, the largest that every configured ratio
+  can reach (the smallest of their `paper` totals); ratio r then takes round(T / (1 + r)) helpful
+  pairs and the rest from the other side, so the variants differ only in proportion.
+Within a side, each dataset contributes in proportion to its size (largest remainder), sampled
+without replacement with a per-dataset seeded RNG.
 """
 
 from __future__ import annotations
@@ -31,6 +38,7 @@ from mixmerge.mix.common import (
 DEFAULT_HELPFUL_GROUPS = ("helpfulness", "helpful_honest", "helpful_harmless")
 DEFAULT_OTHER_GROUPS = ("honesty", "harmlessness")
 DEFAULT_RATIOS = (0.2, 0.1, 0.05)
+SIZES = ("paper", "constant")
 
 
 def ratio_label(ratio: float) -> str:
@@ -79,6 +87,17 @@ def side_sizes(n_helpful: int, n_other: int, ratio: float, budget: int | None) -
     return h, round_half_up(ratio * h)
 
 
+def constant_sizes(
+    n_helpful: int, n_other: int, ratio: float, ratios: Sequence[float], budget: int | None
+) -> tuple[int, int]:
+    """(helpful, other) counts of `ratio`'s mix when every ratio's mix has the same total: the
+    smallest of the ratios' `paper` totals, split as round(T / (1 + ratio)) helpful pairs."""
+    total = min(sum(side_sizes(n_helpful, n_other, float(r), budget)) for r in {*ratios, ratio})
+    h = min(n_helpful, round_half_up(total / (1 + ratio)))
+    o = min(n_other, total - h)
+    return total - o, o  # rounding overshoot on one side moves to the other
+
+
 def _take(pool: Sequence[Pair], indices: list[int], total: int, seed: int, side: str) -> list[int]:
     """`total` pool indices from `indices`, each dataset in proportion to its size."""
     by_dataset: dict[str, list[int]] = {}
@@ -104,6 +123,9 @@ def heuristic_mix(
         raise ValueError(f"mixtures.heuristic: ratio must be > 0, got {ratio}")
     helpful_groups, other_groups = _sides(heur_cfg, groups)
     budget = heur_cfg.get("budget")
+    size = heur_cfg.get("size", "paper")
+    if size not in SIZES:
+        raise ValueError(f"mixtures.heuristic.size: {size!r} (use {' or '.join(SIZES)})")
     helpful_ix = [i for i, p in enumerate(pool) if p["dimension"] in helpful_groups]
     other_ix = [i for i, p in enumerate(pool) if p["dimension"] in other_groups]
     if not helpful_ix or not other_ix:
@@ -111,7 +133,11 @@ def heuristic_mix(
             "mixtures.heuristic: need pairs on both sides "
             f"(helpful: {len(helpful_ix)}, honesty/harmlessness: {len(other_ix)})"
         )
-    n_h, n_o = side_sizes(len(helpful_ix), len(other_ix), ratio, budget)
+    if size == "constant":
+        ratios = [float(r) for r in heur_cfg.get("ratios", DEFAULT_RATIOS)]
+        n_h, n_o = constant_sizes(len(helpful_ix), len(other_ix), ratio, ratios, budget)
+    else:
+        n_h, n_o = side_sizes(len(helpful_ix), len(other_ix), ratio, budget)
     if n_o == 0 or n_h == 0:
         raise ValueError(
             f"mixtures.heuristic: ratio {ratio} leaves one side empty "
@@ -125,6 +151,8 @@ def heuristic_mix(
         "ratio": ratio,
         "ratio_label": ratio_label(ratio),
         "ratio_achieved": n_o / n_h,
+        "size": size,
+        "pairs": n_h + n_o,
         "helpful_pairs": n_h,
         "other_pairs": n_o,
         "available": {"helpful": len(helpful_ix), "other": len(other_ix)},

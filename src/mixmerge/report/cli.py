@@ -19,7 +19,7 @@ def add_report_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", help="tables directory: {static,continual,ablation}.{md,csv,tex,html}")
     p.add_argument(
         "--selection",
-        help="selection directory (dpo/<group>.json, mix/heuristic.json); "
+        help="selection directory (dpo/<group>.json, mix/<strategy>.json); "
         "default <scores>/../selection when it exists",
     )
     p.add_argument("--figures", help="figures directory: {tradeoff,seeds,density,pareto}.{png,pdf}")

@@ -174,25 +174,31 @@ def summarize_all(
 
 @dataclass
 class Selections:
-    """Selection files (`selection/dpo/<group>.json`, `selection/mix/heuristic.json`), if any."""
+    """Selection files (`selection/dpo/<group>.json`, `selection/mix/<strategy>.json`), if any."""
 
-    chosen: dict[str, str] = field(default_factory=dict)  # "dpo/<group>" | "mix/heuristic" -> id
+    chosen: dict[str, str] = field(default_factory=dict)  # "dpo/<group>" | "mix/<strategy>" -> id
+    # the same keys -> what each candidate was trained with ({id: {pairs, beta, learning_rate}})
+    trained: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
 
     @classmethod
     def load(cls, selection_dir: Path | None) -> Selections:
         chosen: dict[str, str] = {}
+        trained: dict[str, dict[str, dict[str, Any]]] = {}
         if selection_dir is None or not selection_dir.is_dir():
             return cls(chosen)
         for path in sorted(selection_dir.rglob("*.json")):
             key = path.relative_to(selection_dir).with_suffix("").as_posix()
             try:
-                selected = json.loads(path.read_text(encoding="utf-8"))["selected"]
+                record = json.loads(path.read_text(encoding="utf-8"))
+                selected = record["selected"]
             except (ValueError, KeyError, TypeError, OSError):
                 log.warning("skipping %s: not a selection file", path)
                 continue
             if isinstance(selected, str) and selected:
                 chosen[key] = selected
-        return cls(chosen)
+                if isinstance(record.get("trained"), dict):
+                    trained[key] = record["trained"]
+        return cls(chosen, trained)
 
 
 def candidates(prefix: str, model_ids: Iterable[str]) -> list[str]:

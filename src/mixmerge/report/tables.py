@@ -151,8 +151,9 @@ def _chosen_row(
     selections: Selections,
 ) -> Row:
     model_id, how = resolve(prefix, selections, summaries)
-    if model_id is not None and model_id != prefix and section == "Data mixture":
-        label = f"{label} ({model_id.rsplit('/', 1)[-1]})"  # e.g. the heuristic ratio kept
+    if prefix == "mix/heuristic" and model_id is not None and model_id.startswith(prefix + "/"):
+        # mix/heuristic/<ratio>[/<candidate>]: the ratio kept
+        label = f"{label} ({model_id[len(prefix) + 1 :].split('/')[0]})"
     return _row(section, label, model_id, summaries, note=how)
 
 
@@ -288,7 +289,54 @@ def _or_bench_note(
     )
 
 
-def _notes(table: Table, records: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> list[str]:
+def _grid(values: Iterable[Any]) -> str:
+    found = sorted({v for v in values if v is not None})
+    return "{" + ", ".join(f"{v:g}" if isinstance(v, float) else str(v) for v in found) + "}"
+
+
+def fairness_note(table: Table, selections: Selections) -> str | None:
+    """Per group model and data mixture: the pairs its selected model was trained on, the sweep
+    it was picked from and the hyperparameters picked (from the selection files)."""
+    parts = []
+    for row in table.rows:
+        if row.section not in ("Group model", "Data mixture") or row.model_id is None:
+            continue
+        key = next((k for k, v in selections.chosen.items() if v == row.model_id), None)
+        trained = selections.trained.get(key or "")
+        if not trained or row.model_id not in trained:
+            continue
+        picked = trained[row.model_id]
+        grid = (
+            f"{len(trained)} candidates (beta {_grid(t.get('beta') for t in trained.values())}"
+            f" x lr {_grid(t.get('learning_rate') for t in trained.values())}"
+        )
+        if row.section == "Data mixture" and key == "mix/heuristic":
+            grid += f", {len({m.split('/')[2] for m in trained})} ratios"
+        pairs = picked.get("pairs")
+        mix = picked.get("mix") or {}
+        caps = [
+            f"{what} capped at {mix[key]:,} (mixtures.{mix.get('strategy')}.{key})"
+            for key, what in (("budget", "budget"), ("pool_size", "candidate pool"))
+            if mix.get(key)
+        ]
+        if caps:
+            grid += f"; {', '.join(caps)} of {mix.get('pool_pairs') or 0:,} pool pairs"
+        parts.append(
+            f"{row.label}: {pairs:,} pairs, {grid}), picked beta {picked.get('beta'):g}, "
+            f"lr {picked.get('learning_rate'):g}"
+            if isinstance(pairs, int)
+            else f"{row.label}: {grid})"
+        )
+    if not parts:
+        return None
+    return "Training (pairs of the selected model, its sweep, the pick): " + "; ".join(parts) + "."
+
+
+def _notes(
+    table: Table,
+    records: Mapping[str, Mapping[str, Mapping[str, Any]]],
+    selections: Selections | None = None,
+) -> list[str]:
     notes = [
         f"{MISSING} = not available; * = average over the benchmarks present only (partial).",
         "Scores in percent, MT-Bench on its 1-10 scale. Helpful Avg = mean of the 8 helpful "
@@ -304,7 +352,12 @@ def _notes(table: Table, records: Mapping[str, Mapping[str, Mapping[str, Any]]])
             + "; ".join(f"{r.label} = {r.model_id or MISSING} ({r.note})" for r in chosen)
             + "."
         )
-    notes += [n for n in (_unparsed_note(table), _or_bench_note(table, records)) if n]
+    extra = (
+        _unparsed_note(table),
+        _or_bench_note(table, records),
+        fairness_note(table, selections or Selections()),
+    )
+    notes += [n for n in extra if n]
     return notes
 
 
@@ -324,7 +377,7 @@ def build_tables(
     ]
     for table in tables:
         mark_best(table)
-        table.notes = _notes(table, records)
+        table.notes = _notes(table, records, selections)
     return tables
 
 

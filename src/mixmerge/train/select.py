@@ -48,16 +48,52 @@ def load_model_scores(scores_root: Path, model_id: str) -> dict[str, float]:
     return scores
 
 
+def training_facts(models_root: Path, model_id: str) -> dict[str, Any]:
+    """What a candidate was trained with (its mixmerge_train.json): pairs, beta, learning rate."""
+    path = models_root / model_id / "mixmerge_train.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{model_id}: no training summary {path}")
+    summary = read_json(path)
+    hyper = summary.get("hyperparameters") or {}
+    facts: dict[str, Any] = {
+        "pairs": summary.get("pairs"),
+        "beta": hyper.get("beta"),
+        "learning_rate": hyper.get("learning_rate"),
+    }
+    # a data mixture: the caps its build applied (written beside the pairs, <stem>.mix.json)
+    for data in summary.get("data") or []:
+        stats = Path(data).with_suffix(".mix.json")
+        if stats.is_file():
+            mix = read_json(stats)
+            params = mix.get("parameters") or {}
+            facts["mix"] = {
+                "strategy": mix.get("strategy"),
+                "budget": params.get("budget"),
+                "pool_size": params.get("pool_size"),
+                "pool_pairs": (mix.get("pool") or {}).get("pairs"),
+                "mode": params.get("mode"),
+            }
+    return facts
+
+
 def select_best(
-    scores_root: Path, candidates: list[str], criterion: str, out: Path
+    scores_root: Path,
+    candidates: list[str],
+    criterion: str,
+    out: Path,
+    models_root: Path | None = None,
 ) -> dict[str, Any]:
+    """Write the selection file: the best candidate, every candidate's criterion value and, with
+    `models_root`, what each was trained with (the report's fairness note reads it)."""
     if criterion not in CRITERIA and criterion not in COLUMNS:
         raise ValueError(
             f"unknown selection criterion {criterion!r} (use one of {', '.join(CRITERIA)} or a benchmark id)"
         )
     values = {c: criterion_value(load_model_scores(scores_root, c), criterion) for c in candidates}
     best = max(candidates, key=lambda c: (values[c], -candidates.index(c)))  # ties: first listed
-    record = {"selected": best, "criterion": criterion, "scores": values}
+    record: dict[str, Any] = {"selected": best, "criterion": criterion, "scores": values}
+    if models_root is not None:
+        record["trained"] = {c: training_facts(models_root, c) for c in candidates}
     write_json(out, record)
     return record
 
