@@ -34,3 +34,26 @@ def upstream() -> Path:
     if not UPSTREAM.is_dir():
         pytest.skip("../shared/upstream-samples not present")
     return UPSTREAM
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _slurm_slice_in_background(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+):
+    """When the session includes the SLURM slice (tests/test_slurm.py), start it first: it
+    mostly waits on SLURM's status polls, so the other tests run meanwhile."""
+    wanted = any(
+        item.nodeid.startswith("tests/test_slurm.py") and "runs" in item.fixturenames
+        for item in request.session.items
+    )
+    if wanted:
+        import test_slurm
+    if not wanted or not test_slurm.can_run_slurm():
+        yield
+        return
+    test_slurm.BACKGROUND = test_slurm.SliceInBackground(tmp_path_factory.mktemp("slurm-slice"))
+    try:
+        yield
+    finally:
+        test_slurm.BACKGROUND.close()
+        test_slurm.BACKGROUND = None

@@ -19,6 +19,7 @@ import re
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -207,32 +208,30 @@ def _slurm_up() -> bool:
     return out.returncode == 0 and "UP" in out.stdout
 
 
-@pytest.fixture(scope="module")
-def local_slurm():
-    if not ENABLED:
-        pytest.skip("set MIXMERGE_SLURM_TEST=1 to run the SLURM test (root; starts a local SLURM)")
-    if not shutil.which("sbatch") or not _slurm_up():
-        if os.geteuid() != 0:
-            pytest.skip("starting the local SLURM needs root")
-        t0 = time.monotonic()
-        proc = subprocess.run(["bash", str(START)], capture_output=True, text=True, timeout=900)
-        if proc.returncode != 0:
-            subprocess.run(["bash", str(STOP)], capture_output=True, text=True, timeout=120)
-            pytest.fail(f"start-local-slurm.sh failed:\n{proc.stdout}\n{proc.stderr}")
-        print(f"\nlocal SLURM started in {time.monotonic() - t0:.1f}s:\n{proc.stdout}")
-        started = True
-    else:
-        started = False
-    try:
-        yield
-    finally:
-        if started:
-            subprocess.run(["bash", str(STOP)], capture_output=True, text=True, timeout=120)
+def start_local_slurm() -> bool:
+    """Start the local SLURM unless one is up; True when this call started it (stop it then)."""
+    if shutil.which("sbatch") and _slurm_up():
+        return False
+    t0 = time.monotonic()
+    proc = subprocess.run(["bash", str(START)], capture_output=True, text=True, timeout=900)
+    if proc.returncode != 0:
+        subprocess.run(["bash", str(STOP)], capture_output=True, text=True, timeout=120)
+        raise RuntimeError(f"start-local-slurm.sh failed:\n{proc.stdout}\n{proc.stderr}")
+    print(f"\nlocal SLURM started in {time.monotonic() - t0:.1f}s:\n{proc.stdout}")
+    return True
 
 
-@pytest.fixture(scope="module")
-def runs(local_slurm, tmp_path_factory: pytest.TempPathFactory) -> dict:
-    base = tmp_path_factory.mktemp("slurm-slice")
+def stop_local_slurm() -> None:
+    subprocess.run(["bash", str(STOP)], capture_output=True, text=True, timeout=120)
+
+
+def can_run_slurm() -> bool:
+    return ENABLED and ((shutil.which("sbatch") is not None and _slurm_up()) or os.geteuid() == 0)
+
+
+def run_slice(base: Path) -> dict:
+    """The slice on SLURM (with --sdm conda) and, alongside, the same slice run locally; raises
+    RuntimeError naming what failed."""
     config_file = base / "slice.yaml"
     config_file.write_text(yaml.safe_dump(slice_config(), sort_keys=False))
     profile = _test_profile(base / "profile")
@@ -276,8 +275,9 @@ def runs(local_slurm, tmp_path_factory: pytest.TempPathFactory) -> dict:
         logs = "\n".join(
             f"== {p}\n{p.read_text()[-2000:]}" for p in sorted(slurm_dir.rglob("*.log"))
         )
-        pytest.fail(f"snakemake (slurm) failed:\n{slurm_log[-6000:]}\n{logs[-12000:]}")
-    assert local.returncode == 0, f"snakemake (local) failed:\n{local_out[-5000:]}"
+        raise RuntimeError(f"snakemake (slurm) failed:\n{slurm_log[-6000:]}\n{logs[-12000:]}")
+    if local.returncode != 0:
+        raise RuntimeError(f"snakemake (local) failed:\n{local_out[-5000:]}")
     print(f"\nslice: SLURM run {t_slurm:.1f}s, SLURM + local reference run {t_both:.1f}s")
     return {
         "slurm_dir": slurm_dir,
@@ -286,6 +286,63 @@ def runs(local_slurm, tmp_path_factory: pytest.TempPathFactory) -> dict:
         "conda_root": conda_root,
         "envs": base / "envs",
     }
+
+
+class SliceInBackground:
+    """The SLURM slice started when the session starts (tests/conftest.py): it mostly waits on
+    SLURM, so the rest of the suite runs meanwhile instead of after it."""
+
+    def __init__(self, base: Path) -> None:
+        self.started_slurm = False
+        self._result: dict | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, args=(base,), daemon=True)
+        self._thread.start()
+
+    def _run(self, base: Path) -> None:
+        try:
+            self.started_slurm = start_local_slurm()
+            self._result = run_slice(base)
+        except BaseException as err:  # re-raised in the test's fixture
+            self._error = err
+
+    def result(self) -> dict:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        assert self._result is not None
+        return self._result
+
+    def close(self) -> None:
+        self._thread.join()
+        if self.started_slurm:
+            stop_local_slurm()
+
+
+BACKGROUND: SliceInBackground | None = None  # set by tests/conftest.py
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    if not ENABLED:
+        pytest.skip("set MIXMERGE_SLURM_TEST=1 to run the SLURM test (root; starts a local SLURM)")
+    if BACKGROUND is not None:
+        try:
+            result = BACKGROUND.result()
+        except RuntimeError as err:
+            pytest.fail(str(err))
+        yield result
+        return
+    if not can_run_slurm():
+        pytest.skip("starting the local SLURM needs root")
+    started = start_local_slurm()
+    try:
+        yield run_slice(tmp_path_factory.mktemp("slurm-slice"))
+    except RuntimeError as err:
+        pytest.fail(str(err))
+    finally:
+        if started:
+            stop_local_slurm()
 
 
 def _snakemake_bg(log: Path, workdir: Path, *args: str) -> subprocess.Popen:
