@@ -219,6 +219,9 @@ def config_artifacts(config: Mapping[str, Any]) -> list[Artifact]:
     strategies = mixtures.get("strategies") or []
     if "armorm" in strategies:
         found.model((mixtures.get("armorm") or {}).get("reward_model"), "mixtures.armorm")
+    hummer = mixtures.get("hummer") or {}
+    if "hummer" in strategies and hummer.get("adc", "reward_models") == "reward_models":
+        found.model(hummer.get("reward_models"), "mixtures.hummer.reward_models")
     evaluate = config.get("evaluate") or {}
     judges: dict[str, Mapping[str, Any]] = {}
     if "hummer" in strategies:

@@ -12,6 +12,7 @@ from mixmerge.judge import Verdict
 from mixmerge.mix import build_mix
 from mixmerge.mix.hummer import (
     LABELS,
+    NOISE,
     adc,
     deviations,
     hummer_mix,
@@ -25,9 +26,10 @@ HELP, HON, HARM = "helpfulness", "honesty", "harmlessness"
 
 
 def test_labels_round_trip() -> None:
-    assert len(LABELS) == 9 and len(set(LABELS)) == 9
-    for name in LABELS:
+    assert len(LABELS) == 10 and len(set(LABELS)) == 10 and LABELS[-1] == NOISE
+    for name in LABELS[:-1]:
         assert label_name(*parse_label(name)) == name
+    assert parse_label(NOISE) == NOISE
     assert parse_label("helpful_but_less_honest") == (HELP, HON)
     assert parse_label("harmless") == (HARM, None)
     with pytest.raises(ValueError):
@@ -129,9 +131,9 @@ def test_hummer_mix_with_cached_labels(tmp_path: Path) -> None:
         return ScriptedJudge(log)
 
     pairs, stats = hummer_mix(
-        pool, {"threshold": 0.2}, judge_cfg, seed=0, cache_dir=tmp_path, judge_factory=factory
+        pool, {"threshold": 0.2, "adc": "labels"}, judge_cfg, seed=0, cache_dir=tmp_path, judge_factory=factory
     )
-    assert stats["adc"] <= 0.2 < stats["adc_pool"]
+    assert stats["adc"] <= 0.2 < stats["adc_labels_pool"]
     assert stats["unlabelled_pairs"] == 1 and stats["labelling"]["unparsed"] == 1
     assert stats["label_counts_pool"]["harmless_but_less_helpful"] == 4
     assert sum(stats["label_counts"].values()) == len(pairs)
@@ -140,7 +142,7 @@ def test_hummer_mix_with_cached_labels(tmp_path: Path) -> None:
     assert stats["label_counts"]["harmless_but_less_helpful"] == 3
     assert log == [16]
     again, stats2 = hummer_mix(
-        pool, {"threshold": 0.2}, judge_cfg, seed=0, cache_dir=tmp_path, judge_factory=factory
+        pool, {"threshold": 0.2, "adc": "labels"}, judge_cfg, seed=0, cache_dir=tmp_path, judge_factory=factory
     )
     assert again == pairs
     assert stats2["labelling"]["requests"] == 1  # only the unparsed one is asked again
@@ -162,7 +164,7 @@ def test_tiny_local_judge_end_to_end(tiny_model_dir: Path, tmp_path: Path) -> No
             "batch_size": 6,
         },
     }
-    cfg = {"hummer": {"threshold": 0.2}}
+    cfg = {"hummer": {"threshold": 0.2, "adc": "labels"}}
     first = build_mix("hummer", cfg, files, GROUPS, tmp_path / "a.jsonl", seed=0, work=work)
     stats = first["stats"]
     assert stats["unlabelled_pairs"] == 0  # the likelihood judge always answers a valid label

@@ -1,33 +1,41 @@
 r"""Hummer mixture: label every pair's alignment dimension with an LLM judge, keep the mix's ADC low.
 
 Labels. One judge (config `mixtures.hummer.judge`, default `evaluate.judge`) reads each pair with
-the prompt `mixmerge/judge/prompts/hummer.yaml` and answers one of nine classes: the dimension
+the prompt `mixmerge/judge/prompts/hummer.yaml` and answers one of ten classes: the dimension
 k in K = {helpfulness, honesty, harmlessness} on which the chosen response is preferred, and
 optionally one other dimension j != k on which the chosen response is at the same time worse
-("helpful", "helpful_but_less_honest", ...). A pair with such a j is a *conflicting* pair: it
-teaches "better on k" and "worse on j" at once. Unparsable verdicts (API judges) drop the pair.
+("helpful", "helpful_but_less_honest", ...), or "no_clear_preference". A pair with such a j is a
+*conflicting* pair: it teaches "better on k" and "worse on j" at once. "no_clear_preference"
+pairs are noise and dropped, as Hummer-F filters them (`dropped_as_noise`). Unparsable verdicts
+(API judges) drop the pair too (`unlabelled_pairs`).
 
 ADC. Hummer (Jiang et al., arXiv 2405.11647) defines the alignment-dimension conflict of a
 preference dataset as the second-order moment of the *negative* performance deviations across
-alignment dimensions: fine-tune on the data of dimension k, measure the change on every other
-dimension j, keep only the drops, and take their second moment. Fine-tuning a reward model per
-candidate mix is far too costly for selecting data, so mixmerge estimates each deviation from the
-judge labels directly. For a mix M, with n_k pairs preferred on k, of which c_kj are worse on j:
+alignment dimensions: fine-tune a reward model on the data of dimension k, measure the change on
+every other dimension j, keep only the drops. `adc: reward_models` (the default) measures the
+mix's ADC exactly so, with reward models trained per dimension (mixmerge.mix.hummer_adc).
+
+Choosing pairs needs an ADC for every candidate mix, and training reward models per candidate is
+out of the question, so the selection uses the label estimate (`adc: labels` reports it as the
+mix's ADC too). For a mix M, with n_k pairs preferred on k, of which c_kj are worse on j:
 
     delta_kj = -c_kj / n_k                       (share of the k-data that pushes j down; <= 0)
     ADC(M)   = sqrt( 1/|T| * sum_{(k, j) in T} delta_kj^2 ),
     T        = {(k, j) : k, j in K, j != k, n_k > 0}
 
 i.e. the root of the second moment of the negative deviations, so that ADC is on the scale of a
-share of conflicting pairs and the paper's "ADC below 20%" reads as threshold 0.2. Examples: no
-conflicting pair -> 0; if 20% of every dimension's pairs conflict with one other dimension (and
-none with the third) -> sqrt(0.04 / 2) ~ 0.141.
+share of conflicting pairs. Examples: no conflicting pair -> 0; if 20% of every dimension's pairs
+conflict with one other dimension (and none with the third) -> sqrt(0.04 / 2) ~ 0.141. The
+default `threshold` is 0.05: at 0.2 about half of a dimension's pairs could conflict with one
+other dimension (sqrt(0.5^2 / 6) = 0.204), which barely constrains the mix; 0.05 allows about 12%.
 
 Selection. Start from every non-conflicting pair (ADC 0); then add conflicting pairs one at a
 time, each time from the (k, j) cell whose next pair raises ADC the least (cells in a seeded
 order inside), while ADC stays <= `threshold`. With a `budget`, the result is then cut to the
 budget proportionally per cell (largest remainder), and conflicting pairs removed (least ADC
-first) until the cut mix is back under the threshold.
+first) until the cut mix is back under the threshold. Recorded in `<mix>.mix.json`: the achieved
+ADC (`adc`, and `adc_labels`), the share of the pool's conflicting pairs kept
+(`conflicting_kept_share`) and the pairs dropped as noise.
 """
 
 from __future__ import annotations
@@ -68,16 +76,27 @@ def label_name(preferred: str, worse: str | None = None) -> str:
     return base if worse is None else f"{base}_but_less_{_ADJECTIVE[worse]}"
 
 
-LABELS = tuple(label_name(k, j) for k in DIMENSIONS for j in (None, *DIMENSIONS) if j != k)
+NOISE = "no_clear_preference"  # Hummer-F: the preference is not clear; the pair is dropped
+LABELS = (
+    *(label_name(k, j) for k in DIMENSIONS for j in (None, *DIMENSIONS) if j != k),
+    NOISE,
+)
+ADC_ESTIMATORS = ("reward_models", "labels")
 
 
-def parse_label(name: str) -> Label:
-    """ "helpful_but_less_honest" -> ("helpfulness", "honesty")."""
+def parse_label(name: str) -> Label | str:
+    """ "helpful_but_less_honest" -> ("helpfulness", "honesty"); NOISE stays NOISE."""
+    if name == NOISE:
+        return NOISE
     head, _, tail = name.partition("_but_less_")
     if head not in _NOUN or (tail and (tail not in _NOUN or tail == head)):
         raise ValueError(f"not a Hummer label: {name!r} (known: {', '.join(LABELS)})")
     return _NOUN[head], (_NOUN[tail] if tail else None)
 
+
+# The label estimate's threshold: 0.05 lets at most about 12% of one dimension's pairs conflict
+# with one other dimension (sqrt(0.12^2 / 6) = 0.049), where 0.2 would let about half through.
+DEFAULT_THRESHOLD = 0.05
 
 # ---- ADC -------------------------------------------------------------------------------------
 
@@ -251,7 +270,9 @@ class PairLabeller:
     def key(self, item: JudgePrompt) -> str:
         return sha256_json([self.identity, item.system, item.user, list(LABELS)])
 
-    def label(self, pairs: Sequence[Pair]) -> list[Label | None]:
+    def label(self, pairs: Sequence[Pair]) -> list[Label | str | None]:
+        """One label per pair: (dimension, worse-on dimension | None), NOISE, or None when the
+        judge's reply could not be parsed."""
         items = [self.render(p) for p in pairs]
         keys = [self.key(it) for it in items]
         todo, hits = self.cache.missing(zip(keys, items, strict=True))
@@ -275,7 +296,7 @@ class PairLabeller:
                         else:
                             self.unparsed += 1
                     self.cache.put_many(fresh)  # after every chunk: a killed run keeps its labels
-        out: list[Label | None] = []
+        out: list[Label | str | None] = []
         for key in keys:
             record = self.cache.get(key)
             out.append(parse_label(record["label"]) if record else None)
@@ -291,10 +312,12 @@ class PairLabeller:
         }
 
 
-def label_counts(labels: Sequence[Label | None]) -> dict[str, int]:
+def label_counts(labels: Sequence[Label | str | None]) -> dict[str, int]:
     counts = {name: 0 for name in LABELS}
     for lab in labels:
-        if lab is not None:
+        if lab == NOISE:
+            counts[NOISE] += 1
+        elif isinstance(lab, tuple):
             counts[label_name(*lab)] += 1
     return counts
 
@@ -308,26 +331,64 @@ def hummer_mix(
     cache_dir: str | Path,
     judge_factory: JudgeFactory | None = None,
 ) -> tuple[list[Pair], dict[str, Any]]:
-    """Label the pool, select a mix under the ADC threshold; stats carry ADC and label counts."""
-    threshold = float(hum_cfg.get("threshold", 0.2))
+    """Label the pool, drop the noise, select a mix under the threshold; measure its ADC.
+
+    The selection uses the label estimate (cheap enough to evaluate pair by pair); the mix's
+    reported `adc` is then measured with `adc` = "reward_models" (mixmerge.mix.hummer_adc,
+    Hummer's definition; needs `reward_models`) or is the label estimate (`adc: labels`).
+    """
+    threshold = float(hum_cfg.get("threshold", DEFAULT_THRESHOLD))
     budget = hum_cfg.get("budget")
+    estimator = hum_cfg.get("adc", "reward_models")
+    if estimator not in ADC_ESTIMATORS:
+        raise ValueError(
+            f"mixtures.hummer.adc: {estimator!r} (use {' or '.join(ADC_ESTIMATORS)})"
+        )
+    if estimator == "reward_models" and not (hum_cfg.get("reward_models") or {}).get("path"):
+        raise ValueError(
+            "mixtures.hummer.adc: reward_models needs mixtures.hummer.reward_models.path "
+            "(or set adc: labels for the label-based estimate)"
+        )
     labeller = PairLabeller(judge_cfg, cache_dir, int(hum_cfg.get("chunk", 64)), judge_factory)
     labels = labeller.label(pool)
-    kept = select_low_conflict(labels, threshold, seed, budget)
-    mix_labels = [labels[i] for i in kept]
-    labelled = [lab for lab in labels if lab is not None]
-    stats = {
+    noise = [i for i, lab in enumerate(labels) if lab == NOISE]
+    usable: list[Label | None] = [lab if isinstance(lab, tuple) else None for lab in labels]
+    kept = select_low_conflict(usable, threshold, seed, budget)
+    mix_labels = [usable[i] for i in kept]
+    labelled = [lab for lab in usable if lab is not None]
+    conflicting = sum(1 for lab in mix_labels if lab and lab[1])
+    stats: dict[str, Any] = {
         "threshold": threshold,
         "budget": budget,
-        "adc": adc(mix_labels),  # type: ignore[arg-type]
-        "adc_pool": adc(labelled),
-        "conflict_rate": sum(1 for lab in mix_labels if lab and lab[1]) / max(len(mix_labels), 1),
+        "adc_estimator": estimator,
+        "adc_labels": adc(mix_labels),  # type: ignore[arg-type]
+        "adc_labels_pool": adc(labelled),
+        "conflict_rate": conflicting / max(len(mix_labels), 1),
         "conflict_rate_pool": sum(1 for lab in labelled if lab[1]) / max(len(labelled), 1),
-        "deviations": deviations(mix_labels),  # type: ignore[arg-type]
+        # of the pool's conflicting pairs, the share the threshold let into the mix
+        "conflicting_kept_share": conflicting
+        / max(sum(1 for lab in labelled if lab[1]), 1),
+        "dropped_as_noise": len(noise),
+        "deviations_labels": deviations(mix_labels),  # type: ignore[arg-type]
         "label_counts": label_counts(mix_labels),
         "label_counts_pool": label_counts(labels),
         "pool_pairs": len(pool),
-        "unlabelled_pairs": len(pool) - len(labelled),
+        "unlabelled_pairs": sum(1 for lab in labels if lab is None),
         "labelling": labeller.stats(),
     }
-    return [pool[i] for i in kept], stats
+    mix = [pool[i] for i in kept]
+    if estimator == "reward_models":
+        from mixmerge.mix.hummer_adc import reward_model_adc
+
+        measured = reward_model_adc(
+            mix,
+            [lab[0] for lab in mix_labels],  # type: ignore[index]
+            dict(hum_cfg["reward_models"]),
+            seed=seed,
+            work_dir=Path(cache_dir) / "hummer_adc",
+        )
+        stats["adc"] = measured["adc"]
+        stats["adc_reward_models"] = measured
+    else:
+        stats["adc"] = stats["adc_labels"]
+    return mix, stats
