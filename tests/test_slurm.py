@@ -15,8 +15,10 @@ from __future__ import annotations
 import csv
 import json
 import os
+import random
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -288,6 +290,54 @@ def run_slice(base: Path) -> dict:
     }
 
 
+MIXMERGE = str(Path(sys.executable).with_name("mixmerge"))
+
+
+def recover_killed_slice(base: Path, config_file: Path, rng: random.Random) -> dict:
+    """The README's answer to a killed controller, tried: run the slice locally, SIGKILL the
+    controller and its jobs (a lost login session) once a random number of jobs is done, run
+    `mixmerge unlock`, then the same command again."""
+    workdir = base / "killed"
+    command = (TARGET, "--cores", "2", "--configfile", str(config_file))
+    log = base / "killed.log"
+    stop_after = rng.randint(2, 16)  # of the slice's 22 jobs
+    proc = _snakemake_bg(log, workdir, *command, new_session=True)
+    locks = workdir / ".snakemake" / "locks"
+    refused = None
+    deadline = time.monotonic() + 600
+    try:
+        while proc.poll() is None and time.monotonic() < deadline:
+            if refused is None and locks.is_dir() and any(locks.iterdir()):
+                # while the controller lives, unlocking is refused
+                refused = subprocess.run(
+                    [MIXMERGE, "unlock", "--directory", str(workdir)],
+                    capture_output=True, text=True, env=_env(), timeout=120,
+                )  # fmt: skip
+            if log.read_text().count("Finished job") >= stop_after:
+                break
+            time.sleep(0.2)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)  # the controller and every job it started
+        proc.wait(timeout=60)
+    killed_at = log.read_text().count("Finished job")
+    stale = locks.is_dir() and any(locks.iterdir())
+    unlocked = subprocess.run(
+        [MIXMERGE, "unlock", "--directory", str(workdir)],
+        capture_output=True, text=True, env=_env(), timeout=120,
+    )  # fmt: skip
+    again = _snakemake(workdir, *command)
+    return {
+        "workdir": workdir,
+        "stop_after": stop_after,
+        "killed_at": killed_at,
+        "stale_lock": stale,
+        "refused": refused,
+        "unlocked": unlocked,
+        "rerun": again,
+    }
+
+
 class SliceInBackground:
     """The SLURM slice started when the session starts (tests/conftest.py): it mostly waits on
     SLURM, so the rest of the suite runs meanwhile instead of after it."""
@@ -302,7 +352,11 @@ class SliceInBackground:
     def _run(self, base: Path) -> None:
         try:
             self.started_slurm = start_local_slurm()
-            self._result = run_slice(base)
+            result = run_slice(base)
+            result["recovery"] = recover_killed_slice(
+                base, base / "slice.yaml", random.Random(time.time_ns())
+            )
+            self._result = result
         except BaseException as err:  # re-raised in the test's fixture
             self._error = err
 
@@ -345,10 +399,19 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict:
             stop_local_slurm()
 
 
-def _snakemake_bg(log: Path, workdir: Path, *args: str) -> subprocess.Popen:
+def _snakemake_bg(
+    log: Path, workdir: Path, *args: str, new_session: bool = False
+) -> subprocess.Popen:
     cmd = [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--directory", str(workdir), *args]
     with log.open("w") as out:  # a file, not a pipe: nobody reads it until the run ends
-        return subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=_env(), cwd=REPO)
+        return subprocess.Popen(
+            cmd,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=_env(),
+            cwd=REPO,
+            start_new_session=new_session,  # its own process group, to kill it whole
+        )
 
 
 def _sacct(workdir: Path, expected: int, timeout: float = 30) -> list[dict]:
@@ -460,6 +523,22 @@ def _tensors(root: Path) -> dict[str, str]:
         str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
         for p in sorted((root / "results" / "tiny" / "models").rglob("*.safetensors"))
     }
+
+
+def test_a_killed_run_recovers_as_the_readme_says(runs: dict) -> None:
+    """SIGKILL at a random point, `mixmerge unlock`, the same command: the outputs equal an
+    uninterrupted run's (weights byte for byte, scores up to wall time and paths)."""
+    rec = runs.get("recovery")
+    if rec is None:
+        pytest.skip("the recovery run goes with the background slice (tests/conftest.py)")
+    print(f"\nkilled after {rec['killed_at']} finished jobs (aimed at {rec['stop_after']})")
+    assert rec["refused"] is not None and rec["refused"].returncode != 0
+    assert "still runs here" in rec["refused"].stderr  # never unlocked under a live run
+    assert rec["stale_lock"] and rec["unlocked"].returncode == 0, rec["unlocked"].stderr
+    rerun = rec["rerun"]
+    assert rerun.returncode == 0, (rerun.stdout + rerun.stderr)[-4000:]
+    assert _tensors(rec["workdir"]) == _tensors(runs["local_dir"])
+    assert _scores(rec["workdir"]) == _scores(runs["local_dir"])
 
 
 def test_slurm_results_equal_a_local_run(runs: dict) -> None:

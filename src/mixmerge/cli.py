@@ -218,6 +218,18 @@ def cmd_diagnose(args: argparse.Namespace) -> None:
     run_diagnose(args)
 
 
+def cmd_unlock(args: argparse.Namespace) -> None:
+    from mixmerge.recovery import unlock
+
+    snakefile = Path(args.snakefile) if args.snakefile else Path(__file__).parents[2] / "Snakefile"
+    if not snakefile.is_file():
+        raise SystemExit(f"mixmerge unlock: no Snakefile at {snakefile}: pass --snakefile")
+    try:
+        log.info("%s", unlock(args.directory, snakefile))
+    except RuntimeError as err:
+        raise SystemExit(f"mixmerge unlock: {err}") from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mixmerge", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -314,6 +326,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_merge)
+
+    p = sub.add_parser(
+        "unlock",
+        help="remove the stale lock a killed Snakemake run left, once none runs in the directory",
+    )
+    p.add_argument("--directory", default=".", help="the run's working directory (default: .)")
+    p.add_argument("--snakefile", help="default: the Snakefile of this checkout")
+    p.set_defaults(func=cmd_unlock)
 
     p = sub.add_parser("evaluate", help="score a model on benchmarks")
     p.add_argument("--config", required=True)
