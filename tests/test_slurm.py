@@ -231,11 +231,17 @@ def can_run_slurm() -> bool:
     return ENABLED and ((shutil.which("sbatch") is not None and _slurm_up()) or os.geteuid() == 0)
 
 
+def write_slice_config(base: Path) -> Path:
+    config_file = base / "slice.yaml"
+    if not config_file.is_file():
+        config_file.write_text(yaml.safe_dump(slice_config(), sort_keys=False))
+    return config_file
+
+
 def run_slice(base: Path) -> dict:
     """The slice on SLURM (with --sdm conda) and, alongside, the same slice run locally; raises
     RuntimeError naming what failed."""
-    config_file = base / "slice.yaml"
-    config_file.write_text(yaml.safe_dump(slice_config(), sort_keys=False))
+    config_file = write_slice_config(base)
     profile = _test_profile(base / "profile")
     slurm_dir, local_dir = base / "slurm", base / "local"
     # The SLURM run also deploys the rules' conda envs (--sdm conda), as on a cluster. conda and
@@ -354,14 +360,29 @@ class SliceInBackground:
         self._thread.start()
 
     def _run(self, base: Path) -> None:
+        recovery: dict = {}
+
+        def recover() -> None:  # beside the SLURM run, which mostly waits
+            try:
+                recovery["result"] = recover_killed_slice(
+                    base, write_slice_config(base), random.Random(time.time_ns())
+                )
+            except BaseException as err:
+                recovery["error"] = err
+
+        side = threading.Thread(target=recover, daemon=True)
         try:
             self.started_slurm = start_local_slurm()
+            side.start()
             result = run_slice(base)
-            result["recovery"] = recover_killed_slice(
-                base, base / "slice.yaml", random.Random(time.time_ns())
-            )
+            side.join()
+            if "error" in recovery:
+                raise recovery["error"]
+            result["recovery"] = recovery["result"]
             self._result = result
         except BaseException as err:  # re-raised in the test's fixture
+            if side.is_alive():
+                side.join()
             self._error = err
 
     def result(self) -> dict:
