@@ -74,6 +74,7 @@ def cmd_base(args: argparse.Namespace) -> None:
 
     from mixmerge.hub import model_source
     from mixmerge.io import atomic_dir
+    from mixmerge.model_hash import write_hash
 
     base = _config(args.config)["base_model"]
     path, revision = model_source(base["path"], base.get("revision"))
@@ -83,6 +84,7 @@ def cmd_base(args: argparse.Namespace) -> None:
     with atomic_dir(args.out) as tmp:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
+        write_hash(tmp)
 
 
 def cmd_data(args: argparse.Namespace) -> None:

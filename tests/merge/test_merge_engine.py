@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -257,3 +258,37 @@ def test_recipe_with_path_objects(
     run_merge(recipe, tmp_path / "out", progress=False)
     as_run = yaml.safe_load((tmp_path / "out/mixmerge_recipe.yaml").read_text())
     assert as_run["models"][0]["model"] == str(make_finetune(1))
+
+
+def test_content_hash_is_written_with_the_shards(
+    base_dir: Path, make_finetune: Callable[..., Path], tmp_path: Path, monkeypatch
+) -> None:
+    """mixmerge_hash.json: each shard's sha256 computed while it was streamed equals the file's;
+    two byte-identical merges share the digest; a directory without a record is hashed once."""
+    import hashlib
+
+    from mixmerge import model_hash
+
+    recipe = ta_recipe(base_dir, make_finetune(1), make_finetune(2))
+    run_merge(recipe, tmp_path / "a", progress=False, max_shard_size="8KB")
+    run_merge(recipe, tmp_path / "b", progress=False, max_shard_size="8KB")
+    record = json.loads((tmp_path / "a" / model_hash.HASH_FILE).read_text())
+    shards = sorted(p.name for p in (tmp_path / "a").glob("*.safetensors"))
+    assert sorted(record["files"]) == shards and len(shards) > 2
+    for name, entry in record["files"].items():
+        data = (tmp_path / "a" / name).read_bytes()
+        assert entry == {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}
+    assert model_hash.model_digest(tmp_path / "a") == model_hash.model_digest(tmp_path / "b")
+    assert model_hash.model_digest(tmp_path / "a") != model_hash.model_digest(base_dir)
+    # a model made elsewhere: hashed on first use, then served from the side cache
+    monkeypatch.setenv("MIXMERGE_CACHE_DIR", str(tmp_path / "cache"))
+    foreign = tmp_path / "foreign"
+    shutil.copytree(tmp_path / "a", foreign)
+    (foreign / model_hash.HASH_FILE).unlink()
+    calls = []
+    real = model_hash.sha256_file
+    monkeypatch.setattr(model_hash, "sha256_file", lambda p: calls.append(p) or real(p))
+    assert model_hash.model_digest(foreign) == record["digest"]
+    assert model_hash.model_digest(foreign) == record["digest"]
+    assert len(calls) == len(shards)  # once, not twice
+    assert not (foreign / model_hash.HASH_FILE).exists()  # the directory itself is left alone

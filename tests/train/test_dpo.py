@@ -79,6 +79,9 @@ def test_train_dpo_on_fixture_data(tmp_path: Path, tiny_model_dir: Path) -> None
     assert recorded["hyperparameters"]["beta"] == 0.1 and recorded["versions"]["trl"]
     assert (out / "README.md").read_text().startswith("---")
     assert not list(tmp_path.glob(".model.*"))  # no partial or checkpoint folder left
+    from mixmerge.model_hash import HASH_FILE, hash_record
+
+    assert read_json(out / HASH_FILE) == hash_record(out)  # the content hash, written with it
     before = load_file(tiny_model_dir / "model.safetensors")
     after = load_file(out / "model.safetensors")
     assert set(before) == set(after)

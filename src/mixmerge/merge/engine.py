@@ -40,6 +40,7 @@ from mixmerge.merge.recipe import (
     resolve_global,
     resolve_model,
 )
+from mixmerge.model_hash import write_hash
 
 DEFAULT_SHARD_SIZE = "2GB"
 # Elements per chunk when streaming elementwise merges and converting outputs: small enough
@@ -468,5 +469,6 @@ def run_merge(
             with atomic_file(tmp / "mixmerge_recipe.yaml") as fh:
                 fh.write(f"# mixmerge.merge recipe as run; seed: {seed}\n")
                 yaml.safe_dump(rec.raw, fh, sort_keys=False)
+            write_hash(tmp, writer.sha256)  # the shards were hashed as they were written
             with atomic_file(tmp / "README.md") as fh:
                 fh.write(_model_card(rec, out_dtype, seed))

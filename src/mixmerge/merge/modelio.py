@@ -12,6 +12,7 @@ is buffered in memory either.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import mmap
 import os
@@ -243,6 +244,8 @@ class ShardWriter:
     when the next tensor would overflow `max_shard_bytes` (a lone tensor larger than that gets
     a shard of its own). Shards go to temp names first because the final names need the shard
     count (model-00001-of-0000N.safetensors); one shard is written as model.safetensors.
+    Each shard is hashed as it is written (`sha256`: final file name -> hex, after `finish`), so
+    the model's content hash (mixmerge.model_hash) costs no second read.
     """
 
     def __init__(
@@ -275,6 +278,8 @@ class ShardWriter:
         self._open_shard: int | None = None
         self._current: tuple[str, torch.dtype, int] | None = None
         self._written = 0
+        self._hashers: dict[int, Any] = {}
+        self.sha256: dict[str, str] = {}
 
     def _header(self, shard: list[tuple[str, tuple[int, ...], torch.dtype, int]]) -> bytes:
         header: dict[str, Any] = {"__metadata__": {"format": "pt"}}
@@ -292,7 +297,9 @@ class ShardWriter:
 
     def _start(self, i: int) -> None:
         self._fh = open(self._tmp[i], "wb")  # noqa: SIM115 (closed in add/_close)
-        self._fh.write(self._header(self._shards[i]))
+        header = self._header(self._shards[i])
+        self._hashers[i] = hashlib.sha256(header)
+        self._fh.write(header)
         self._open_shard = i
 
     def _close(self) -> None:
@@ -331,7 +338,9 @@ class ShardWriter:
             self._written += flat.numel()
             if self._written > nbytes:
                 raise RuntimeError(f"ShardWriter: more bytes than planned for {name}")
-            self._fh.write(memoryview(flat.numpy()))
+            data = memoryview(flat.numpy())
+            self._hashers[self._open_shard].update(data)  # type: ignore[index]
+            self._fh.write(data)
 
     def end(self) -> None:
         assert self._current is not None, "begin() first"
@@ -355,12 +364,14 @@ class ShardWriter:
         n = len(self._shards)
         if n == 1:
             os.replace(self._tmp[0], self.out_dir / SINGLE)
+            self.sha256 = {SINGLE: self._hashers[0].hexdigest()}
             return [SINGLE]
         weight_map: dict[str, str] = {}
         files = []
         for i, (tmp, shard) in enumerate(zip(self._tmp, self._shards, strict=True), 1):
             fname = f"model-{i:05d}-of-{n:05d}.safetensors"
             os.replace(tmp, self.out_dir / fname)
+            self.sha256[fname] = self._hashers[i - 1].hexdigest()
             files.append(fname)
             weight_map.update({e[0]: fname for e in shard})
         write_json(

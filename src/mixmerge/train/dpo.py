@@ -15,6 +15,7 @@ from typing import Any
 
 from mixmerge.chat import prepare_conversation
 from mixmerge.io import read_jsonl
+from mixmerge.model_hash import write_hash
 
 # Metrics of the final evaluation on the training pairs that go into mixmerge_train.json.
 FINAL_METRICS = (
@@ -271,6 +272,7 @@ def train_dpo(
     }
     if state.is_main_process:
         tokenizer.save_pretrained(partial)
+        write_hash(partial)  # the model's content hash, read by every later stage
         (partial / "mixmerge_train.json").write_text(json.dumps(summary, indent=2, default=str))
         (partial / "README.md").write_text(_model_card(summary))
         if out_dir.exists():
