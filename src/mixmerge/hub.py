@@ -674,36 +674,45 @@ def _check_subsets(art: Artifact, path: Path) -> list[str]:
 
 # ------------------------------------------------------------------ benchmark data files
 
+def cache_root() -> Path:
+    """mixmerge's own cache: $MIXMERGE_CACHE_DIR, default ~/.cache/mixmerge."""
+    return Path(os.environ.get("MIXMERGE_CACHE_DIR") or Path.home() / ".cache" / "mixmerge")
+
+
 def download_dir() -> Path:
-    root = os.environ.get("MIXMERGE_CACHE_DIR") or Path.home() / ".cache" / "mixmerge"
-    return Path(root) / "downloads"
+    return cache_root() / "downloads"
 
 
-def _download(url: str, expected: str | None) -> Path:
-    """The local copy of a URL file: the mirror's, else a download into download_dir()."""
+def _download(url: str, expected: str | None) -> tuple[Path, str | None]:
+    """(the local copy of a URL file, its sha256 if it was computed here): the mirror's copy,
+    else a download into download_dir() (a cached copy that does not match is fetched again)."""
     mirrored = url_file(url)  # with a hub mirror, the file comes from it and nowhere else
     if mirrored is not None:
-        return mirrored
+        return mirrored, None
     name = url.rstrip("/").rsplit("/", 1)[-1] or "file"
     target = download_dir() / url_folder(url) / name
-    if target.is_file() and (expected is None or sha256_file(target) == expected):
-        return target
+    if target.is_file():
+        if expected is None:
+            return target, None
+        actual = sha256_file(target)
+        if actual == expected:
+            return target, actual
     if os.environ.get("HF_HUB_OFFLINE") == "1" or os.environ.get("MIXMERGE_OFFLINE") == "1":
         raise RuntimeError(
             f"offline and not downloaded yet: {url} (set data_files to a local copy)"
         )
     log.info("downloading %s", url)
-    return download(url, target, timeout=60)
+    return download(url, target, timeout=60), None
 
 
 def resolve_data_file(spec: str | Path, expected_sha256: str | None = None) -> tuple[Path, str]:
     """(local path, its sha256) for a path or URL; a hash mismatch is an error."""
     spec = str(spec)
     expected = expected_sha256.lower() if expected_sha256 else None
-    path = _download(spec, expected) if _is_url(spec) else Path(spec)
+    path, known = _download(spec, expected) if _is_url(spec) else (Path(spec), None)
     if not path.is_file():
         raise FileNotFoundError(f"benchmark data file not found: {path}")
-    actual = sha256_file(path)
+    actual = known or sha256_file(path)
     if expected is not None and actual != expected:
         if _is_url(spec) and url_stands_in(spec, expected):
             log.warning("%s: a rehearsal replica (sha256 %s) stands in for %s", spec, actual, expected)

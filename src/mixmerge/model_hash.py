@@ -16,30 +16,21 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from mixmerge.hub import cache_root, sha256_file
 from mixmerge.io import write_json
 
 HASH_FILE = "mixmerge_hash.json"
 WEIGHT_SUFFIXES = (".safetensors", ".bin")
-_CHUNK = 1 << 22
 
 
 def weight_files(model_dir: Path) -> list[Path]:
     return sorted(
         p for p in model_dir.iterdir() if p.is_file() and p.suffix in WEIGHT_SUFFIXES
     )
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while block := handle.read(_CHUNK):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def digest_of(files: Mapping[str, Mapping[str, Any]]) -> str:
@@ -75,10 +66,9 @@ def _matches(record: Mapping[str, Any], model_dir: Path) -> bool:
 
 
 def _side_cache(model_dir: Path) -> Path:
-    root = Path(os.environ.get("MIXMERGE_CACHE_DIR") or Path.home() / ".cache" / "mixmerge")
     stamp = [(p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in weight_files(model_dir)]
     key = hashlib.sha256(json.dumps([str(model_dir.resolve()), stamp]).encode()).hexdigest()
-    return root / "model_hashes" / f"{key[:32]}.json"
+    return cache_root() / "model_hashes" / f"{key[:32]}.json"
 
 
 def model_digest(model_dir: str | Path) -> str:

@@ -277,7 +277,7 @@ def _or_bench_note(
     rates = []
     for row in table.rows:
         record = records.get(row.model_id or "", {}).get("or_bench") or {}
-        rate = (record.get("toxic") or {}).get("rejection_rate")
+        rate = record.get("toxic_rejection_rate")
         if rate is not None:
             rates.append(f"{row.label} {rate:.2f}")
     if not rates:
@@ -301,8 +301,8 @@ def fairness_note(table: Table, selections: Selections) -> str | None:
     for row in table.rows:
         if row.section not in ("Group model", "Data mixture") or row.model_id is None:
             continue
-        key = next((k for k, v in selections.chosen.items() if v == row.model_id), None)
-        trained = selections.trained.get(key or "")
+        chosen_by = next((k for k, v in selections.chosen.items() if v == row.model_id), None)
+        trained = selections.trained.get(chosen_by or "")
         if not trained or row.model_id not in trained:
             continue
         picked = trained[row.model_id]
@@ -310,7 +310,7 @@ def fairness_note(table: Table, selections: Selections) -> str | None:
             f"{len(trained)} candidates (beta {_grid(t.get('beta') for t in trained.values())}"
             f" x lr {_grid(t.get('learning_rate') for t in trained.values())}"
         )
-        if row.section == "Data mixture" and key == "mix/heuristic":
+        if chosen_by == "mix/heuristic":
             grid += f", {len({m.split('/')[2] for m in trained})} ratios"
         pairs = picked.get("pairs")
         mix = picked.get("mix") or {}
@@ -335,7 +335,7 @@ def fairness_note(table: Table, selections: Selections) -> str | None:
 def _notes(
     table: Table,
     records: Mapping[str, Mapping[str, Mapping[str, Any]]],
-    selections: Selections | None = None,
+    selections: Selections,
 ) -> list[str]:
     notes = [
         f"{MISSING} = not available; * = average over the benchmarks present only (partial).",
@@ -355,7 +355,7 @@ def _notes(
     extra = (
         _unparsed_note(table),
         _or_bench_note(table, records),
-        fairness_note(table, selections or Selections()),
+        fairness_note(table, selections),
     )
     notes += [n for n in extra if n]
     return notes
