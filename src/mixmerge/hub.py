@@ -34,6 +34,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mixmerge.io import cache_root, sha256_file
+
 log = logging.getLogger(__name__)
 
 MIRROR_ENV = "MIXMERGE_HUB_MIRROR"
@@ -316,14 +318,6 @@ def write_manifest(mirror: Path, entries: Mapping[str, Any]) -> None:
     current = read_manifest(mirror)
     current.update(entries)
     write_json(mirror / MANIFEST, {"format": 1, "artifacts": dict(sorted(current.items()))})
-
-
-def sha256_file(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def download(url: str, target: Path, timeout: float = 120) -> Path:
@@ -673,11 +667,6 @@ def _check_subsets(art: Artifact, path: Path) -> list[str]:
 
 
 # ------------------------------------------------------------------ benchmark data files
-
-def cache_root() -> Path:
-    """mixmerge's own cache: $MIXMERGE_CACHE_DIR, default ~/.cache/mixmerge."""
-    return Path(os.environ.get("MIXMERGE_CACHE_DIR") or Path.home() / ".cache" / "mixmerge")
-
 
 def download_dir() -> Path:
     return cache_root() / "downloads"

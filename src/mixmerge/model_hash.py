@@ -20,8 +20,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from mixmerge.hub import cache_root, sha256_file
-from mixmerge.io import write_json
+from mixmerge.io import cache_root, sha256_file, write_json
 
 HASH_FILE = "mixmerge_hash.json"
 WEIGHT_SUFFIXES = (".safetensors", ".bin")
