@@ -5,12 +5,15 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import os
 import shutil
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
+
+log = logging.getLogger(__name__)
 
 
 def _tmp_sibling(path: Path, suffix: str = "") -> Path:
@@ -83,6 +86,21 @@ def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
             except json.JSONDecodeError as err:
                 raise ValueError(f"{path}:{lineno}: not valid JSON ({err.msg})") from None
     return rows
+
+
+def read_jsonl_lenient(path: str | Path) -> Iterator[dict[str, Any]]:
+    """The JSON objects of an append-only JSONL cache file; a line a killed writer left torn or
+    cut short is skipped with a warning (its entry is simply made again), never fatal."""
+    with open(path, encoding="utf-8", errors="replace") as handle:
+        for lineno, line in enumerate(handle, 1):
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                if line.strip():
+                    log.warning("%s:%d: skipping unreadable cache line", path, lineno)
+                continue
+            if isinstance(record, dict):
+                yield record
 
 
 def sha256_file(path: str | Path) -> str:

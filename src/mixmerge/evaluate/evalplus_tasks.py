@@ -214,33 +214,47 @@ def generate_solutions(
 ) -> tuple[list[str], list[str], dict[str, Any]]:
     """(rendered prompts, raw replies, settings): greedy continuation of evalplus's chat prompt.
 
-    The model comes from `generation`'s per-process cache, so it is the same object the other
-    generation-based benchmarks (and an lm-eval HFLM) of this process use.
+    Replies come from the generation cache (`ctx.generations`) where they are there already; the
+    model, loaded only when some are missing, is `generation`'s per-process one, the same object
+    the other generation-based benchmarks (and an lm-eval HFLM) of this process use.
     """
     from mixmerge.evaluate import generation
 
     backend = gen_cfg.get("backend", "hf")
+    if backend not in generation.BACKENDS:
+        raise ValueError(
+            f"{ctx.benchmark}: unknown generation backend {backend!r} (known: hf, vllm)"
+        )
     device = (ctx.bench_cfg or {}).get("device") or (ctx.eval_cfg or {}).get("device") or "cpu"
     max_new_tokens = int(gen_cfg.get("max_new_tokens", 512))
     settings = {**gen_cfg, "device": device, "max_new_tokens": max_new_tokens}
     settings["stop"] = stop_strings()
-    if backend == "hf":
-        model, tokenizer = generation.load_hf_model(
-            ctx.model_dir, device, gen_cfg.get("dtype", "auto")
-        )
-        texts = [chat_prompt(p, tokenizer) for p in task_prompts]
-        # The template already holds BOS (evalplus's own HF decoder would add a second one).
-        replies = generation.hf_generate(
-            model,
-            tokenizer,
-            texts,
-            [0.0] * len(texts),
-            gen_cfg,
-            add_special_tokens=False,
-            desc=ctx.benchmark,
-        )
-        return texts, replies, settings
-    if backend == "vllm":
+    texts = [chat_prompt(p, generation.load_tokenizer(ctx.model_dir)) for p in task_prompts]
+    # hf generates max_new_tokens and clean_reply cuts at the stop strings afterwards; vLLM stops
+    # at them while generating, so only its replies depend on them.
+    extra = {"stop": settings["stop"]} if backend == "vllm" else {}
+    decoding = generation.decoding_settings(gen_cfg, 0.0, device, **extra)
+
+    def run(todo: list[int], save: Callable[..., None]) -> None:
+        def saved(local: list[int], replies: list[str]) -> None:
+            save([todo[j] for j in local], replies)
+
+        if backend == "hf":
+            model, tokenizer = generation.load_hf_model(
+                ctx.model_dir, device, gen_cfg.get("dtype", "auto")
+            )
+            # The template already holds BOS (evalplus's own HF decoder would add a second one).
+            generation.hf_generate(
+                model,
+                tokenizer,
+                [texts[i] for i in todo],
+                [0.0] * len(todo),
+                gen_cfg,
+                add_special_tokens=False,
+                desc=ctx.benchmark,
+                on_batch=saved,
+            )
+            return
         from vllm import SamplingParams
 
         from mixmerge.evaluate.lm_eval_tasks import release_lms
@@ -248,16 +262,19 @@ def generate_solutions(
         release_lms()  # an lm-eval vLLM engine of this process would hold GPU memory beside ours
         llm = generation._vllm_engine(Path(ctx.model_dir), gen_cfg)
         tokenizer = llm.get_tokenizer()
-        texts = [chat_prompt(p, tokenizer) for p in task_prompts]
-        prompts = [
-            {"prompt_token_ids": tokenizer(text, add_special_tokens=False)["input_ids"]}
-            for text in texts
-        ]
         # as evalplus's VllmDecoder: greedy, stop strings applied by vLLM
         params = SamplingParams(temperature=0.0, max_tokens=max_new_tokens, stop=stop_strings())
-        outputs = llm.generate(prompts, params, use_tqdm=True)
-        return texts, [out.outputs[0].text for out in outputs], settings
-    raise ValueError(f"{ctx.benchmark}: unknown generation backend {backend!r} (known: hf, vllm)")
+        for start in range(0, len(todo), generation.VLLM_CHUNK):
+            part = list(range(start, min(start + generation.VLLM_CHUNK, len(todo))))
+            prompts = [
+                {"prompt_token_ids": tokenizer(texts[todo[j]], add_special_tokens=False)["input_ids"]}
+                for j in part
+            ]
+            outputs = llm.generate(prompts, params, use_tqdm=True)
+            saved(part, [out.outputs[0].text for out in outputs])
+
+    replies = ctx.generations.generate(backend, texts, [decoding] * len(texts), run)
+    return texts, replies, settings
 
 
 # ---------------------------------------------------------------- sandbox (a clean worker process)

@@ -31,14 +31,16 @@ gen_cfg keys (config `evaluate.generation`, optionally overridden per benchmark)
 from __future__ import annotations
 
 import gc
+import hashlib
 import logging
 import os
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from mixmerge.chat import prepare_conversation, render_chat
+from mixmerge.evaluate.cache import GenerationCache
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +52,7 @@ MAX_LOADED_MODELS = int(os.environ.get("MIXMERGE_MAX_LOADED_MODELS", "2"))
 
 _HF_MODELS: OrderedDict[tuple[Any, ...], tuple[Any, Any]] = OrderedDict()
 _VLLM_ENGINES: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
+_TOKENIZERS: dict[tuple[Any, ...], Any] = {}
 
 
 def merged_generation_config(
@@ -69,11 +72,14 @@ def generate_chat(
     gen_cfg: dict[str, Any],
     device: str,
     temperatures: Sequence[float | None] | None = None,
+    cache: GenerationCache | None = None,
 ) -> list[str]:
     """Generate the next assistant turn for each conversation; one string per conversation.
 
     `temperatures` optionally overrides gen_cfg["temperature"] per conversation (None = use the
-    config value); MT-Bench needs this for its per-category temperatures.
+    config value); MT-Bench needs this for its per-category temperatures. Replies already in
+    `cache` are read from it (the model is not even loaded when all are); new ones are stored
+    batch by batch as they are generated.
     """
     conversations = list(conversations)
     temps = _temperatures(len(conversations), gen_cfg, temperatures)
@@ -81,18 +87,69 @@ def generate_chat(
         return []
     gen_cfg = resolve_sampling(gen_cfg, model_dir)
     backend = gen_cfg.get("backend", "hf")
-    if backend == "hf":
-        model, tokenizer = load_hf_model(model_dir, device, gen_cfg.get("dtype", "auto"))
-        if not tokenizer.chat_template:
-            raise ValueError(f"{model_dir}: tokenizer has no chat template")
-        # The template already holds BOS etc., so the texts are encoded without special tokens.
-        # A system turn is folded into the first user turn where the template has no system
-        # role (Mistral-7B-Instruct-v0.2).
-        texts = [render_chat(tokenizer, conv, add_generation_prompt=True) for conv in conversations]
-        return hf_generate(model, tokenizer, texts, temps, gen_cfg, add_special_tokens=False)
-    if backend == "vllm":
-        return _generate_vllm(Path(model_dir), conversations, temps, gen_cfg)
-    raise ValueError(f"unknown generation backend {backend!r} (known: {', '.join(BACKENDS)})")
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown generation backend {backend!r} (known: {', '.join(BACKENDS)})")
+    tokenizer = load_tokenizer(model_dir)
+    if not tokenizer.chat_template:
+        raise ValueError(f"{model_dir}: tokenizer has no chat template")
+    # The template already holds BOS etc., so the texts are encoded without special tokens. A
+    # system turn is folded into the first user turn where the template has no system role
+    # (Mistral-7B-Instruct-v0.2).
+    texts = [render_chat(tokenizer, conv, add_generation_prompt=True) for conv in conversations]
+    decodings = [decoding_settings(gen_cfg, t, device) for t in temps]
+
+    def run(todo: list[int], save: Callable[[Sequence[int], Sequence[str]], None]) -> None:
+        def saved(local: Sequence[int], replies: Sequence[str]) -> None:
+            save([todo[j] for j in local], replies)
+
+        if backend == "hf":
+            model, tok = load_hf_model(model_dir, device, gen_cfg.get("dtype", "auto"))
+            hf_generate(
+                model,
+                tok,
+                [texts[i] for i in todo],
+                [temps[i] for i in todo],
+                gen_cfg,
+                add_special_tokens=False,
+                on_batch=saved,
+            )
+        else:
+            _generate_vllm(
+                Path(model_dir),
+                [conversations[i] for i in todo],
+                [texts[i] for i in todo],
+                [temps[i] for i in todo],
+                gen_cfg,
+                on_chunk=saved,
+            )
+
+    cache = cache if cache is not None else GenerationCache()  # an empty cache is falsy
+    return cache.generate(backend, texts, decodings, run)
+
+
+def decoding_settings(
+    gen_cfg: dict[str, Any], temperature: float, device: str, **extra: Any
+) -> dict[str, Any]:
+    """What, besides the model and the prompt, decides a reply: the generation cache's key.
+    Sampling knobs count only when sampling; the seed is the configured one (`item_seed`)."""
+    settings: dict[str, Any] = {
+        "max_new_tokens": int(gen_cfg.get("max_new_tokens", 512)),
+        "temperature": float(temperature),
+        "dtype": str(gen_cfg.get("dtype", "auto")),
+        "device": str(device).split(":")[0],
+    }
+    if temperature > 0:
+        settings["top_p"] = float(gen_cfg.get("top_p", 1.0))
+        settings["top_k"] = int(gen_cfg.get("top_k", 0))
+        settings["seed"] = int(gen_cfg.get("seed", 0))
+    return {**settings, **extra}
+
+
+def item_seed(seed: int, prompt: str) -> int:
+    """The sampling seed of one prompt, from the configured seed and the prompt alone: a sampled
+    reply is the same whichever batch, rerun or process generates it."""
+    digest = hashlib.sha256(f"{int(seed)}\n{prompt}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") >> 1  # below 2**63, as torch and vLLM take
 
 
 MODEL_DEFAULT = "model"  # a top_p / top_k value: read it from the model's generation config
@@ -164,6 +221,27 @@ def _model_key(path: str | Path) -> str:
     return str(p.resolve()) if p.exists() else str(path)
 
 
+def load_tokenizer(
+    path: str | Path, *, revision: str | None = None, trust_remote_code: bool = False
+) -> Any:
+    """The model's tokenizer (pad token = EOS where it has none), loaded once per process: the
+    generation cache renders prompts with it without loading the model."""
+    key = (_model_key(path), revision, bool(trust_remote_code))
+    if key not in _TOKENIZERS:
+        from transformers import AutoTokenizer
+
+        from mixmerge.hub import model_source
+
+        source, rev = model_source(path, revision)
+        tokenizer = AutoTokenizer.from_pretrained(
+            str(source), revision=rev, trust_remote_code=bool(trust_remote_code)
+        )
+        if tokenizer.pad_token_id is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        _TOKENIZERS[key] = tokenizer
+    return _TOKENIZERS[key]
+
+
 def load_hf_model(
     path: str | Path,
     device: str,
@@ -177,7 +255,7 @@ def load_hf_model(
     if key in _HF_MODELS:
         _HF_MODELS.move_to_end(key)
         return _HF_MODELS[key]
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM
 
     if _VLLM_ENGINES and str(device).startswith("cuda"):
         # A vLLM engine reserves most of the GPU memory: free it before a transformers model
@@ -191,11 +269,9 @@ def load_hf_model(
         _free_memory()
     from mixmerge.hub import model_source
 
+    tokenizer = load_tokenizer(path, revision=revision, trust_remote_code=trust_remote_code)
     path, revision = model_source(path, revision)  # a hub id reads the mirror's copy, if any
     kwargs: dict[str, Any] = {"revision": revision, "trust_remote_code": bool(trust_remote_code)}
-    tokenizer = AutoTokenizer.from_pretrained(str(path), **kwargs)
-    if tokenizer.pad_token_id is None:
-        tokenizer.pad_token = tokenizer.eos_token
     model = AutoModelForCausalLM.from_pretrained(str(path), dtype=resolve_dtype(dtype), **kwargs)
     model.to(device).eval()
     _HF_MODELS[key] = (model, tokenizer)
@@ -207,6 +283,7 @@ def release_models() -> None:
     """Drop every cached model and vLLM engine of this process (frees GPU memory)."""
     _HF_MODELS.clear()
     _VLLM_ENGINES.clear()
+    _TOKENIZERS.clear()
     _free_memory()
 
 
@@ -242,14 +319,18 @@ def hf_generate(
     add_special_tokens: bool,
     max_length: int | None = None,
     desc: str = "generate",
+    on_batch: Callable[[list[int], list[str]], None] | None = None,
 ) -> list[str]:
     """Continue each prompt text; batches never mix temperatures; outputs in input order.
 
-    `max_length` (prompt + new tokens) cuts over-long prompts from the left.
+    `max_length` (prompt + new tokens) cuts over-long prompts from the left. `on_batch(indices,
+    replies)` is called as each batch finishes (the generation cache stores it). Sampled rows
+    draw from a generator of their own, seeded by `item_seed(seed, text)`: a reply does not
+    depend on its batch mates, so a rerun that generates only the missing items reproduces them.
     """
     import torch
     from tqdm.auto import tqdm
-    from transformers import GenerationConfig
+    from transformers import GenerationConfig, LogitsProcessorList
 
     batch_size = int(gen_cfg.get("batch_size", 8))
     max_new_tokens = int(gen_cfg.get("max_new_tokens", 512))
@@ -269,26 +350,27 @@ def hf_generate(
         keep = max(int(max_length) - max_new_tokens, 1)
         encoded = [ids[-keep:] for ids in encoded]
 
-    # Within one temperature, similar lengths share a batch (less padding).
+    # Within one temperature, similar lengths share a batch (less padding). The plan depends only
+    # on the items given, so the items left over after a kill form the batches they had.
     batches: list[tuple[float, list[int]]] = []
     for t in sorted(set(temps)):
         idx = sorted((i for i, ti in enumerate(temps) if ti == t), key=lambda i: -len(encoded[i]))
         batches += [(t, idx[s : s + batch_size]) for s in range(0, len(idx), batch_size)]
 
     outputs: list[str] = [""] * len(texts)
-    for b, (t, idx) in enumerate(tqdm(batches, desc=desc, unit="batch")):
-        sampling = t > 0
+    for t, idx in tqdm(batches, desc=desc, unit="batch"):
+        processors = LogitsProcessorList()
+        if t > 0:
+            seeds = [item_seed(seed, texts[i]) for i in idx]
+            processors.append(SeededSampling(t, top_k, top_p, seeds, device))
+        # Greedy decoding picks the arg-max; sampling is that arg-max over Gumbel-perturbed
+        # scores (SeededSampling), hence do_sample=False in both cases.
         config = GenerationConfig(
             max_new_tokens=max_new_tokens,
-            do_sample=sampling,
-            temperature=t if sampling else None,
-            top_p=top_p if sampling else None,
-            top_k=top_k if sampling else None,  # 0 = no top-k cut
+            do_sample=False,
             eos_token_id=eos,
             pad_token_id=pad,
         )
-        if sampling:
-            torch.manual_seed(seed + b)  # reproducible per batch regardless of earlier batches
         # Left padding: decoder-only models must continue right after the prompt.
         width = max(len(encoded[i]) for i in idx)
         ids = torch.full((len(idx), width), pad, dtype=torch.long)
@@ -299,12 +381,59 @@ def hf_generate(
             mask[row, width - n :] = 1
         with torch.inference_mode():
             out = model.generate(
-                input_ids=ids.to(device), attention_mask=mask.to(device), generation_config=config
+                input_ids=ids.to(device),
+                attention_mask=mask.to(device),
+                generation_config=config,
+                logits_processor=processors,
             )
         decoded = tokenizer.batch_decode(out[:, width:], skip_special_tokens=True)
-        for i, text in zip(idx, decoded, strict=True):
-            outputs[i] = text.strip()
+        replies = [text.strip() for text in decoded]
+        for i, text in zip(idx, replies, strict=True):
+            outputs[i] = text
+        if on_batch is not None:
+            on_batch(list(idx), replies)
     return outputs
+
+
+class SeededSampling:
+    """Sampling with one random stream per row, as a logits processor for greedy `generate`.
+
+    Temperature, then top-k, then top-p (transformers' own warpers, in the order its sampling
+    applies them), then Gumbel noise from the row's generator: the arg-max of the perturbed
+    scores is a draw from the warped distribution (the Gumbel-max trick), the same distribution
+    `do_sample=True` draws from, but reproducible per row whatever the batch holds.
+    """
+
+    def __init__(
+        self, temperature: float, top_k: int, top_p: float, seeds: Sequence[int], device: Any
+    ) -> None:
+        import torch
+        from transformers import (
+            LogitsProcessorList,
+            TemperatureLogitsWarper,
+            TopKLogitsWarper,
+            TopPLogitsWarper,
+        )
+
+        self.warpers = LogitsProcessorList([TemperatureLogitsWarper(temperature)])
+        if top_k > 0:
+            self.warpers.append(TopKLogitsWarper(top_k))
+        if top_p < 1.0:
+            self.warpers.append(TopPLogitsWarper(top_p))
+        self.generators = [torch.Generator(device=device).manual_seed(s) for s in seeds]
+
+    def __call__(self, input_ids: Any, scores: Any) -> Any:
+        import torch
+
+        scores = self.warpers(input_ids, scores.float())
+        noise = torch.stack(
+            [
+                torch.rand(scores.shape[-1], generator=g, device=scores.device)
+                for g in self.generators
+            ]
+        )
+        tiny = torch.finfo(noise.dtype).tiny
+        return scores - torch.log(-torch.log(noise.clamp(min=tiny)))
 
 
 def _vllm_engine(model_dir: Path, gen_cfg: dict[str, Any]) -> Any:
@@ -335,11 +464,16 @@ def _vllm_engine(model_dir: Path, gen_cfg: dict[str, Any]) -> Any:
     return _VLLM_ENGINES[key]
 
 
+VLLM_CHUNK = 256  # conversations per llm.chat call: a killed run keeps every finished chunk
+
+
 def _generate_vllm(
     model_dir: Path,
     conversations: list[Conversation],
+    texts: list[str],
     temps: list[float],
     gen_cfg: dict[str, Any],
+    on_chunk: Callable[[list[int], list[str]], None] | None = None,
 ) -> list[str]:
     llm = _vllm_engine(model_dir, gen_cfg)
     from vllm import SamplingParams
@@ -349,19 +483,27 @@ def _generate_vllm(
     top_k = int(gen_cfg.get("top_k", 0))
     seed = int(gen_cfg.get("seed", 0))
     # One SamplingParams per conversation carries the per-item temperature (temperature 0 is
-    # greedy in vLLM); a per-request seed keeps sampled replies reproducible.
+    # greedy in vLLM); a per-item seed from the rendered prompt keeps sampled replies the same
+    # whichever chunk or rerun generates them.
     params = [
         SamplingParams(
             temperature=t,
             top_p=top_p if t > 0 else 1.0,
             top_k=top_k if t > 0 and top_k > 0 else -1,  # -1 = no top-k cut
             max_tokens=max_new_tokens,
-            seed=seed + i if t > 0 else None,
+            seed=item_seed(seed, text) if t > 0 else None,
         )
-        for i, t in enumerate(temps)
+        for t, text in zip(temps, texts, strict=True)
     ]
     # llm.chat renders the model's chat template itself: fold system turns first, as the hf path.
     tokenizer = llm.get_tokenizer()
     conversations = [prepare_conversation(conv, tokenizer) for conv in conversations]
-    results = llm.chat(conversations, params, use_tqdm=True)
-    return [r.outputs[0].text.strip() for r in results]
+    outputs: list[str] = []
+    for start in range(0, len(conversations), VLLM_CHUNK):
+        part = slice(start, start + VLLM_CHUNK)
+        results = llm.chat(conversations[part], params[part], use_tqdm=True)
+        replies = [r.outputs[0].text.strip() for r in results]
+        outputs += replies
+        if on_chunk is not None:
+            on_chunk(list(range(start, start + len(replies))), replies)
+    return outputs

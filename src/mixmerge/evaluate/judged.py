@@ -26,6 +26,7 @@ def answer_and_judge(
         [[{"role": "user", "content": q}] for q in questions],
         gen_cfg,
         ctx.eval_cfg["device"],
+        cache=ctx.generations,
     )
     prompts = [
         template.render(**item, response=resp)

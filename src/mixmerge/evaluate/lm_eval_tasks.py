@@ -231,7 +231,9 @@ def cached_lm(backend: str, model_args: dict[str, Any]) -> Any:
         model, tokenizer = generation.load_hf_model(
             model_args["pretrained"], model_args["device"], model_args["dtype"]
         )
-        return HFLM(pretrained=model, tokenizer=tokenizer, batch_size=model_args["batch_size"])
+        return counting(HFLM)(
+            pretrained=model, tokenizer=tokenizer, batch_size=model_args["batch_size"]
+        )
     key = (backend, tuple(sorted(model_args.items())))
     if key not in _LMS:
         try:
@@ -246,8 +248,32 @@ def cached_lm(backend: str, model_args: dict[str, Any]) -> Any:
         release_lms()
         generation.release_models()  # a generation engine would hold GPU memory beside ours
         log.info("loading lm-eval %s model %s", backend, model_args.get("pretrained"))
-        _LMS[key] = get_model(backend).create_from_arg_obj(dict(model_args))
+        _LMS[key] = counting(get_model(backend)).create_from_arg_obj(dict(model_args))
     return _LMS[key]
+
+
+@functools.cache
+def counting(cls: type) -> type:
+    """`cls` (an lm-eval LM class) counting the requests it really runs: lm-eval's request cache
+    (CachingLM) hands it only those it holds no answer for."""
+
+    class Counting(cls):  # type: ignore[misc, valid-type]
+        requests_run = 0
+
+        def loglikelihood(self, requests: list[Any], *args: Any, **kwargs: Any) -> Any:
+            self.requests_run += len(requests)
+            return super().loglikelihood(requests, *args, **kwargs)
+
+        def loglikelihood_rolling(self, requests: list[Any], *args: Any, **kwargs: Any) -> Any:
+            self.requests_run += len(requests)
+            return super().loglikelihood_rolling(requests, *args, **kwargs)
+
+        def generate_until(self, requests: list[Any], *args: Any, **kwargs: Any) -> Any:
+            self.requests_run += len(requests)
+            return super().generate_until(requests, *args, **kwargs)
+
+    Counting.__name__ = Counting.__qualname__ = cls.__name__
+    return Counting
 
 
 def release_lms() -> None:
@@ -466,7 +492,13 @@ def evaluate_task(ctx: EvalContext, benchmark: str, lm: Any = None) -> dict[str,
     if lm is None:
         backend, model_args = lm_settings(ctx)
         lm = cached_lm(backend, model_args)
+        # lm-eval's own request cache, one file per model digest and settings; every answer is
+        # stored as it is computed (its cache hook), so a killed run keeps them
+        kwargs["use_cache"] = ctx.generations.lm_eval_cache(
+            backend, str(model_args["dtype"]), str(model_args.get("device", "cuda"))
+        )
     kwargs["model"] = lm
+    requests_before = getattr(lm, "requests_run", None)
 
     log.info("%s: lm-eval task %s, %d-shot, limit=%s", benchmark, task_name, num_fewshot, limit)
     # lm-eval writes relative to the cwd (work_dir); its built-in tasks name hub datasets, which
@@ -478,6 +510,11 @@ def evaluate_task(ctx: EvalContext, benchmark: str, lm: Any = None) -> dict[str,
     record = _record(
         ctx, spec, task_name, results, metric, filter_name, num_fewshot, lm_eval.__version__
     )
+    if requests_before is not None:
+        run = lm.requests_run - requests_before
+        total = _request_count(results, task_name, filter_name)
+        ctx.generations.tally.generated += run
+        ctx.generations.tally.cached += max(total - run, 0)
     record["settings"] = {
         "backend": backend,
         "model_args": model_args,
@@ -540,6 +577,16 @@ def _record(
         "stderr": None if _number(stderr) is None else 100.0 * float(stderr),
         "all_metrics": all_metrics,
     }
+
+
+def _request_count(results: dict[str, Any], task_name: str, filter_name: str) -> int:
+    """How many requests the logged samples made (each document once, under the scored filter)."""
+    return sum(
+        len(sample.get("arguments") or [])
+        for leaf in _leaf_tasks(task_name, results.get("group_subtasks", {}))
+        for sample in results.get("samples", {}).get(leaf, [])
+        if sample.get("filter") == filter_name
+    )
 
 
 def _leaf_tasks(name: str, group_subtasks: dict[str, list[str]]) -> list[str]:

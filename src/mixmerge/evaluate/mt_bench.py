@@ -146,12 +146,16 @@ def mt_bench(ctx: EvalContext) -> dict[str, Any]:
     device = ctx.eval_cfg["device"]
 
     first_turn = [[{"role": "user", "content": q["turns"][0]}] for q in questions]
-    answers_1 = generate_chat(ctx.model_dir, first_turn, gen_cfg, device, temperatures=temps)
+    answers_1 = generate_chat(
+        ctx.model_dir, first_turn, gen_cfg, device, temperatures=temps, cache=ctx.generations
+    )
     second_turn = [
         [*conv, {"role": "assistant", "content": a1}, {"role": "user", "content": q["turns"][1]}]
         for conv, a1, q in zip(first_turn, answers_1, questions, strict=True)
     ]
-    answers_2 = generate_chat(ctx.model_dir, second_turn, gen_cfg, device, temperatures=temps)
+    answers_2 = generate_chat(
+        ctx.model_dir, second_turn, gen_cfg, device, temperatures=temps, cache=ctx.generations
+    )
 
     items: list[tuple[dict[str, Any], int, str, str]] = []  # question, turn, prompt name, answer
     prompts: list[JudgePrompt] = []

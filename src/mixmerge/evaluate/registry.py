@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mixmerge.evaluate.cache import GenerationCache
+
 BENCHMARKS: dict[str, str] = {
     "gsm8k": "mixmerge.evaluate.lm_eval_tasks:gsm8k",
     "arc_challenge": "mixmerge.evaluate.lm_eval_tasks:arc_challenge",
@@ -39,6 +41,8 @@ class EvalContext:
     samples: list[dict[str, Any]] = field(
         default_factory=list
     )  # per-item records, saved beside the score
+    # the model's replies, read and stored by content digest (in memory only unless given)
+    generations: GenerationCache = field(default_factory=GenerationCache)
 
 
 def get_benchmark(name: str) -> Callable[[EvalContext], dict[str, Any]]:

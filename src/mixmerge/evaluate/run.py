@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from mixmerge.evaluate.cache import GenerationCache, Tally, default_cache_dir
 from mixmerge.evaluate.registry import EvalContext, get_benchmark
 from mixmerge.io import write_json, write_jsonl
 
@@ -53,6 +54,28 @@ def check_unparsed(
         )
 
 
+def with_judge_cache(eval_cfg: dict[str, Any], cache_dir: Path | None) -> dict[str, Any]:
+    """evaluate's config with the judge replies cached under the evaluation cache unless
+    evaluate.judge.cache_dir names another place."""
+    judge = dict(eval_cfg.get("judge") or {})
+    if cache_dir is not None and not judge.get("cache_dir"):
+        judge["cache_dir"] = str(cache_dir / "judge")
+    return {**eval_cfg, "judge": judge}
+
+
+def judge_tally(record: dict[str, Any]) -> Tally:
+    """Judge verdicts of a score record (all its judged parts): new ones and cached ones."""
+    tally = Tally()
+    parts = [record] + [v for v in record.values() if isinstance(v, dict)]
+    for part in parts:
+        usage = part.get("judge_usage")
+        if isinstance(usage, dict) and "items" in usage:
+            cached = int(usage.get("cached", 0))
+            tally.cached += cached
+            tally.generated += int(usage["items"]) - cached
+    return tally
+
+
 def evaluate_model(
     cfg: dict[str, Any], model_dir: Path, benchmark: str, out_dir: Path
 ) -> dict[str, Any]:
@@ -62,6 +85,8 @@ def evaluate_model(
     if not (model_dir / "config.json").is_file():
         raise FileNotFoundError(f"not a model directory (no config.json): {model_dir}")
     run = get_benchmark(benchmark)
+    cache_dir = default_cache_dir(cfg)
+    eval_cfg = with_judge_cache(eval_cfg, cache_dir)
     work_dir = Path(tempfile.mkdtemp(prefix=f"mixmerge-{benchmark}-"))
     ctx = EvalContext(
         model_dir=model_dir,
@@ -69,6 +94,7 @@ def evaluate_model(
         bench_cfg=dict(eval_cfg["benchmarks"][benchmark] or {}),
         eval_cfg=eval_cfg,
         work_dir=work_dir,
+        generations=GenerationCache(model_dir, cache_dir),
     )
     started = time.time()
     try:
@@ -90,7 +116,17 @@ def evaluate_model(
         # No score, but the replies stay readable for the diagnosis (not a Snakemake output).
         write_jsonl(out_dir / f"{benchmark}.failed.samples.jsonl", ctx.samples)
         raise
-    record = {**record, "model": str(model_dir), "seconds": round(time.time() - started, 1)}
+    judge = judge_tally(record)
+    record = {
+        **record,
+        "model": str(model_dir),
+        "model_digest": ctx.generations.digest,
+        "seconds": round(time.time() - started, 1),
+        # what this run computed, and what it read from the caches (model replies or lm-eval
+        # requests; judge verdicts)
+        "generated": {"model": ctx.generations.tally.generated, "judge": judge.generated},
+        "cached": {"model": ctx.generations.tally.cached, "judge": judge.cached},
+    }
     # Samples first: the score file is the output Snakemake waits for, so it is written last.
     write_jsonl(out_dir / f"{benchmark}.samples.jsonl", ctx.samples)
     write_json(out_dir / f"{benchmark}.json", record)

@@ -134,7 +134,8 @@ def run_judge(
         raise ValueError("no judge configured: set evaluate.judge (backend, model)")
     with make_judge(judge_cfg) as judge:
         verdicts = judge.judge(list(prompts), parser) if prompts else []
-        info = {**judge.describe(), "judge_usage": judge.usage()}
+        # items: the verdicts asked for; those not answered from the cache were new replies
+        info = {**judge.describe(), "judge_usage": {"items": len(prompts), **judge.usage()}}
     return verdicts, info
 
 

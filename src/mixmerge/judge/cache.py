@@ -10,6 +10,8 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
+from mixmerge.io import read_jsonl_lenient
+
 T = TypeVar("T")
 
 log = logging.getLogger(__name__)
@@ -30,15 +32,9 @@ class JsonlCache:
         self._lock = threading.Lock()
         self._data: dict[str, dict[str, Any]] = {}
         if self.path.exists():
-            with open(self.path, encoding="utf-8") as handle:
-                for lineno, line in enumerate(handle, 1):
-                    try:
-                        record = json.loads(line)
-                        self._data[record["key"]] = record
-                    except (json.JSONDecodeError, KeyError, TypeError):
-                        # A line cut short by a killed job: ignore it, the request is redone.
-                        if line.strip():
-                            log.warning("%s:%d: skipping unreadable cache line", self.path, lineno)
+            for record in read_jsonl_lenient(self.path):
+                if isinstance(record.get("key"), str):
+                    self._data[record["key"]] = record
             # A killed writer may leave a line without its newline: end it, so that the next
             # appended record starts on a line of its own instead of being glued to the debris.
             with open(self.path, "rb+") as handle:

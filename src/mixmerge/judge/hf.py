@@ -82,11 +82,9 @@ class HFJudge(Judge):
         # transformers renamed forward(past_key_values=) to forward(cache=) during 5.x.
         params = inspect.signature(self._lm.forward).parameters
         self._cache_arg = "cache" if "cache" in params else "past_key_values"
-        # Generated verdicts cost real time (MD-Judge on thousands of items): cache them like
-        # API replies. Likelihood verdicts are cheap and exact, so they are not cached.
-        self._cache = (
-            JsonlCache(Path(cache_dir) / CACHE_FILE) if cache_dir and mode == "generate" else None
-        )
+        # Verdicts cost real time (MD-Judge on thousands of items): cache them like API replies,
+        # so that a rerun, or a second model with the same answers, never computes one twice.
+        self._cache = JsonlCache(Path(cache_dir) / CACHE_FILE) if cache_dir else None
         self._usage = {"requests": 0, "cached": 0, "prompt_tokens": 0, "completion_tokens": 0}
 
     def describe(self) -> dict[str, Any]:
@@ -252,11 +250,23 @@ class HFJudge(Judge):
         conts = [
             self._tok(candidates[lab], add_special_tokens=False)["input_ids"] for lab in labels
         ]
-        verdicts: list[Verdict] = []
+        decoding = {"mode": "likelihood", "candidates": candidates}
+        keys = [cache_key(self.identity, self._render(it), decoding) for it in items]
+        done: dict[int, Verdict] = {}
+        if self._cache is not None:
+            for i, key in enumerate(keys):
+                if (hit := self._cache.get(key)) is not None:
+                    done[i] = Verdict(
+                        label=hit["label"], raw=hit["raw"], parsed=True, scores=hit["scores"]
+                    )
+        self._usage["cached"] += len(done)
+        todo = [i for i in range(len(items)) if i not in done]
         chunk = self.batch_size
-        for start in tqdm(range(0, len(items), chunk), desc="judge (likelihood)", unit="batch"):
-            ctxs = [self._encode(it) for it in items[start : start + chunk]]
-            for ctx, row in zip(ctxs, self._loglikelihoods(ctxs, conts), strict=True):
+        for start in tqdm(range(0, len(todo), chunk), desc="judge (likelihood)", unit="batch"):
+            part = todo[start : start + chunk]
+            ctxs = [self._encode(items[i]) for i in part]
+            fresh: dict[str, dict[str, Any]] = {}
+            for i, ctx, row in zip(part, ctxs, self._loglikelihoods(ctxs, conts), strict=True):
                 scores = dict(zip(labels, row, strict=True))
                 best = max(labels, key=lambda lab: scores[lab])
                 raw = candidates[best]
@@ -267,5 +277,8 @@ class HFJudge(Judge):
                     )
                 self._usage["requests"] += 1
                 self._usage["prompt_tokens"] += len(ctx)
-                verdicts.append(Verdict(label=best, raw=raw, parsed=True, scores=scores))
-        return verdicts
+                done[i] = Verdict(label=best, raw=raw, parsed=True, scores=scores)
+                fresh[keys[i]] = {"model": self.model, "label": best, "raw": raw, "scores": scores}
+            if self._cache is not None:
+                self._cache.put_many(fresh)
+        return [done[i] for i in range(len(items))]
