@@ -239,11 +239,12 @@ def write_slice_config(base: Path) -> Path:
 
 
 def run_slice(base: Path) -> dict:
-    """The slice on SLURM (with --sdm conda) and, alongside, the same slice run locally; raises
-    RuntimeError naming what failed."""
+    """The slice on SLURM (with --sdm conda) and, alongside, the same slice run locally, killed
+    and recovered on the way (`killed_and_recovered_run`); raises RuntimeError naming what
+    failed."""
     config_file = write_slice_config(base)
     profile = _test_profile(base / "profile")
-    slurm_dir, local_dir = base / "slurm", base / "local"
+    slurm_dir = base / "slurm"
     # The SLURM run also deploys the rules' conda envs (--sdm conda), as on a cluster. conda and
     # conda-forge are out of reach here: a stand-in conda "solves" each env file against this
     # venv (tests/stand_in_conda.py); Snakemake's env handling, post-deploy and activation are real.
@@ -254,28 +255,30 @@ def run_slice(base: Path) -> dict:
     # executor's status polls, which back off by 10 s while no job finishes), so the two together
     # take little longer than the SLURM run alone.
     t0 = time.monotonic()
-    local_log = base / "local.log"
-    local = _snakemake_bg(
-        local_log, local_dir, TARGET, "--cores", "2", "--configfile", str(config_file)
-    )
-    try:
-        # the target first: --configfile takes every argument that follows it
-        slurm = _snakemake(
-            slurm_dir,
-            TARGET,
-            "--profile", str(profile),
-            "--sdm", "conda",
-            "--conda-prefix", str(base / "envs"),
-            "--configfile", str(config_file),
-            env=_env(conda_bin),
-        )  # fmt: skip
-        t_slurm = time.monotonic() - t0
-        local.wait(timeout=900)
-    finally:
-        if local.poll() is None:  # the SLURM run timed out: do not leave the local run behind
-            local.terminate()
-            local.wait(timeout=60)
-    local_out = local_log.read_text()
+    local: dict = {}
+
+    def run_locally() -> None:
+        try:
+            local["result"] = killed_and_recovered_run(
+                base, config_file, random.Random(time.time_ns())
+            )
+        except BaseException as err:  # re-raised below
+            local["error"] = err
+
+    side = threading.Thread(target=run_locally, daemon=True)
+    side.start()
+    # the target first: --configfile takes every argument that follows it
+    slurm = _snakemake(
+        slurm_dir,
+        TARGET,
+        "--profile", str(profile),
+        "--sdm", "conda",
+        "--conda-prefix", str(base / "envs"),
+        "--configfile", str(config_file),
+        env=_env(conda_bin),
+    )  # fmt: skip
+    t_slurm = time.monotonic() - t0
+    side.join(timeout=900)
     t_both = time.monotonic() - t0
     slurm_log = slurm.stdout + slurm.stderr
     (base / "slurm.log").write_text(slurm_log)
@@ -284,12 +287,15 @@ def run_slice(base: Path) -> dict:
             f"== {p}\n{p.read_text()[-2000:]}" for p in sorted(slurm_dir.rglob("*.log"))
         )
         raise RuntimeError(f"snakemake (slurm) failed:\n{slurm_log[-6000:]}\n{logs[-12000:]}")
-    if local.returncode != 0:
-        raise RuntimeError(f"snakemake (local) failed:\n{local_out[-5000:]}")
+    if "error" in local:
+        raise local["error"]
+    if "result" not in local:
+        raise RuntimeError("the local reference run did not finish in 900 s")
     print(f"\nslice: SLURM run {t_slurm:.1f}s, SLURM + local reference run {t_both:.1f}s")
     return {
         "slurm_dir": slurm_dir,
-        "local_dir": local_dir,
+        "local_dir": local["result"]["workdir"],
+        "local": local["result"],
         "slurm_log": slurm_log,
         "conda_root": conda_root,
         "envs": base / "envs",
@@ -299,18 +305,16 @@ def run_slice(base: Path) -> dict:
 MIXMERGE = str(Path(sys.executable).with_name("mixmerge"))
 
 
-def recover_killed_slice(base: Path, config_file: Path, rng: random.Random) -> dict:
-    """The README's answer to a killed controller, tried: run the slice locally, SIGKILL the
-    controller and its jobs (a lost login session) once a random number of jobs is done, run
-    `mixmerge unlock`, then the same command again."""
-    workdir = base / "killed"
-    # one merge's score: data, base, both DPO groups trained, scored and selected, the merge,
-    # its score (12 jobs): models, selections and scores, at about half the slice's cost
-    method = next(iter(slice_config()["merge"]["methods"]))
-    target = f"results/tiny/scores/merge/static/{method}/arc_challenge.json"
-    command = (target, "--cores", "2", "--configfile", str(config_file))
-    log = base / "killed.log"
+def killed_and_recovered_run(base: Path, config_file: Path, rng: random.Random) -> dict:
+    """The local reference run, interrupted as a user's may be, and recovered as the README
+    says: SIGKILL the controller and its jobs (a lost login session) once a random number of jobs
+    is done, `mixmerge unlock`, then the same command again. Then a dry run (nothing left to do)
+    and `--forcerun evaluate_model` on the base model's scores (nothing generated again)."""
+    workdir = base / "local"
+    command = (TARGET, "--cores", "2", "--configfile", str(config_file))
+    log = base / "local.log"
     stop_after = rng.randint(2, 9)
+    t0 = time.monotonic()
     proc = _snakemake_bg(log, workdir, *command, new_session=True)
     locks = workdir / ".snakemake" / "locks"
     refused = None
@@ -337,6 +341,14 @@ def recover_killed_slice(base: Path, config_file: Path, rng: random.Random) -> d
         capture_output=True, text=True, env=_env(), timeout=120,
     )  # fmt: skip
     again = _snakemake(workdir, *command)
+    t_run = time.monotonic() - t0
+    dry = _snakemake(workdir, TARGET, "-n", *command[1:])
+    base_scores = workdir / "results" / "tiny" / "scores" / "base"
+    first = {p.name: json.loads(p.read_text()) for p in base_scores.glob("*.json")}
+    t1 = time.monotonic()
+    target = f"results/tiny/scores/base/{next(iter(slice_config()['evaluate']['benchmarks']))}.json"
+    forced = _snakemake(workdir, target, "--forcerun", "evaluate_model", *command[1:])
+    t_forced = time.monotonic() - t1
     return {
         "workdir": workdir,
         "stop_after": stop_after,
@@ -345,6 +357,12 @@ def recover_killed_slice(base: Path, config_file: Path, rng: random.Random) -> d
         "refused": refused,
         "unlocked": unlocked,
         "rerun": again,
+        "dry_run": dry,
+        "seconds": t_run,
+        "forced": forced,
+        "forced_seconds": t_forced,
+        "base_before": first,
+        "base_after": {p.name: json.loads(p.read_text()) for p in base_scores.glob("*.json")},
     }
 
 
@@ -360,29 +378,10 @@ class SliceInBackground:
         self._thread.start()
 
     def _run(self, base: Path) -> None:
-        recovery: dict = {}
-
-        def recover() -> None:  # beside the SLURM run, which mostly waits
-            try:
-                recovery["result"] = recover_killed_slice(
-                    base, write_slice_config(base), random.Random(time.time_ns())
-                )
-            except BaseException as err:
-                recovery["error"] = err
-
-        side = threading.Thread(target=recover, daemon=True)
         try:
             self.started_slurm = start_local_slurm()
-            side.start()
-            result = run_slice(base)
-            side.join()
-            if "error" in recovery:
-                raise recovery["error"]
-            result["recovery"] = recovery["result"]
-            self._result = result
+            self._result = run_slice(base)
         except BaseException as err:  # re-raised in the test's fixture
-            if side.is_alive():
-                side.join()
             self._error = err
 
     def result(self) -> dict:
@@ -536,7 +535,8 @@ def _scores(root: Path) -> dict[str, dict]:
     out = {}
     for path in sorted((root / "results" / "tiny" / "scores").rglob("*.json")):
         data = json.loads(path.read_text().replace(str(root), "<workdir>"))
-        data.pop("seconds", None)
+        for bookkeeping in ("seconds", "generated", "cached"):  # how the run went, not results
+            data.pop(bookkeeping, None)
         out[str(path.relative_to(root))] = data
     return out
 
@@ -551,22 +551,35 @@ def _tensors(root: Path) -> dict[str, str]:
 
 
 def test_a_killed_run_recovers_as_the_readme_says(runs: dict) -> None:
-    """SIGKILL at a random point, `mixmerge unlock`, the same command: the outputs equal an
-    uninterrupted run's (weights byte for byte, scores up to wall time and paths)."""
-    rec = runs.get("recovery")
-    if rec is None:
-        pytest.skip("the recovery run goes with the background slice (tests/conftest.py)")
+    """SIGKILL at a random point, `mixmerge unlock`, the same command: the run completes, and
+    its outputs equal the uninterrupted SLURM run's (test_slurm_results_equal_a_local_run)."""
+    rec = runs["local"]
     print(f"\nkilled after {rec['killed_at']} finished jobs (aimed at {rec['stop_after']})")
     assert rec["refused"] is not None and rec["refused"].returncode != 0
     assert "still runs here" in rec["refused"].stderr  # never unlocked under a live run
     assert rec["stale_lock"] and rec["unlocked"].returncode == 0, rec["unlocked"].stderr
     rerun = rec["rerun"]
     assert rerun.returncode == 0, (rerun.stdout + rerun.stderr)[-4000:]
-    tensors, reference = _tensors(rec["workdir"]), _tensors(runs["local_dir"])
-    assert len(tensors) >= 4 and tensors == {k: reference[k] for k in tensors}
-    scores, reference_scores = _scores(rec["workdir"]), _scores(runs["local_dir"])
-    assert len(scores) == 3  # the 2 DPO candidates and the merge
-    assert scores == {k: reference_scores[k] for k in scores}
+    dry = rec["dry_run"]
+    assert dry.returncode == 0 and "Nothing to be done" in dry.stdout + dry.stderr
+
+
+def test_a_forced_reevaluation_generates_nothing(runs: dict) -> None:
+    """`--forcerun evaluate_model` redoes the job, but every reply comes from the cache."""
+    rec = runs["local"]
+    forced = rec["forced"]
+    assert forced.returncode == 0, (forced.stdout + forced.stderr)[-4000:]
+    before, after = rec["base_before"], rec["base_after"]
+    assert before and after.keys() == before.keys()
+    seconds = {name: (before[name]["seconds"], after[name]["seconds"]) for name in before}
+    print(
+        f"\nslice run {rec['seconds']:.1f}s; forced re-evaluation of the base model "
+        f"{rec['forced_seconds']:.1f}s; per benchmark (first, forced) seconds: {seconds}"
+    )
+    for name, record in after.items():
+        assert record["generated"] == {"model": 0, "judge": 0}, name
+        assert record["cached"]["model"] == before[name]["generated"]["model"] > 0, name
+        assert record["score"] == before[name]["score"], name
 
 
 def test_slurm_results_equal_a_local_run(runs: dict) -> None:
@@ -601,7 +614,7 @@ def test_slurm_jobs_ran_in_their_rules_conda_envs(runs: dict) -> None:
 def test_the_local_tiny_run_is_complete_and_clean(runs: dict) -> None:
     """The reference run is the tiny default profile end to end (data, DPO, a mixture, merges,
     evaluation, tables): every model loads offline, every job left a log without lm-eval's git
-    noise, nothing half-written is left, and a rerun has nothing to do."""
+    noise, and nothing half-written is left (a rerun had nothing to do: the recovery test)."""
     from transformers import AutoModelForCausalLM
 
     from mixmerge.report.scores import COLUMNS
@@ -626,7 +639,3 @@ def test_the_local_tiny_run_is_complete_and_clean(runs: dict) -> None:
     assert len(logs) >= 15
     assert not [p.name for p in logs if "fatal: not a git repository" in p.read_text()]
     assert not list((local / "results").rglob("*.tmp"))
-    again = _snakemake(
-        local, TARGET, "-n", "--cores", "2", "--configfile", str(local.parent / "slice.yaml")
-    )
-    assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr

@@ -88,8 +88,9 @@ def test_on_policy_best_vs_worst(tmp_path: Path) -> None:
     }
     calls = []
 
-    def generate(policy, convs, gen_cfg, device):
+    def generate(policy, convs, gen_cfg, device, draws):
         calls.append(len(convs))
+        assert draws == [0, 1, 2] * (len(convs) // 3)
         assert gen_cfg["temperature"] == 0.8 and gen_cfg["top_p"] == 0.95
         out, seen = [], {}
         for conv in convs:  # the k copies of one prompt get that prompt's k samples in turn

@@ -73,11 +73,14 @@ def generate_chat(
     device: str,
     temperatures: Sequence[float | None] | None = None,
     cache: GenerationCache | None = None,
+    draws: Sequence[int] | None = None,
 ) -> list[str]:
     """Generate the next assistant turn for each conversation; one string per conversation.
 
     `temperatures` optionally overrides gen_cfg["temperature"] per conversation (None = use the
-    config value); MT-Bench needs this for its per-category temperatures. Replies already in
+    config value); MT-Bench needs this for its per-category temperatures. `draws` numbers the
+    samples of a conversation given several times (ArmoRM's k samples per prompt): each draw is a
+    sample of its own; by default every conversation is draw 0. Replies already in
     `cache` are read from it (the model is not even loaded when all are); new ones are stored
     batch by batch as they are generated.
     """
@@ -96,7 +99,13 @@ def generate_chat(
     # system turn is folded into the first user turn where the template has no system role
     # (Mistral-7B-Instruct-v0.2).
     texts = [render_chat(tokenizer, conv, add_generation_prompt=True) for conv in conversations]
-    decodings = [decoding_settings(gen_cfg, t, device) for t in temps]
+    draws = [0] * len(conversations) if draws is None else [int(d) for d in draws]
+    if len(draws) != len(conversations):
+        raise ValueError(f"got {len(draws)} draws for {len(conversations)} conversations")
+    decodings = [
+        decoding_settings(gen_cfg, t, device, **({"draw": d} if t > 0 else {}))
+        for t, d in zip(temps, draws, strict=True)
+    ]
 
     def run(todo: list[int], save: Callable[[Sequence[int], Sequence[str]], None]) -> None:
         def saved(local: Sequence[int], replies: Sequence[str]) -> None:
@@ -112,6 +121,7 @@ def generate_chat(
                 gen_cfg,
                 add_special_tokens=False,
                 on_batch=saved,
+                draws=[draws[i] for i in todo],
             )
         else:
             _generate_vllm(
@@ -121,6 +131,7 @@ def generate_chat(
                 [temps[i] for i in todo],
                 gen_cfg,
                 on_chunk=saved,
+                draws=[draws[i] for i in todo],
             )
 
     cache = cache if cache is not None else GenerationCache()  # an empty cache is falsy
@@ -145,10 +156,10 @@ def decoding_settings(
     return {**settings, **extra}
 
 
-def item_seed(seed: int, prompt: str) -> int:
-    """The sampling seed of one prompt, from the configured seed and the prompt alone: a sampled
-    reply is the same whichever batch, rerun or process generates it."""
-    digest = hashlib.sha256(f"{int(seed)}\n{prompt}".encode()).digest()
+def item_seed(seed: int, prompt: str, draw: int = 0) -> int:
+    """The sampling seed of one prompt (its `draw`-th sample), from the configured seed and the
+    prompt alone: a sampled reply is the same whichever batch, rerun or process generates it."""
+    digest = hashlib.sha256(f"{int(seed)}\n{int(draw)}\n{prompt}".encode()).digest()
     return int.from_bytes(digest[:8], "big") >> 1  # below 2**63, as torch and vLLM take
 
 
@@ -320,12 +331,13 @@ def hf_generate(
     max_length: int | None = None,
     desc: str = "generate",
     on_batch: Callable[[list[int], list[str]], None] | None = None,
+    draws: Sequence[int] | None = None,
 ) -> list[str]:
     """Continue each prompt text; batches never mix temperatures; outputs in input order.
 
     `max_length` (prompt + new tokens) cuts over-long prompts from the left. `on_batch(indices,
     replies)` is called as each batch finishes (the generation cache stores it). Sampled rows
-    draw from a generator of their own, seeded by `item_seed(seed, text)`: a reply does not
+    draw from a generator of their own, seeded by `item_seed(seed, text, draw)`: a reply does not
     depend on its batch mates, so a rerun that generates only the missing items reproduces them.
     """
     import torch
@@ -361,7 +373,7 @@ def hf_generate(
     for t, idx in tqdm(batches, desc=desc, unit="batch"):
         processors = LogitsProcessorList()
         if t > 0:
-            seeds = [item_seed(seed, texts[i]) for i in idx]
+            seeds = [item_seed(seed, texts[i], draws[i] if draws else 0) for i in idx]
             processors.append(SeededSampling(t, top_k, top_p, seeds, device))
         # Greedy decoding picks the arg-max; sampling is that arg-max over Gumbel-perturbed
         # scores (SeededSampling), hence do_sample=False in both cases.
@@ -474,6 +486,7 @@ def _generate_vllm(
     temps: list[float],
     gen_cfg: dict[str, Any],
     on_chunk: Callable[[list[int], list[str]], None] | None = None,
+    draws: Sequence[int] | None = None,
 ) -> list[str]:
     llm = _vllm_engine(model_dir, gen_cfg)
     from vllm import SamplingParams
@@ -491,9 +504,9 @@ def _generate_vllm(
             top_p=top_p if t > 0 else 1.0,
             top_k=top_k if t > 0 and top_k > 0 else -1,  # -1 = no top-k cut
             max_tokens=max_new_tokens,
-            seed=item_seed(seed, text) if t > 0 else None,
+            seed=item_seed(seed, text, draw) if t > 0 else None,
         )
-        for t, text in zip(temps, texts, strict=True)
+        for t, text, draw in zip(temps, texts, draws or [0] * len(texts), strict=True)
     ]
     # llm.chat renders the model's chat template itself: fold system turns first, as the hf path.
     tokenizer = llm.get_tokenizer()

@@ -123,7 +123,8 @@ def sample_responses(
     for start in range(0, len(todo), max(chunk_prompts, 1)):
         part = todo[start : start + chunk_prompts]
         convs = [prompts[i]["prompt"] for i in part for _ in range(k)]
-        replies = generate(policy, convs, dict(gen_cfg), device)
+        # draw j of a prompt is its j-th sample: k different samples, each reproducible
+        replies = generate(policy, convs, dict(gen_cfg), device, draws=list(range(k)) * len(part))
         cache.put_many(
             {keys[i]: {"samples": replies[j * k : (j + 1) * k]} for j, i in enumerate(part)}
         )
