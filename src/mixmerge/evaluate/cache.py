@@ -68,7 +68,8 @@ class GenerationCache:
 
     def __init__(self, model_dir: str | Path | None = None, root: str | Path | None = None) -> None:
         """`root` None keeps the replies in memory only (tests, callers outside evaluation)."""
-        self.root = None if root is None else Path(root)
+        # absolute: lm-eval resolves its cache path inside its own working directory
+        self.root = None if root is None else Path(root).resolve()
         self.dir = None if root is None else Path(root) / "generations" / model_digest(model_dir)
         self.digest = "" if self.dir is None else self.dir.name
         self.tally = Tally()

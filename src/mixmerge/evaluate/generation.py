@@ -3,6 +3,8 @@
 `generate_chat` renders each conversation with the model's own chat template (a leading system turn
 folded into the first user turn where the template has no system role: `mixmerge.chat`), generates
 the next assistant turn and returns one string per conversation, in input order.
+Replies go through the generation cache (`mixmerge.evaluate.cache`): the ones it holds are
+read, the model generates the rest, and each finished batch is stored at once.
 
 `mixmerge evaluate` runs all benchmarks of one model in one process, so models are loaded once per
 process: `load_hf_model` keeps the last `MAX_LOADED_MODELS` (model, tokenizer) pairs keyed by
@@ -20,7 +22,9 @@ gen_cfg keys (config `evaluate.generation`, optionally overridden per benchmark)
                     top_p / top_k "model" = the model's own generation_config.json (transformers'
                     defaults top_p 1.0, top_k 50 where it sets none): what FastChat's
                     `model.generate(do_sample=True, temperature=t)` samples with (MT-Bench)
-    seed            sampling seed                                     default 0
+    seed            sampling seed: each prompt samples from a stream of its own, seeded by
+                    this and the prompt (`item_seed`), so a reply does not depend on its
+                    batch and a rerun reproduces it                   default 0
     dtype           "auto" | "float32" | "bfloat16" | "float16"       default "auto"
     vllm: tensor_parallel_size (1), gpu_memory_utilization (0.9), max_model_len (null). A vLLM
     engine holds its share of GPU memory until freed, so vLLM engines and transformers models of
