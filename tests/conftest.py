@@ -57,28 +57,3 @@ def _slurm_slice_in_background(
     finally:
         test_slurm.BACKGROUND.close()
         test_slurm.BACKGROUND = None
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _rehearsal_in_background(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-):
-    """When the session includes the paper rehearsal (tests/test_rehearsal.py), start it first:
-    its DAG jobs run on the cores that the other tests, mostly single-threaded, leave idle."""
-    wanted = UPSTREAM.is_dir() and any(
-        item.nodeid.startswith("tests/test_rehearsal.py") and "runs" in item.fixturenames
-        for item in request.session.items
-    )
-    if not wanted:
-        yield
-        return
-    import test_rehearsal
-
-    test_rehearsal.BACKGROUND = test_rehearsal.RehearsalInBackground(
-        tmp_path_factory.mktemp("rehearsal")
-    )
-    try:
-        yield
-    finally:
-        test_rehearsal.BACKGROUND.close()
-        test_rehearsal.BACKGROUND = None

@@ -16,7 +16,6 @@ import os
 import shutil
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -135,8 +134,10 @@ def snakemake(
     return subprocess.run(cmd, capture_output=True, text=True, env=env or _env(), timeout=1500)
 
 
-def build_mirror(base: Path) -> Path:
+@pytest.fixture(scope="module")
+def mirror(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The rehearsal mirror of both paper configs, built once by the CLI."""
+    base = tmp_path_factory.mktemp("rehearsal")
     out = base / "hub-mirror"
     proc = subprocess.run(
         [MIXMERGE, "rehearsal-mirror", "--out", str(out)],
@@ -145,12 +146,12 @@ def build_mirror(base: Path) -> Path:
         env=_env(),
         timeout=600,
     )
-    if proc.returncode != 0:
-        raise RuntimeError(f"mixmerge rehearsal-mirror failed:\n{proc.stderr[-3000:]}")
+    assert proc.returncode == 0, proc.stderr[-3000:]
     return out
 
 
-def run_paper_configs(mirror: Path) -> dict[str, dict]:
+@pytest.fixture(scope="module")
+def runs(mirror: Path) -> dict[str, dict]:
     """Both paper configs run to completion; name -> {workdir, seconds, server counts}."""
     done = {}
     for name in PAPER:
@@ -168,7 +169,7 @@ def run_paper_configs(mirror: Path) -> dict[str, dict]:
                 for p in sorted((workdir / "results").rglob("*.log"))
                 if "rror" in p.read_text()
             )
-            raise RuntimeError(f"{name} rehearsal failed:\n{proc.stderr[-4000:]}\n{logs[-16000:]}")
+            pytest.fail(f"{name} rehearsal failed:\n{proc.stderr[-4000:]}\n{logs[-16000:]}")
         print(f"\n{name} rehearsal: {seconds:.1f} s, judge requests {dict(server.requests)}")
         done[name] = {
             "workdir": workdir,
@@ -178,58 +179,6 @@ def run_paper_configs(mirror: Path) -> dict[str, dict]:
             "stderr": proc.stderr,
         }
     return done
-
-
-class RehearsalInBackground:
-    """The rehearsal started when the session starts (tests/conftest.py): its DAG jobs use the
-    cores that the mostly single-threaded unit tests leave idle."""
-
-    def __init__(self, base: Path) -> None:
-        self._result: tuple[Path, dict[str, dict]] | None = None
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, args=(base,), daemon=True)
-        self._thread.start()
-
-    def _run(self, base: Path) -> None:
-        try:
-            mirror = build_mirror(base)
-            self._result = (mirror, run_paper_configs(mirror))
-        except BaseException as err:  # re-raised in the fixture
-            self._error = err
-
-    def result(self) -> tuple[Path, dict[str, dict]]:
-        self._thread.join()
-        if self._error is not None:
-            raise self._error
-        assert self._result is not None
-        return self._result
-
-    def close(self) -> None:
-        self._thread.join()  # its subprocesses end with their own timeouts
-
-
-BACKGROUND: RehearsalInBackground | None = None  # set by tests/conftest.py
-
-
-@pytest.fixture(scope="module")
-def rehearsal(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, dict]]:
-    try:
-        if BACKGROUND is not None:
-            return BACKGROUND.result()
-        mirror = build_mirror(tmp_path_factory.mktemp("rehearsal"))
-        return mirror, run_paper_configs(mirror)
-    except RuntimeError as err:
-        pytest.fail(str(err))
-
-
-@pytest.fixture(scope="module")
-def mirror(rehearsal: tuple[Path, dict[str, dict]]) -> Path:
-    return rehearsal[0]
-
-
-@pytest.fixture(scope="module")
-def runs(rehearsal: tuple[Path, dict[str, dict]]) -> dict[str, dict]:
-    return rehearsal[1]
 
 
 @pytest.mark.parametrize("name", PAPER)

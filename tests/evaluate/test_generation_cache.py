@@ -22,7 +22,6 @@ from mixmerge.tiny.judged_fixtures import write_judged_fixtures
 from mixmerge.tiny.lmeval_fixtures import write_lmeval_fixtures
 
 REPO = Path(__file__).resolve().parents[2]
-HALUEVAL = "halueval_wild/HaluEval_Wild_6types.sample120.json"
 GREEDY = {"max_new_tokens": 8, "temperature": 0.0}
 
 
@@ -103,7 +102,7 @@ def test_seeded_sampling_draws_the_softmax_distribution() -> None:
 
 def test_sampled_replies_do_not_depend_on_batch_mates(tiny_model_dir: Path) -> None:
     convs = [[{"role": "user", "content": q}] for q in ("Hi", "Why is the sky blue?", "Name a fruit")]
-    cfg = {"backend": "hf", "max_new_tokens": 10, "temperature": 1.0, "top_k": 0, "seed": 3}
+    cfg = {"backend": "hf", "max_new_tokens": 6, "temperature": 1.0, "top_k": 0, "seed": 3}
     together = generate_chat(tiny_model_dir, convs, {**cfg, "batch_size": 3}, "cpu")
     alone = [generate_chat(tiny_model_dir, [c], {**cfg, "batch_size": 1}, "cpu")[0] for c in convs]
     assert together == alone
@@ -131,10 +130,12 @@ def _lines(cache: Path) -> int:
 
 
 def test_killed_evaluate_resumes_without_regenerating_and_twins_generate_nothing(
-    tiny_model_dir: Path, upstream: Path, tmp_path: Path
+    tiny_model_dir: Path, tmp_path: Path
 ) -> None:
     n = 20
-    benchmarks = {"halueval_wild": {"data_files": str(upstream / HALUEVAL), "limit": n}}
+    write_judged_fixtures(tmp_path / "fx", n_items=n, seed=0)  # short rows: a quick judge
+    data = tmp_path / "fx" / "halueval_wild" / "HaluEval_Wild_6types.json"
+    benchmarks = {"halueval_wild": {"data_files": str(data), "limit": n}}
     # the reference: one uninterrupted run, with a cache of its own
     reference = evaluate_model(
         _config(tmp_path, tiny_model_dir, benchmarks, tmp_path / "ref-cache"),
@@ -142,8 +143,10 @@ def test_killed_evaluate_resumes_without_regenerating_and_twins_generate_nothing
         "halueval_wild",
         tmp_path / "ref",
     )
-    assert reference["generated"] == {"model": n, "judge": n}
-    assert reference["cached"] == {"model": 0, "judge": 0}
+    unique = len({row["query"] for row in json.loads(data.read_text())[:n]})
+    assert unique >= 12  # a repeated query is generated once, and counts as cached
+    assert reference["generated"] == {"model": unique, "judge": n}
+    assert reference["cached"] == {"model": n - unique, "judge": 0}
 
     cache = tmp_path / "cache"
     cfg_file = tmp_path / "config.yaml"
@@ -159,12 +162,12 @@ def test_killed_evaluate_resumes_without_regenerating_and_twins_generate_nothing
     job.send_signal(signal.SIGKILL)
     job.wait()
     done = _lines(cache)
-    assert 4 <= done < n, f"kill landed at {done} of {n} replies: {job.stderr.read()[-2000:]!r}"
+    assert 4 <= done < unique, f"kill landed at {done} of {n} replies: {job.stderr.read()[-2000:]!r}"
     assert not (out / "halueval_wild.json").exists()  # no half-written score file
 
     # the same command again (in this process: `mixmerge evaluate` is this call per benchmark)
     resumed = evaluate_model(config.load(cfg_file), tiny_model_dir, "halueval_wild", out)
-    assert resumed["cached"]["model"] >= done  # every reply made before the kill was reused
+    assert resumed["cached"]["model"] >= done + n - unique  # every reply made before the kill
     assert resumed["generated"]["model"] == n - resumed["cached"]["model"]
     assert resumed["score"] == reference["score"]
     assert resumed["per_type"] == reference["per_type"]
