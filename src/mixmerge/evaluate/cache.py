@@ -67,7 +67,8 @@ class GenerationCache:
     """The cached replies of one model (by content digest); see the module docstring."""
 
     def __init__(self, model_dir: str | Path | None = None, root: str | Path | None = None) -> None:
-        """`root` None keeps the replies in memory only (tests, callers outside evaluation)."""
+        """`root` None keeps the replies in memory only, for this one model (tests, callers
+        outside evaluation): nothing names the model then, so never share such a cache."""
         # absolute: lm-eval resolves its cache path inside its own working directory
         self.root = None if root is None else Path(root).resolve()
         self.dir = None if root is None else Path(root) / "generations" / model_digest(model_dir)
