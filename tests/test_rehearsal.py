@@ -218,6 +218,19 @@ def test_paper_config_runs_end_to_end(runs: dict[str, dict], name: str) -> None:
     assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr
 
 
+@pytest.mark.parametrize("name", PAPER)
+def test_samples_reproduce_every_score(runs: dict[str, dict], name: str) -> None:
+    """The per-item records the bootstrap resamples give back each benchmark's score."""
+    from mixmerge.report.stats import load_units, score_of
+
+    scores = runs[name]["workdir"] / "results" / name / "scores"
+    for bench in _paper(name)["evaluate"]["benchmarks"]:
+        record = json.loads((scores / "base" / f"{bench}.json").read_text())
+        found = load_units(scores, "base", bench)
+        assert found, bench
+        assert score_of(bench, found) == pytest.approx(record["score"], abs=1e-9), bench
+
+
 def _stats(runs: dict[str, dict], name: str = "llama3-8b") -> dict[str, dict]:
     data = runs[name]["workdir"] / "results" / name / "data"
     return {p.name.split(".")[0]: json.loads(p.read_text()) for p in data.glob("*.stats.json")}

@@ -127,7 +127,7 @@ def test_snakemake_report(tmp_path: Path) -> None:
     _snakemake(tmp_path, env, "--report", "report.html")
     report = (tmp_path / "report.html").read_text()
     tables = run / "tables"
-    for name in ("static", "continual", "ablation"):
+    for name in ("static", "continual", "ablation", "comparisons"):
         for ext in ("html", "csv", "tex"):
             assert _embedded(report, f"{name}.{ext}") == (tables / f"{name}.{ext}").read_bytes()
     static = _embedded(report, "static.html").decode()

@@ -69,7 +69,7 @@ def test_static_layout_and_formats(run_dir: Path, tmp_path: Path) -> None:
     paths = write_tables(run_dir / "scores", tmp_path / "tables")  # selection: ../selection
     assert sorted(p.name for p in paths) == sorted(
         f"{t}.{e}"
-        for t in ("static", "continual", "ablation")
+        for t in ("static", "continual", "ablation", "comparisons")
         for e in ("md", "csv", "tex", "html")
     )
     rows = list(csv.DictReader((tmp_path / "tables/static.csv").open()))

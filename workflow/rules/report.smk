@@ -24,10 +24,14 @@ rule report_tables:
         scores=f"{R}/scores",
         selection=f"{R}/selection",
         tables=lambda wc, output: os.path.dirname(output[0]),
+        bootstrap=config.get("report", {}).get("bootstrap", 1000),
+        alpha=config.get("report", {}).get("alpha", 0.05),
+        seed=config.get("seed", 0),
     conda:
         "../../envs/report.yaml"
     shell:
         "mixmerge report --scores {params.scores} --selection {params.selection} "
+        "--bootstrap {params.bootstrap} --alpha {params.alpha} --seed {params.seed} "
         "--out {params.tables} > {log} 2>&1"
 
 
@@ -43,10 +47,14 @@ rule report_figures:
         scores=f"{R}/scores",
         selection=f"{R}/selection",
         figures=lambda wc, output: os.path.dirname(output[0]),
+        bootstrap=config.get("report", {}).get("bootstrap", 1000),
+        alpha=config.get("report", {}).get("alpha", 0.05),
+        seed=config.get("seed", 0),
     conda:
         "../../envs/report.yaml"
     shell:
         "mixmerge report --scores {params.scores} --selection {params.selection} "
+        "--bootstrap {params.bootstrap} --alpha {params.alpha} --seed {params.seed} "
         "--figures {params.figures} > {log} 2>&1"
 
 

@@ -5,7 +5,7 @@ import os
 
 import yaml
 
-REPORT_TABLES = ["static", "continual", "ablation"]
+REPORT_TABLES = ["static", "continual", "ablation", "comparisons"]
 TABLE_FORMATS = ["md", "csv", "tex", "html"]
 REPORT_FIGURES = ["tradeoff", "seeds", "density", "pareto"]
 # Diagnostics (SVDs of every task vector: about a TSVM merge's cost) for the merge settings the
@@ -21,6 +21,7 @@ TABLE_TITLES = {
     "static": "Static setting",
     "continual": "Continual setting",
     "ablation": "R-TSVM ablation",
+    "comparisons": "Merge vs mix",
 }
 
 

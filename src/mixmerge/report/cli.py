@@ -24,6 +24,17 @@ def add_report_args(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--figures", help="figures directory: {tradeoff,seeds,density,pareto}.{png,pdf}")
     p.add_argument(
+        "--bootstrap",
+        type=int,
+        default=1000,
+        help="bootstrap resamples of the items for the intervals and paired tests (config "
+        "report.bootstrap)",
+    )
+    p.add_argument(
+        "--alpha", type=float, default=0.05, help="significance level (config report.alpha)"
+    )
+    p.add_argument("--seed", type=int, default=0, help="bootstrap seed (config seed)")
+    p.add_argument(
         "--diagnostics",
         nargs="+",
         default=[],
@@ -54,10 +65,11 @@ def run_report(args: argparse.Namespace) -> list[Path]:
     paths: list[Path] = []
     if args.config_page:
         paths.append(write_config_page(Path(args.config_page[0]), Path(args.config_page[1])))
+    uncertainty = {"bootstrap": args.bootstrap, "alpha": args.alpha, "seed": args.seed}
     if args.out:
-        paths += write_tables(Path(args.scores), Path(args.out), selection)
+        paths += write_tables(Path(args.scores), Path(args.out), selection, **uncertainty)
     if args.figures and args.scores:
-        paths += write_figures(Path(args.scores), Path(args.figures), selection)
+        paths += write_figures(Path(args.scores), Path(args.figures), selection, **uncertainty)
     for diag in args.diagnostics:
         paths += write_diagnostics_figure(Path(diag), Path(args.figures))
     for path in paths:

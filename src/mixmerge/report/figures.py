@@ -16,6 +16,7 @@ from typing import Any
 
 from mixmerge.io import atomic_file, read_json
 from mixmerge.report.scores import AVG, Selections, Summary, load_scores, resolve, summarize_all
+from mixmerge.report.stats import DEFAULT_ALPHA, DEFAULT_BOOTSTRAP, Bootstrap, load_bootstrap
 from mixmerge.report.tables import (
     CONTINUAL_STAGES,
     GROUP_LABELS,
@@ -112,11 +113,15 @@ KIND_STYLE: dict[str, tuple[str, str]] = {  # kind -> (color, marker)
 
 
 def tradeoff_figure(
-    summaries: Mapping[str, Summary], selections: Selections, stem: Path
+    summaries: Mapping[str, Summary],
+    selections: Selections,
+    stem: Path,
+    stats: Bootstrap | None = None,
 ) -> list[Path]:
     title = "3H trade-off: change of each group average vs. the base model"
     base = summaries.get("base")
     rows = []
+    bars: dict[tuple[int, str], tuple[float, float]] = {}  # (row, dim) -> the interval's ends
     groups = list(GROUP_LABELS) + sorted(
         {m.split("/")[1] for m in summaries if m.startswith("dpo/")} - set(GROUP_LABELS)
     )
@@ -129,6 +134,9 @@ def tradeoff_figure(
             if value is not None and ref is not None:
                 partial = summary.is_partial(dim) or base.is_partial(dim)  # type: ignore[union-attr]
                 deltas[dim] = (value - ref, partial)
+                found = stats.compare(dim, model_id, "base", value - ref) if stats else None
+                if found is not None:
+                    bars[(len(rows), dim)] = (found.interval.low, found.interval.high)
         if deltas:
             rows.append((GROUP_LABELS.get(group, group), deltas))
     if not rows:
@@ -153,6 +161,10 @@ def tradeoff_figure(
                 edgecolor="white" if not partial else "black",
                 label=dim.replace(" Avg", "") if i == 0 or dim not in rows[0][1] else None,
             )
+            if (i, dim) in bars:  # the paired bootstrap interval of the difference
+                low, high = bars[(i, dim)]
+                yerr = [[max(delta - low, 0.0)], [max(high - delta, 0.0)]]
+                ax.errorbar(x, delta, yerr=yerr, fmt="none", color="black", capsize=2, lw=0.8)
             ax.annotate(
                 f"{delta:+.2f}",
                 (x, delta),
@@ -165,6 +177,8 @@ def tradeoff_figure(
     ax.set_xticks(range(len(rows)), [name for name, _ in rows], rotation=15)
     ax.set_xlabel("model trained on one annotation group's data (selected DPO candidate)")
     ax.set_ylabel("Δ group average vs. base (points)")
+    if bars:
+        title += f"\nerror bars: {100 * (1 - stats.alpha):g}% paired bootstrap interval"  # type: ignore[union-attr]
     ax.set_title(
         title + ("\n" + PARTIAL_NOTE.format("hatched") if any_partial else ""), fontsize=10
     )
@@ -176,7 +190,7 @@ def tradeoff_figure(
 # --- Fig. 3 / Fig. 4: seed robustness and density sensitivity ---------------------------------
 
 
-def _sweeps(summaries: Mapping[str, Summary], kind: str) -> dict[str, list[tuple[float, float]]]:
+def sweep_points(summaries: Mapping[str, Summary], kind: str) -> dict[str, list[tuple[float, float]]]:
     """method -> [(seed or density, AVG)] of the static sweeps."""
     found: dict[str, list[tuple[float, float]]] = {}
     for model_id, summary in summaries.items():
@@ -197,7 +211,7 @@ def _partial_sweep(summaries: Mapping[str, Summary], kind: str) -> bool:
 
 def seeds_figure(summaries: Mapping[str, Summary], stem: Path) -> list[Path]:
     title = "Seed robustness (static setting): AVG over random seeds"
-    series = _sweeps(summaries, "seed")
+    series = sweep_points(summaries, "seed")
     rtsvm = _f(summaries.get("merge/static/r_tsvm"), AVG)
     if "r_tsvm" not in series and rtsvm is not None and series:
         series["r_tsvm"] = [(0.0, rtsvm)]  # deterministic: one point, no spread
@@ -205,8 +219,11 @@ def seeds_figure(summaries: Mapping[str, Summary], stem: Path) -> list[Path]:
         return _no_data(
             stem, title, "no data yet (no seed-sweep scores, merge/sweep/<method>/seed<N>)"
         )
+    base = _f(summaries.get("base"), AVG)
     plt = _plt()
     fig, ax = plt.subplots(figsize=(max(6, 1.3 * len(series) + 2), 4.2))
+    if base is not None:
+        ax.axhline(base, color="grey", linestyle=":", linewidth=1, label="base")
     for i, (method, points) in enumerate(series.items()):
         values = [v for _, v in points]
         mean = statistics.fmean(values)
@@ -215,8 +232,9 @@ def seeds_figure(summaries: Mapping[str, Summary], stem: Path) -> list[Path]:
         offsets = [(k - (len(values) - 1) / 2) * 0.06 for k in range(len(values))]
         ax.scatter([i + o for o in offsets], values, color=color, alpha=0.5, s=18, zorder=2)
         ax.errorbar(i, mean, yerr=spread, fmt="o", color="black", capsize=6, zorder=3, ms=5)
+        above = f", >base {sum(v > base for v in values)}/{len(values)}" if base is not None else ""
         ax.annotate(
-            f"{mean:.2f}±{spread:.2f}\n(n={len(values)})",
+            f"{mean:.2f}±{spread:.2f}\n(n={len(values)}{above})",
             (i, max(values)),
             xytext=(0, 6),
             textcoords="offset points",
@@ -226,7 +244,7 @@ def seeds_figure(summaries: Mapping[str, Summary], stem: Path) -> list[Path]:
     ax.set_xticks(range(len(series)), [method_label(m) for m in series], rotation=15)
     ax.set_xlabel("merging method")
     ax.set_ylabel("AVG (mean of the three group averages)")
-    note = "dots: seeds; black: mean ± std"
+    note = "dots: seeds; black: mean ± std" + ("; dotted: the base model" if base is not None else "")
     if _partial_sweep(summaries, "seed"):
         note += "; averages partial (some benchmarks missing)"
     ax.set_title(f"{title}\n{note}", fontsize=10)
@@ -237,7 +255,7 @@ def seeds_figure(summaries: Mapping[str, Summary], stem: Path) -> list[Path]:
 
 def density_figure(summaries: Mapping[str, Summary], stem: Path) -> list[Path]:
     title = "Density sensitivity (static setting): AVG against density"
-    series = _sweeps(summaries, "density")
+    series = sweep_points(summaries, "density")
     if not series:
         return _no_data(
             stem, title, "no data yet (no density-sweep scores, merge/sweep/<method>/density<D>)"
@@ -274,7 +292,16 @@ def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:
     return sorted(front, key=lambda i: points[i])
 
 
-def pareto_figure(summaries: Mapping[str, Summary], stem: Path) -> list[Path]:
+def _errors(stats: Bootstrap | None, column: str, model: str, value: float) -> list[list[float]] | None:
+    interval = stats.interval(column, model) if stats else None
+    if interval is None:
+        return None
+    return [[max(value - interval.low, 0.0)], [max(interval.high - value, 0.0)]]
+
+
+def pareto_figure(
+    summaries: Mapping[str, Summary], stem: Path, stats: Bootstrap | None = None
+) -> list[Path]:
     title = "Pareto view: every model in the Helpful–Harmless and Helpful–Honest planes"
     planes = (("Helpful Avg", "Harmless Avg"), ("Helpful Avg", "Honest Avg"))
     data = {
@@ -289,7 +316,7 @@ def pareto_figure(summaries: Mapping[str, Summary], stem: Path) -> list[Path]:
         return _no_data(stem, title, "no data yet (needs helpful and honest/harmless scores)")
     plt = _plt()
     fig, axes = plt.subplots(1, 2, figsize=(12, 5))
-    any_partial = False
+    any_partial = any_bars = False
     for ax, plane in zip(axes, planes, strict=True):
         rows = data[plane]
         ax.set_xlabel(plane[0])
@@ -314,6 +341,12 @@ def pareto_figure(summaries: Mapping[str, Summary], stem: Path) -> list[Path]:
                 label=kind if kind not in seen else None,
                 zorder=3,
             )
+            xerr, yerr = _errors(stats, plane[0], model_id, x), _errors(stats, plane[1], model_id, y)
+            if xerr or yerr:
+                any_bars = True
+                ax.errorbar(
+                    x, y, xerr=xerr, yerr=yerr, fmt="none", color=color, alpha=0.4, lw=0.8, zorder=2
+                )
             seen.add(kind)
         points = [(x, y) for _, x, y, _ in rows]
         front = pareto_front(points)  # type: ignore[arg-type]
@@ -335,6 +368,8 @@ def pareto_figure(summaries: Mapping[str, Summary], stem: Path) -> list[Path]:
                 fontsize=7,
             )
         ax.legend(fontsize=7, loc="best")
+    if any_bars:
+        title += f"; error bars: {100 * (1 - stats.alpha):g}% bootstrap intervals"  # type: ignore[union-attr]
     fig.suptitle(title + ("\n" + PARTIAL_NOTE.format("hollow") if any_partial else ""), fontsize=11)
     fig.tight_layout()
     return _save(fig, stem)
@@ -395,16 +430,27 @@ def diagnostics_figure(diag: Mapping[str, Any], stem: Path, setting: str) -> lis
 # --- entry points -----------------------------------------------------------------------------
 
 
-def write_figures(scores_dir: Path, fig_dir: Path, selection_dir: Path | None = None) -> list[Path]:
-    """<fig_dir>/{tradeoff,seeds,density,pareto}.{png,pdf} from a scores directory."""
+def write_figures(
+    scores_dir: Path,
+    fig_dir: Path,
+    selection_dir: Path | None = None,
+    *,
+    bootstrap: int = DEFAULT_BOOTSTRAP,
+    alpha: float = DEFAULT_ALPHA,
+    seed: int = 0,
+) -> list[Path]:
+    """<fig_dir>/{tradeoff,seeds,density,pareto}.{png,pdf} from a scores directory; the error
+    bars are bootstrap intervals from the samples files beside the scores (none without)."""
     if not scores_dir.is_dir():
         raise FileNotFoundError(f"scores directory not found: {scores_dir}")
-    summaries = summarize_all(load_scores(scores_dir))
+    scores = load_scores(scores_dir)
+    summaries = summarize_all(scores)
+    stats = load_bootstrap(scores_dir, scores, bootstrap=bootstrap, alpha=alpha, seed=seed)
     selections = Selections.load(selection_dir or default_selection_dir(scores_dir))
-    paths = tradeoff_figure(summaries, selections, fig_dir / "tradeoff")
+    paths = tradeoff_figure(summaries, selections, fig_dir / "tradeoff", stats)
     paths += seeds_figure(summaries, fig_dir / "seeds")
     paths += density_figure(summaries, fig_dir / "density")
-    paths += pareto_figure(summaries, fig_dir / "pareto")
+    paths += pareto_figure(summaries, fig_dir / "pareto", stats)
     return paths
 
 

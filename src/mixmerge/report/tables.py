@@ -38,9 +38,16 @@ from mixmerge.report.scores import (
     summarize_all,
     unparsed_of,
 )
+from mixmerge.report.stats import (
+    DEFAULT_ALPHA,
+    DEFAULT_BOOTSTRAP,
+    Bootstrap,
+    Interval,
+    load_bootstrap,
+)
 
 MISSING = "n/a"
-TABLES = ("static", "continual", "ablation")
+TABLES = ("static", "continual", "ablation", "comparisons")
 FORMATS = ("md", "csv", "tex", "html")
 
 GROUP_LABELS: dict[str, str] = {
@@ -113,6 +120,14 @@ class Table:
     rows: list[Row]
     notes: list[str] = field(default_factory=list)
     marks: dict[tuple[int, str], str] = field(default_factory=dict)  # (row, column) -> best|second
+    stats: Bootstrap | None = None  # intervals and paired tests, from the samples files
+    ties: dict[str, set[str]] = field(default_factory=dict)  # best|second -> columns it is shared in
+
+    def interval(self, i: int, column: str) -> Interval | None:
+        row = self.rows[i]
+        if self.stats is None or row.model_id is None or row.value(column) is None:
+            return None
+        return self.stats.interval(column, row.model_id)
 
 
 # --- which models go in which table -----------------------------------------------------------
@@ -238,20 +253,39 @@ def ablation_table(summaries: Mapping[str, Summary], selections: Selections) -> 
 
 
 def mark_best(table: Table) -> None:
-    """Bold the best and underline the second-best value of each column among merge rows."""
+    """Bold the best and underline the second-best value of each column among merge rows.
+
+    With intervals (table.stats), a mark goes to the top value of the remaining rows and to
+    every row whose paired difference to it is not significant at report.alpha: tied cells share
+    the mark, and `table.ties` says where. Without them, equal values share it.
+    """
     ranked = [(i, r) for i, r in enumerate(table.rows) if r.ranked]
     for column in table.columns:
         pool = _comparable([r for _, r in ranked], column)
         if len(pool) < 2:
             continue
-        values = sorted({r.value(column) for r in pool}, reverse=True)  # type: ignore[type-var]
-        for i, r in ranked:
-            if r not in pool:
-                continue
-            if r.value(column) == values[0]:
-                table.marks[(i, column)] = "best"
-            elif len(values) > 1 and r.value(column) == values[1]:
-                table.marks[(i, column)] = "second"
+        remaining = sorted(pool, key=lambda r: r.value(column), reverse=True)  # type: ignore[arg-type, return-value]
+        for mark in ("best", "second"):
+            if not remaining:
+                break
+            top = remaining[0]
+            tied = [r for r in remaining if r is top or _tied(table, column, top, r)]
+            if any(r.value(column) != top.value(column) for r in tied):
+                table.ties.setdefault(mark, set()).add(column)
+            for i, r in ranked:
+                if r in tied:
+                    table.marks[(i, column)] = mark
+            remaining = [r for r in remaining if r not in tied]
+
+
+def _tied(table: Table, column: str, top: Row, other: Row) -> bool:
+    """Equal printed values, or a difference the paired bootstrap does not call significant."""
+    if other.value(column) == top.value(column):
+        return True
+    if table.stats is None or top.model_id is None or other.model_id is None:
+        return False
+    delta = float(top.value(column) - other.value(column))  # type: ignore[operator]
+    return table.stats.differs(column, top.model_id, other.model_id, delta) is False
 
 
 def _unparsed_note(table: Table) -> str | None:
@@ -345,6 +379,19 @@ def _notes(
         "Bold / underline: best / second-best among the merging methods (partial averages are "
         "only compared with averages over the same benchmarks).",
     ]
+    if table.stats is not None:
+        notes.append(
+            f"± = half-width of the {100 * (1 - table.stats.alpha):g}% bootstrap interval "
+            f"({table.stats.bootstrap} resamples of the items; averages recomputed with the "
+            "paper's rounding on each resample); n/a where a score has no samples file."
+        )
+    for mark, columns in sorted(table.ties.items()):
+        notes.append(
+            f"Shared {mark} marks (the paired bootstrap difference to the top of the mark is not "
+            f"significant at alpha={table.stats.alpha if table.stats else 0:g}): "
+            + ", ".join(c for c in table.columns if c in columns)
+            + "."
+        )
     chosen = [r for r in table.rows if r.section in ("Group model", "Data mixture") and r.note]
     if chosen:
         notes.append(
@@ -365,9 +412,10 @@ def build_tables(
     scores: Mapping[str, Mapping[str, float]],
     selections: Selections,
     records: Mapping[str, Mapping[str, Mapping[str, Any]]] | None = None,
+    stats: Bootstrap | None = None,
 ) -> list[Table]:
     """The three tables; `records` (the whole score records) add the unparsed-reply marks and
-    the OR-Bench toxic-set note."""
+    the OR-Bench toxic-set note; `stats` the intervals and the significance-aware marks."""
     records = records or {}
     summaries = summarize_all(scores, unparsed_of(records))
     tables = [
@@ -376,6 +424,7 @@ def build_tables(
         ablation_table(summaries, selections),
     ]
     for table in tables:
+        table.stats = stats
         mark_best(table)
         table.notes = _notes(table, records, selections)
     return tables
@@ -393,16 +442,24 @@ def _cell(table: Table, i: int, column: str, style: str) -> str:
     star = row.partial(column)
     dagger = row.unparsed(column) > 0
     mark = table.marks.get((i, column))
+    interval = table.interval(i, column)
     if style == "md":
         text += ("*" if star else "") + ("†" if dagger else "")
-        return {"best": f"**{text}**", "second": f"<ins>{text}</ins>"}.get(mark or "", text)
+        text = {"best": f"**{text}**", "second": f"<ins>{text}</ins>"}.get(mark or "", text)
+        return text + (f" ±{interval.half_width:.2f}" if interval else "")
     if style == "tex":
         text = {"best": f"\\textbf{{{text}}}", "second": f"\\underline{{{text}}}"}.get(
             mark or "", text
         )
         return text + ("$^{*}$" if star else "") + ("$^{\\dagger}$" if dagger else "")
     text += ("<sup>*</sup>" if star else "") + ("<sup>†</sup>" if dagger else "")
-    return {"best": f"<b>{text}</b>", "second": f"<u>{text}</u>"}.get(mark or "", text)
+    text = {"best": f"<b>{text}</b>", "second": f"<u>{text}</u>"}.get(mark or "", text)
+    if interval is None:
+        return text
+    hover = f"95% CI [{interval.low:.2f}, {interval.high:.2f}], se {interval.se:.2f}"
+    if table.stats is not None:
+        hover = hover.replace("95%", f"{100 * (1 - table.stats.alpha):g}%")
+    return f'<span title="{hover}">{text}<small> ±{interval.half_width:.2f}</small></span>'
 
 
 def to_markdown(table: Table) -> str:
@@ -428,17 +485,23 @@ def to_csv(table: Table) -> str:
     `unparsed` lists title=count of the scores that left unparsable judge replies out."""
     headers = ["section", "label", "model", *table.columns, "partial", "best", "second"]
     headers.append("unparsed")
+    # the interval bounds go after the existing columns, so readers by position keep working
+    headers += [f"{c} {end}" for c in table.columns for end in ("low", "high")]
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(headers)
     for i, row in enumerate(table.rows):
         values = [row.section, row.label, row.model_id or ""]
         values += ["" if row.value(c) is None else f"{row.value(c):.2f}" for c in table.columns]
+        bounds = []
+        for c in table.columns:
+            interval = table.interval(i, c)
+            bounds += ["", ""] if interval is None else [f"{interval.low:.2f}", f"{interval.high:.2f}"]
         values.append(";".join(c for c in table.columns if row.partial(c)))
         for kind in ("best", "second"):
             values.append(";".join(c for c in table.columns if table.marks.get((i, c)) == kind))
         values.append(";".join(f"{c}={row.unparsed(c)}" for c in table.columns if row.unparsed(c)))
-        writer.writerow(values)
+        writer.writerow(values + bounds)
     return buffer.getvalue()
 
 
@@ -526,18 +589,32 @@ def write_tables(
     out_dir: Path,
     selection_dir: Path | None = None,
     formats: Sequence[str] = FORMATS,
+    *,
+    bootstrap: int = DEFAULT_BOOTSTRAP,
+    alpha: float = DEFAULT_ALPHA,
+    seed: int = 0,
 ) -> list[Path]:
-    """Write <out_dir>/{static,continual,ablation}.{md,csv,tex,html}; return the paths."""
+    """Write <out_dir>/{static,continual,ablation,comparisons}.{md,csv,tex,html}; return the
+    paths. Intervals and paired tests come from the samples files beside the scores."""
+    from mixmerge.report import comparisons
+
     if not scores_dir.is_dir():
         raise FileNotFoundError(f"scores directory not found: {scores_dir}")
     selections = Selections.load(selection_dir or default_selection_dir(scores_dir))
     paths = []
     records = load_records(scores_dir)
-    for table in build_tables(scores_of(records), selections, records):
+    stats = load_bootstrap(scores_dir, records, bootstrap=bootstrap, alpha=alpha, seed=seed)
+    scores = scores_of(records)
+    tables = build_tables(scores, selections, records, stats)
+    static = next(t for t in tables if t.name == "static")
+    compared = comparisons.comparisons_table(static, stats, summarize_all(scores))
+    rendered = [(t, RENDERERS) for t in tables]
+    rendered.append((compared, comparisons.RENDERERS))
+    for table, renderers in rendered:
         for fmt in formats:
             path = out_dir / f"{table.name}.{fmt}"
             with atomic_file(path) as handle:
-                handle.write(RENDERERS[fmt](table))
+                handle.write(renderers[fmt](table))  # type: ignore[operator]
             paths.append(path)
     return paths
 
