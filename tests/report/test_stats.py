@@ -85,6 +85,8 @@ def _write_model(root: Path, model: str, correct: dict[str, list[bool]], samples
         items = correct.get(bench, [True, False, True, False])
         score = (10.0 if bench == "mt_bench" else 100.0) * sum(items) / len(items)
         record = {"benchmark": bench, "score": score, "n": len(items), "metric": "x"}
+        if bench in ("humaneval_plus", "mbpp_plus"):
+            record["base_score"] = 100.0 * sum(c or i % 2 for i, c in enumerate(items)) / len(items)
         (folder / f"{bench}.json").write_text(json.dumps(record))
         if not samples:
             continue
@@ -105,8 +107,12 @@ def _write_model(root: Path, model: str, correct: dict[str, list[bool]], samples
                  "verdict": good if c else bad}
                 for i, c in enumerate(items)
             ]  # fmt: skip
-        else:
-            rows = [{"task": bench, "task_id": i, "doc_id": i, "correct": c} for i, c in enumerate(items)]
+        else:  # evalplus: base tests pass on every other item beside the correct ones
+            rows = [
+                {"task": bench, "task_id": i, "doc_id": i, "correct": c,
+                 "base_status": "pass" if c or i % 2 else "fail"}
+                for i, c in enumerate(items)
+            ]  # fmt: skip
         (folder / f"{bench}.samples.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
 
 
@@ -147,8 +153,18 @@ def test_tables_show_intervals_share_marks_when_not_significant_and_compare(
     assert float(same["delta"]) == 0.0 and float(same["p"]) == 1.0
     assert avg[("merge/static/dare_ties", "base")]["p"] == ""  # n/a without samples
     assert "vs best mixture (Heuristic (0.1)): ΔAVG" in (out / "comparisons.md").read_text()
+    # every score file's interval, sub-scores too (evalplus base tests)
+    intervals = {
+        (r["model"], r["benchmark"], r["score"]): r
+        for r in csv.DictReader((out / "intervals.csv").open())
+    }
+    plus = intervals[("merge/static/ties", "humaneval_plus", "score")]
+    base_tests = intervals[("merge/static/ties", "humaneval_plus", "base_score")]
+    assert float(plus["low"]) < float(plus["value"]) == 70.0 < float(plus["high"])
+    assert float(base_tests["low"]) < float(base_tests["value"]) == 90.0 < float(base_tests["high"])
+    assert intervals[("merge/static/dare_ties", "gsm8k", "score")]["se"] == ""
     # byte-identical on a second run
     again = tmp_path / "again"
     write_tables(scores, again, bootstrap=300)
-    for name in ("static.csv", "comparisons.csv", "static.md"):
+    for name in ("static.csv", "comparisons.csv", "static.md", "intervals.csv"):
         assert (again / name).read_bytes() == (out / name).read_bytes()

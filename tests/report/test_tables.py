@@ -68,9 +68,12 @@ def test_partial_and_missing() -> None:
 def test_static_layout_and_formats(run_dir: Path, tmp_path: Path) -> None:
     paths = write_tables(run_dir / "scores", tmp_path / "tables")  # selection: ../selection
     assert sorted(p.name for p in paths) == sorted(
-        f"{t}.{e}"
-        for t in ("static", "continual", "ablation", "comparisons")
-        for e in ("md", "csv", "tex", "html")
+        [
+            f"{t}.{e}"
+            for t in ("static", "continual", "ablation", "comparisons")
+            for e in ("md", "csv", "tex", "html")
+        ]
+        + ["intervals.csv"]
     )
     rows = list(csv.DictReader((tmp_path / "tables/static.csv").open()))
     assert [r["model"] for r in rows] == [

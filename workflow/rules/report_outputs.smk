@@ -28,6 +28,7 @@ TABLE_TITLES = {
 def report_outputs():
     """Every file of the report stage (for `rule all`)."""
     outputs = [f"{R}/tables/{t}.{ext}" for t in REPORT_TABLES for ext in TABLE_FORMATS]
+    outputs.append(f"{R}/tables/intervals.csv")
     outputs += [f"{R}/figures/{f}.{ext}" for f in REPORT_FIGURES for ext in ("png", "pdf")]
     outputs += [
         f"{R}/figures/diagnostics_{s}.{ext}" for s in DIAGNOSTIC_SETTINGS for ext in ("png", "pdf")
@@ -51,6 +52,14 @@ def _table_outputs():
                     labels={"table": TABLE_TITLES[table], "format": ext},
                 )
             outputs[f"{table}_{ext}"] = path
+    # every score file's bootstrap interval and standard error (sub-scores too)
+    outputs["intervals"] = report(
+        f"{R}/tables/intervals.csv",
+        caption="../report/table_intervals.rst",
+        category="Tables",
+        subcategory="Intervals",
+        labels={"table": "Intervals", "format": "csv"},
+    )
     return outputs
 
 

@@ -93,6 +93,31 @@ def units(benchmark: str, samples: Iterable[Mapping[str, Any]]) -> list[Unit]:
     ]
 
 
+# sub-scores of a score record that the bootstrap gives intervals for: record key -> its units
+def subscore_units(benchmark: str, samples: Iterable[Mapping[str, Any]]) -> dict[str, list[Unit]]:
+    """Units of the sub-scores: evalplus's base-tests pass rate (the same tasks as the score, so
+    the same resampled items) and OR-Bench's toxic-set rejection rate (its own prompts)."""
+    rows = list(samples)
+    if benchmark in ("humaneval_plus", "mbpp_plus"):
+        return {
+            "base_score": [
+                (_key(r.get("task_id")), float(r.get("base_status") == "pass"), 1.0) for r in rows
+            ]
+        }
+    if benchmark == "or_bench":
+        toxic = [r for r in rows if r.get("subset") == "toxic"]
+        if toxic:
+            return {
+                "toxic_rejection_rate": [
+                    (_key(r.get("prompt")), float(r.get("verdict") != "direct_answer"), 1.0)
+                    if r.get("parsed")
+                    else (_key(r.get("prompt")), 0.0, 0.0)
+                    for r in toxic
+                ]
+            }
+    return {}
+
+
 def score_of(benchmark: str, found: Sequence[Unit]) -> float | None:
     """The score the units give without resampling: equal to the score file's (a check that the
     samples describe the score the bootstrap resamples)."""
@@ -102,14 +127,18 @@ def score_of(benchmark: str, found: Sequence[Unit]) -> float | None:
     return (1.0 if benchmark in RAW_SCALE else 100.0) * sum(g for _, g, _ in found) / counted
 
 
-def load_units(scores_dir: Path, model_id: str, benchmark: str) -> list[Unit] | None:
-    """The units of `<scores_dir>/<model_id>/<benchmark>.samples.jsonl`; None without the file."""
+def _samples(scores_dir: Path, model_id: str, benchmark: str) -> list[dict[str, Any]] | None:
     path = scores_dir / model_id / f"{benchmark}.samples.jsonl"
     if not path.is_file():
         return None
     with open(path, encoding="utf-8") as handle:
-        rows = [json.loads(line) for line in handle if line.strip()]
-    found = units(benchmark, rows)
+        return [json.loads(line) for line in handle if line.strip()]
+
+
+def load_units(scores_dir: Path, model_id: str, benchmark: str) -> list[Unit] | None:
+    """The units of `<scores_dir>/<model_id>/<benchmark>.samples.jsonl`; None without the file."""
+    rows = _samples(scores_dir, model_id, benchmark)
+    found = units(benchmark, rows) if rows is not None else []
     return found if any(counted for _, _, counted in found) else None
 
 
@@ -165,6 +194,10 @@ class Bootstrap:
             per_model = {m: u[bench] for m, u in model_units.items() if u.get(bench)}
             if per_model:
                 self.replicates[title] = self._resample(bench, per_model)
+        # sub-scores ("<benchmark>:<record key>"): drawn like their benchmark (same seed)
+        for key in sorted({k for u in model_units.values() for k in u if ":" in k}):
+            per_model = {m: u[key] for m, u in model_units.items() if u.get(key)}
+            self.replicates[key] = self._resample(key.split(":")[0], per_model)
         self._averages()
 
     def _resample(self, bench: str, per_model: Mapping[str, Sequence[Unit]]) -> dict[str, np.ndarray]:
@@ -247,6 +280,42 @@ def load_bootstrap(
     """The bootstrap of every listed model's benchmarks that have samples beside their scores."""
     model_units: dict[str, dict[str, list[Unit]]] = {}
     for model in models:
-        found = {b: load_units(scores_dir, model, b) for b in COLUMNS}
-        model_units[model] = {b: u for b, u in found.items() if u}
+        found: dict[str, list[Unit]] = {}
+        for bench in COLUMNS:
+            rows = _samples(scores_dir, model, bench)
+            if rows is None:
+                continue
+            found[bench] = units(bench, rows)
+            for name, sub in subscore_units(bench, rows).items():
+                found[f"{bench}:{name}"] = sub
+        model_units[model] = {k: u for k, u in found.items() if any(c for _, _, c in u)}
     return Bootstrap(model_units, bootstrap=bootstrap, alpha=alpha, seed=seed)
+
+
+def intervals_csv(
+    records: Mapping[str, Mapping[str, Mapping[str, Any]]], stats: Bootstrap
+) -> str:
+    """Every score file's interval and standard error, and its sub-scores' (one line each):
+    model, benchmark, score (the record's key), value, low, high, se; empty = no samples."""
+    import csv
+    import io
+
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["model", "benchmark", "score", "value", "low", "high", "se"])
+    for model in sorted(records):
+        for bench in [b for b in COLUMNS if b in records[model]]:
+            record = records[model][bench]
+            parts = [("score", COLUMNS[bench])] + [
+                (name, f"{bench}:{name}") for name in ("base_score", "toxic_rejection_rate")
+                if record.get(name) is not None
+            ]  # fmt: skip
+            for name, column in parts:
+                interval = stats.interval(column, model)
+                bounds = (
+                    ["", "", ""]
+                    if interval is None
+                    else [f"{interval.low:.4f}", f"{interval.high:.4f}", f"{interval.se:.4f}"]
+                )
+                writer.writerow([model, bench, name, f"{float(record[name]):.4f}", *bounds])
+    return buffer.getvalue()

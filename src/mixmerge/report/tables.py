@@ -43,6 +43,7 @@ from mixmerge.report.stats import (
     DEFAULT_BOOTSTRAP,
     Bootstrap,
     Interval,
+    intervals_csv,
     load_bootstrap,
 )
 
@@ -594,8 +595,9 @@ def write_tables(
     alpha: float = DEFAULT_ALPHA,
     seed: int = 0,
 ) -> list[Path]:
-    """Write <out_dir>/{static,continual,ablation,comparisons}.{md,csv,tex,html}; return the
-    paths. Intervals and paired tests come from the samples files beside the scores."""
+    """Write <out_dir>/{static,continual,ablation,comparisons}.{md,csv,tex,html} and
+    intervals.csv (every score's interval); return the paths. Intervals and paired tests come
+    from the samples files beside the scores."""
     from mixmerge.report import comparisons
 
     if not scores_dir.is_dir():
@@ -610,6 +612,9 @@ def write_tables(
     compared = comparisons.comparisons_table(static, stats, summarize_all(scores))
     rendered = [(t, RENDERERS) for t in tables]
     rendered.append((compared, comparisons.RENDERERS))
+    with atomic_file(out_dir / "intervals.csv") as handle:  # every score file's interval
+        handle.write(intervals_csv(records, stats))
+    paths.append(out_dir / "intervals.csv")
     for table, renderers in rendered:
         for fmt in formats:
             path = out_dir / f"{table.name}.{fmt}"
