@@ -296,13 +296,14 @@ def intervals_csv(
     records: Mapping[str, Mapping[str, Mapping[str, Any]]], stats: Bootstrap
 ) -> str:
     """Every score file's interval and standard error, and its sub-scores' (one line each):
-    model, benchmark, score (the record's key), value, low, high, se; empty = no samples."""
+    model, benchmark, score (the record's key), value, low, high, se (empty: no samples), and
+    lm-eval's own standard error where it reported one."""
     import csv
     import io
 
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["model", "benchmark", "score", "value", "low", "high", "se"])
+    writer.writerow(["model", "benchmark", "score", "value", "low", "high", "se", "lm_eval_stderr"])
     for model in sorted(records):
         for bench in [b for b in COLUMNS if b in records[model]]:
             record = records[model][bench]
@@ -317,5 +318,7 @@ def intervals_csv(
                     if interval is None
                     else [f"{interval.low:.4f}", f"{interval.high:.4f}", f"{interval.se:.4f}"]
                 )
-                writer.writerow([model, bench, name, f"{float(record[name]):.4f}", *bounds])
+                stderr = record.get("stderr") if name == "score" else None
+                lm_eval = "" if stderr is None else f"{float(stderr):.4f}"
+                writer.writerow([model, bench, name, f"{float(record[name]):.4f}", *bounds, lm_eval])
     return buffer.getvalue()
