@@ -24,6 +24,7 @@ from mixmerge.chat import render_chat
 from mixmerge.hub import model_identity
 from mixmerge.judge.base import Judge, JudgePrompt, Verdict, VerdictParser
 from mixmerge.judge.cache import JsonlCache, cache_key
+from mixmerge.model_hash import model_digest
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +61,11 @@ class HFJudge(Judge):
         if batch_size < 1:
             raise ValueError("judge batch_size must be >= 1")
         self.model = str(model)
-        self.identity = model_identity(model, revision)  # hub id @ commit, for the verdict cache
+        # what names the verdicts in the cache: a hub id @ its commit; a local directory by its
+        # weights' content digest too, so a rebuilt judge never reuses an old one's verdicts
+        self.identity = model_identity(model, revision)
+        if Path(self.model).is_dir():
+            self.identity += f"@{model_digest(self.model)}"
         self.mode = mode
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         self.batch_size = int(batch_size)
