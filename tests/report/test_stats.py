@@ -131,6 +131,7 @@ def test_tables_show_intervals_share_marks_when_not_significant_and_compare(
     _write_model(scores, "merge/static/tsvm", dict.fromkeys(COLUMNS, close), samples=True)
     _write_model(scores, "merge/static/r_tsvm", dict.fromkeys(COLUMNS, weak), samples=True)
     _write_model(scores, "merge/static/dare_ties", everything, samples=False)  # copied, no samples
+    _write_model(scores, "dpo/helpfulness/b0.1-lr5e-07", everything, samples=True)  # trade-off bars
     out = tmp_path / "tables"
     write_tables(scores, out, bootstrap=300)
     rows = {r["model"]: r for r in csv.DictReader((out / "static.csv").open())}
@@ -163,6 +164,11 @@ def test_tables_show_intervals_share_marks_when_not_significant_and_compare(
     assert float(plus["low"]) < float(plus["value"]) == 70.0 < float(plus["high"])
     assert float(base_tests["low"]) < float(base_tests["value"]) == 90.0 < float(base_tests["high"])
     assert intervals[("merge/static/dare_ties", "gsm8k", "score")]["se"] == ""
+    # the figures carry the intervals as error bars
+    from mixmerge.report.figures import write_figures
+
+    drawn = write_figures(scores, tmp_path / "figures", bootstrap=300)
+    assert {p.name for p in drawn} >= {"tradeoff.png", "pareto.png", "seeds.png"}
     # byte-identical on a second run
     again = tmp_path / "again"
     write_tables(scores, again, bootstrap=300)
