@@ -132,7 +132,7 @@ def _lines(cache: Path) -> int:
 def test_killed_evaluate_resumes_without_regenerating_and_twins_generate_nothing(
     tiny_model_dir: Path, tmp_path: Path
 ) -> None:
-    n = 20
+    n = 12
     write_judged_fixtures(tmp_path / "fx", n_items=n, seed=0)  # short rows: a quick judge
     data = tmp_path / "fx" / "halueval_wild" / "HaluEval_Wild_6types.json"
     benchmarks = {"halueval_wild": {"data_files": str(data), "limit": n}}
@@ -144,7 +144,7 @@ def test_killed_evaluate_resumes_without_regenerating_and_twins_generate_nothing
         tmp_path / "ref",
     )
     unique = len({row["query"] for row in json.loads(data.read_text())[:n]})
-    assert unique >= 12  # a repeated query is generated once, and counts as cached
+    assert unique >= 8  # a repeated query is generated once, and counts as cached
     assert reference["generated"] == {"model": unique, "judge": n}
     assert reference["cached"] == {"model": n - unique, "judge": 0}
 
