@@ -42,7 +42,8 @@ def targets(name: str) -> list[str]:
 
     llama3-8b: every benchmark on the base model (every judge path, the API judges and
     MD-Judge), every merge method of the static setting and both robustness sweeps (so the five
-    group models are trained, evaluated and selected), every data-mixture model (Heuristic,
+    group models are trained and selected: one candidate each, picked without an evaluation),
+    every data-mixture model (Heuristic,
     ArmoRM on-policy, Hummer), the continual stages, the task-vector diagnostics and the config
     page. Not run: evaluating the mixtures, stages and merges (the same evaluate step as for the
     base model) and the report's tables and score figures (they need every model's scores). mistral-7b: what its chat template

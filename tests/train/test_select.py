@@ -48,3 +48,8 @@ def test_bad_criterion_and_missing_scores(tmp_path: Path) -> None:
         select_best(tmp_path, ["a", "b"], "AVG", tmp_path / "s.json")
     with pytest.raises(ValueError, match="'Honest Avg' has no benchmark scored"):
         criterion_value({"gsm8k": 1.0}, "Honest Avg")
+
+
+def test_a_single_candidate_is_selected_without_scores(tmp_path: Path) -> None:
+    record = select_best(tmp_path / "no-scores", ["dpo/g/only"], "AVG", tmp_path / "one.json")
+    assert record == {"selected": "dpo/g/only", "criterion": "AVG", "scores": {"dpo/g/only": None}}

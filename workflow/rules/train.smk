@@ -31,7 +31,11 @@ rule train_candidate:
 
 rule select_candidate:
     input:
-        scores=lambda wc: [f for m in candidate_ids(wc.group) for f in score_files(m)],
+        # one candidate is the pick: it is not evaluated only to be chosen (the report still
+        # evaluates it for the tables)
+        scores=lambda wc: [
+            f for m in candidate_ids(wc.group) for f in score_files(m)
+        ] if len(candidate_ids(wc.group)) > 1 else [],
         models=lambda wc: [model_dir(m) for m in candidate_ids(wc.group)],
     output:
         f"{R}/selection/dpo/{{group}}.json",

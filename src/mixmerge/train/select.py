@@ -89,8 +89,15 @@ def select_best(
         raise ValueError(
             f"unknown selection criterion {criterion!r} (use one of {', '.join(CRITERIA)} or a benchmark id)"
         )
-    values = {c: criterion_value(load_model_scores(scores_root, c), criterion) for c in candidates}
-    best = max(candidates, key=lambda c: (values[c], -candidates.index(c)))  # ties: first listed
+    if len(candidates) == 1:
+        # One candidate is the pick whatever it scores: the workflow does not evaluate a model
+        # only to choose it from one, and the file never depends on whether it was evaluated yet.
+        values: dict[str, float | None] = {candidates[0]: None}
+    else:
+        values = {
+            c: criterion_value(load_model_scores(scores_root, c), criterion) for c in candidates
+        }
+    best = max(candidates, key=lambda c: (values[c] or 0.0, -candidates.index(c)))  # ties: first
     record: dict[str, Any] = {"selected": best, "criterion": criterion, "scores": values}
     if models_root is not None:
         record["trained"] = {c: training_facts(models_root, c) for c in candidates}
