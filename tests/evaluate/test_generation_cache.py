@@ -18,7 +18,7 @@ from mixmerge import config
 from mixmerge.evaluate.cache import GenerationCache
 from mixmerge.evaluate.generation import SeededSampling, generate_chat, item_seed
 from mixmerge.evaluate.run import evaluate_model
-from mixmerge.tiny.judged_fixtures import write_judged_fixtures
+from mixmerge.tiny.judged_fixtures import mt_bench_data_files, write_judged_fixtures
 from mixmerge.tiny.lmeval_fixtures import write_lmeval_fixtures
 
 REPO = Path(__file__).resolve().parents[2]
@@ -192,13 +192,7 @@ def test_every_kind_of_generation_is_cached(
     write_judged_fixtures(fx, n_items=3, seed=0)
     write_lmeval_fixtures(fx, n_items=3, seed=0)
     benchmarks = {
-        "mt_bench": {
-            "data_files": {
-                "question": str(fx / "mt_bench/question.jsonl"),
-                "judge_prompts": str(fx / "mt_bench/judge_prompts.jsonl"),
-                "reference_answer": str(fx / "mt_bench/reference_answer/gpt-4.jsonl"),
-            }
-        },
+        "mt_bench": {"data_files": mt_bench_data_files(fx)},
         "gsm8k": {
             "data_files": {
                 "train": str(upstream / "gsm8k/train.head10.jsonl"),

@@ -12,7 +12,7 @@ from mixmerge.evaluate import generation
 from mixmerge.evaluate.registry import BENCHMARKS
 from mixmerge.evaluate.run import evaluate_model
 from mixmerge.io import read_json, read_jsonl
-from mixmerge.tiny.judged_fixtures import write_judged_fixtures
+from mixmerge.tiny.judged_fixtures import mt_bench_data_files, write_judged_fixtures
 
 JUDGED = {
     "mt_bench": "mixmerge.evaluate.mt_bench:mt_bench",
@@ -35,13 +35,7 @@ def test_four_judged_benchmarks_in_one_process(
             "generation": {"backend": "hf", "max_new_tokens": 8, "batch_size": 8},
             "judge": {"backend": "hf", "mode": "likelihood", "model": str(tiny_model_dir)},
             "benchmarks": {
-                "mt_bench": {
-                    "data_files": {
-                        "question": str(fx / "mt_bench/question.jsonl"),
-                        "judge_prompts": str(fx / "mt_bench/judge_prompts.jsonl"),
-                        "reference_answer": str(fx / "mt_bench/reference_answer/gpt-4.jsonl"),
-                    }
-                },
+                "mt_bench": {"data_files": mt_bench_data_files(fx)},
                 "halueval_wild": {
                     "data_files": str(fx / "halueval_wild/HaluEval_Wild_6types.json")
                 },

@@ -229,7 +229,8 @@ def generate_solutions(
     max_new_tokens = int(gen_cfg.get("max_new_tokens", 512))
     settings = {**gen_cfg, "device": device, "max_new_tokens": max_new_tokens}
     settings["stop"] = stop_strings()
-    texts = [chat_prompt(p, generation.load_tokenizer(ctx.model_dir)) for p in task_prompts]
+    tokenizer = generation.load_tokenizer(ctx.model_dir)
+    texts = [chat_prompt(p, tokenizer) for p in task_prompts]
     # hf generates max_new_tokens and clean_reply cuts at the stop strings afterwards; vLLM stops
     # at them while generating, so only its replies depend on them.
     extra = {"stop": settings["stop"]} if backend == "vllm" else {}

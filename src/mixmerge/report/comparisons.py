@@ -21,7 +21,15 @@ from dataclasses import dataclass, field
 from mixmerge.report.figures import sweep_points
 from mixmerge.report.scores import AVG, GROUPS, Summary
 from mixmerge.report.stats import Bootstrap, Comparison
-from mixmerge.report.tables import MISSING, Row, Table, _best_mixture, _tex, method_label
+from mixmerge.report.tables import (
+    _HTML_STYLE,
+    MISSING,
+    Row,
+    Table,
+    _best_mixture,
+    _tex,
+    method_label,
+)
 
 COLUMNS = (AVG, *GROUPS)
 
@@ -230,14 +238,9 @@ def to_html(table: ComparisonTable) -> str:
             "<h3>Seed robustness (AVG)</h3><table><thead><tr><th>Method</th><th>AVG over seeds"
             f"</th></tr></thead><tbody>{seeds}</tbody></table>" + notes
         )
-    style = (
-        "body{font-family:sans-serif;margin:1em}table{border-collapse:collapse;font-size:13px}"
-        "th,td{border-bottom:1px solid #ddd;padding:3px 7px;text-align:right;white-space:nowrap}"
-        "th{background:#f3f3f3}td.l{text-align:left}p{font-size:12px;color:#444;max-width:70em}"
-    )
     return (
         f'<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>{esc(table.title)}</title>'
-        f"<style>{style}</style></head><body>\n<h2>{esc(table.title)}</h2>\n"
+        f"<style>{_HTML_STYLE}</style></head><body>\n<h2>{esc(table.title)}</h2>\n"
         f'<table><thead><tr><th class="l">Method</th>{head}</tr></thead>\n<tbody>\n{body}\n'
         f"</tbody></table>\n{notes}\n</body></html>\n"
     )

@@ -329,6 +329,16 @@ def _write_json_array(path: Path, rows: list[dict[str, Any]]) -> None:
         handle.write(json.dumps(rows, ensure_ascii=False) + "\n")
 
 
+def mt_bench_data_files(out_dir: Path) -> dict[str, str]:
+    """MT-Bench's `data_files` block for the fixtures `write_judged_fixtures` wrote to `out_dir`."""
+    out_dir = Path(out_dir) / "mt_bench"
+    return {
+        "question": str(out_dir / "question.jsonl"),
+        "judge_prompts": str(out_dir / "judge_prompts.jsonl"),
+        "reference_answer": str(out_dir / "reference_answer" / "gpt-4.jsonl"),
+    }
+
+
 def write_judged_fixtures(out_dir: Path, n_items: int, seed: int) -> None:
     """Write the judged-benchmark fixtures under `out_dir` (e.g. results/<run>/fixtures/benchmarks)."""
     if n_items < 1:
