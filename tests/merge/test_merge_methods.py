@@ -9,7 +9,7 @@ import pytest
 import torch
 from merge_helpers import read_state
 
-from mixmerge.merge import METHOD_NAMES, run_merge
+from mixmerge.merge import run_merge
 
 
 def merged(recipe: dict, out: Path, **kw) -> dict[str, torch.Tensor]:
@@ -21,10 +21,6 @@ def assert_states(got: dict[str, torch.Tensor], want: dict[str, torch.Tensor]) -
     assert set(got) == set(want)
     for name in want:
         torch.testing.assert_close(got[name], want[name], rtol=1e-6, atol=1e-6, msg=name)
-
-
-def test_registry_names() -> None:
-    assert METHOD_NAMES[:2] == ["linear", "task_arithmetic"]
 
 
 @pytest.mark.parametrize("normalize", [None, True, False])

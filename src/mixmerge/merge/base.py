@@ -2,16 +2,18 @@
 
 A method is a `MergeMethod` subclass that declares its parameters and implements `merge`,
 which sees one tensor name at a time (the engine streams, so a method never holds a model).
-Adding a method = one file in `methods/` + one entry in `registry.py`.
+Adding a method = one file in `methods/` whose class carries `@register_method`; the registry
+finds the module by itself.
 """
 
 from __future__ import annotations
 
 import abc
+import inspect
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import torch
 
@@ -214,3 +216,29 @@ class MergeMethod(abc.ABC):
     @abc.abstractmethod
     def merge(self, ctx: TensorContext) -> torch.Tensor:
         """Return the merged tensor (compute dtype, base/first-model shape)."""
+
+
+_M = TypeVar("_M", bound=type[MergeMethod])
+# name -> class, filled as the method modules are imported; `mixmerge.merge.registry` imports
+# them all and is the place to look methods up.
+REGISTERED: dict[str, type[MergeMethod]] = {}
+
+
+def register_method(cls: _M) -> _M:
+    """Class decorator: make `cls` the merge method called `cls.name` in recipes.
+
+    Kept here, beside the interface, so that a method module imports nothing that imports the
+    other methods (the registry imports them all).
+    """
+    if not (isinstance(cls, type) and issubclass(cls, MergeMethod)) or inspect.isabstract(cls):
+        raise MergeError(f"@register_method needs a concrete MergeMethod subclass, got {cls!r}")
+    if not cls.name:
+        raise MergeError(f"merge method {cls.__module__}.{cls.__qualname__} has no `name`")
+    other = REGISTERED.get(cls.name)
+    if other is not None and other is not cls:
+        raise MergeError(
+            f"merge method name {cls.name!r} is registered twice: by "
+            f"{other.__module__}.{other.__qualname__} and {cls.__module__}.{cls.__qualname__}"
+        )
+    REGISTERED[cls.name] = cls
+    return cls

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import torch
 
-from mixmerge.merge.base import Param, TensorContext
+from mixmerge.merge.base import Param, TensorContext, register_method
 from mixmerge.merge.methods.gta import (
     GeneralizedTaskArithmetic,
     gta_global_params,
@@ -21,6 +21,7 @@ from mixmerge.merge.methods.gta import (
 )
 
 
+@register_method
 class BreadcrumbsMerge(GeneralizedTaskArithmetic):
     name = "breadcrumbs"
     pretty_name = "Model Breadcrumbs"
@@ -37,6 +38,7 @@ class BreadcrumbsMerge(GeneralizedTaskArithmetic):
         return magnitude_outliers(delta, p["density"], p["gamma"], ctx.params["rescale"])
 
 
+@register_method
 class BreadcrumbsTiesMerge(BreadcrumbsMerge):
     name = "breadcrumbs_ties"
     pretty_name = "Model Breadcrumbs with TIES"

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import torch
 
-from mixmerge.merge.base import TensorContext
+from mixmerge.merge.base import TensorContext, register_method
 from mixmerge.merge.methods.gta import (
     GeneralizedTaskArithmetic,
     gta_global_params,
@@ -19,6 +19,7 @@ from mixmerge.merge.methods.gta import (
 )
 
 
+@register_method
 class DareLinearMerge(GeneralizedTaskArithmetic):
     name = "dare_linear"
     pretty_name = "Linear DARE"
@@ -40,6 +41,7 @@ class DareLinearMerge(GeneralizedTaskArithmetic):
         )
 
 
+@register_method
 class DareTiesMerge(DareLinearMerge):
     name = "dare_ties"
     pretty_name = "DARE TIES"

@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from mixmerge.merge.base import Param, TensorContext
+from mixmerge.merge.base import Param, TensorContext, register_method
 from mixmerge.merge.errors import MergeError
 from mixmerge.merge.methods.gta import (
     GeneralizedTaskArithmetic,
@@ -27,6 +27,7 @@ from mixmerge.merge.methods.gta import (
 )
 
 
+@register_method
 class DellaMerge(GeneralizedTaskArithmetic):
     name = "della"
     pretty_name = "DELLA"
@@ -69,6 +70,7 @@ class DellaMerge(GeneralizedTaskArithmetic):
         )
 
 
+@register_method
 class DellaLinearMerge(DellaMerge):
     name = "della_linear"
     pretty_name = "Linear DELLA"

@@ -7,10 +7,11 @@ from typing import Any
 
 import torch
 
-from mixmerge.merge.base import MergeMethod, Param, TensorContext
+from mixmerge.merge.base import MergeMethod, Param, TensorContext, register_method
 from mixmerge.merge.errors import MergeError
 
 
+@register_method
 class LinearMerge(MergeMethod):
     name = "linear"
     pretty_name = "Linear"

@@ -14,10 +14,11 @@ from typing import Any
 
 import torch
 
-from mixmerge.merge.base import MergeMethod, Param, TensorContext
+from mixmerge.merge.base import MergeMethod, Param, TensorContext, register_method
 from mixmerge.merge.errors import MergeError
 
 
+@register_method
 class ModelStockMerge(MergeMethod):
     name = "model_stock"
     pretty_name = "Model Stock"

@@ -32,7 +32,7 @@ import math
 
 import torch
 
-from mixmerge.merge.base import Param, TensorContext
+from mixmerge.merge.base import Param, TensorContext, register_method
 from mixmerge.merge.methods.tsvm import SVD_PARAMS, TSVMerge, tsv_components
 
 
@@ -73,6 +73,7 @@ def selected_rank(r: int, gamma: float, omega: float) -> int:
     return max(math.floor(r * (1.0 - gamma * omega)), 1)
 
 
+@register_method
 class RTSVMerge(TSVMerge):
     name = "r_tsvm"
     pretty_name = "R-TSVM"

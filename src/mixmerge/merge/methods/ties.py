@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import torch
 
-from mixmerge.merge.base import TensorContext
+from mixmerge.merge.base import TensorContext, register_method
 from mixmerge.merge.methods.gta import GeneralizedTaskArithmetic, gta_global_params, magnitude
 
 
+@register_method
 class TiesMerge(GeneralizedTaskArithmetic):
     name = "ties"
     pretty_name = "TIES"

@@ -25,7 +25,7 @@ from collections.abc import Sequence
 
 import torch
 
-from mixmerge.merge.base import MergeMethod, Param, TensorContext
+from mixmerge.merge.base import MergeMethod, Param, TensorContext, register_method
 
 SVD_PARAMS = (
     Param("svd", str, default="exact", choices=("exact", "lowrank")),
@@ -99,6 +99,7 @@ def excluded(name: str, patterns: Sequence[str]) -> bool:
     return any(p in name for p in patterns)
 
 
+@register_method
 class TSVMerge(MergeMethod):
     name = "tsvm"
     pretty_name = "TSV-Merge"
