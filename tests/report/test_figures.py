@@ -7,12 +7,12 @@ from pathlib import Path
 from report_helpers import tiny_models
 
 from mixmerge.report.cli import build_parser
+from mixmerge.report.diagnostics_figure import write_diagnostics_figure
 from mixmerge.report.figures import (
     FIGURES,
     model_kind,
     model_label,
     pareto_front,
-    write_diagnostics_figure,
     write_figures,
 )
 

@@ -135,7 +135,7 @@ def test_continual_and_ablation_rows(run_dir: Path) -> None:
 
 
 def _md(table) -> list[str]:
-    from mixmerge.report.tables import to_markdown
+    from mixmerge.report.table_render import to_markdown
 
     return to_markdown(table).splitlines()
 

@@ -52,7 +52,8 @@ def add_report_args(p: argparse.ArgumentParser) -> None:
 
 def run_report(args: argparse.Namespace) -> list[Path]:
     from mixmerge.report.config_page import write_config_page
-    from mixmerge.report.figures import write_diagnostics_figure, write_figures
+    from mixmerge.report.diagnostics_figure import write_diagnostics_figure
+    from mixmerge.report.figures import write_figures
     from mixmerge.report.tables import write_tables
 
     if not (args.out or args.figures or args.config_page):

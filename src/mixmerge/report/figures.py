@@ -1,5 +1,5 @@
-"""The paper's figures (3H trade-off, seed robustness, density sensitivity), a Pareto view and
-the per-layer merge diagnostics, each written as PNG and PDF.
+"""The paper's figures (3H trade-off, seed robustness, density sensitivity) and a Pareto view,
+each written as PNG and PDF (the merge diagnostics figure is `diagnostics_figure`).
 
 Every figure is drawn from the same rounded averages as the tables. A figure without data is
 still written, saying "no data yet", so a partial run never fails at the report stage.
@@ -12,19 +12,18 @@ import re
 import statistics
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
 
-from mixmerge.io import atomic_file, read_json
-from mixmerge.report.scores import AVG, Selections, Summary, load_scores, resolve, summarize_all
-from mixmerge.report.stats import DEFAULT_ALPHA, DEFAULT_BOOTSTRAP, Bootstrap, load_bootstrap
-from mixmerge.report.tables import (
+from mixmerge.report.labels import (
     CONTINUAL_STAGES,
     GROUP_LABELS,
     MIXTURE_LABELS,
-    default_selection_dir,
     method_label,
     method_order,
 )
+from mixmerge.report.plotting import no_data, pyplot, save
+from mixmerge.report.scores import AVG, Selections, Summary, load_scores, resolve, summarize_all
+from mixmerge.report.stats import DEFAULT_ALPHA, DEFAULT_BOOTSTRAP, Bootstrap, load_bootstrap
+from mixmerge.report.tables import default_selection_dir
 
 log = logging.getLogger(__name__)
 
@@ -35,36 +34,6 @@ PARTIAL_NOTE = "{} = partial average (some benchmarks missing)"
 # Robustness sweeps of the static setting: merge/sweep/<method>/<variant> (the workflow's
 # layout) or merge/static/<method>/<variant>; variant = seed<N> | density<D>.
 _SWEEP_RE = re.compile(r"merge/(static|sweep|continual)/([^/]+)/(seed|density)([0-9.eE+-]+)")
-
-
-def _plt() -> Any:
-    import matplotlib
-
-    matplotlib.use("Agg")  # files only; never needs a display
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _save(fig: Any, stem: Path) -> list[Path]:
-    """<stem>.png and <stem>.pdf, atomically; the PDF has no timestamp (reruns are identical)."""
-    paths = []
-    for fmt, extra in (("png", {"dpi": 150}), ("pdf", {"metadata": {"CreationDate": None}})):
-        path = stem.with_name(f"{stem.name}.{fmt}")
-        with atomic_file(path, "wb") as handle:
-            fig.savefig(handle, format=fmt, bbox_inches="tight", **extra)
-        paths.append(path)
-    _plt().close(fig)
-    return paths
-
-
-def _no_data(stem: Path, title: str, message: str = "no data yet") -> list[Path]:
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    ax.set_title(title)
-    ax.text(0.5, 0.5, message, ha="center", va="center", fontsize=12, color="#666666", wrap=True)
-    ax.set_axis_off()
-    return _save(fig, stem)
 
 
 def _f(summary: Summary | None, column: str) -> float | None:
@@ -140,8 +109,8 @@ def tradeoff_figure(
         if deltas:
             rows.append((GROUP_LABELS.get(group, group), deltas))
     if not rows:
-        return _no_data(stem, title, "no data yet (needs base and group-model scores)")
-    plt = _plt()
+        return no_data(stem, title, "no data yet (needs base and group-model scores)")
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(max(6.5, 1.5 * len(rows) + 2), 4.2))
     width = 0.8 / len(DIMENSIONS)
     any_partial = False
@@ -184,7 +153,7 @@ def tradeoff_figure(
     )
     ax.legend(title="dimension", fontsize=8)
     ax.grid(axis="y", alpha=0.3)
-    return _save(fig, stem)
+    return save(fig, stem)
 
 
 # --- Fig. 3 / Fig. 4: seed robustness and density sensitivity ---------------------------------
@@ -216,11 +185,11 @@ def seeds_figure(summaries: Mapping[str, Summary], stem: Path) -> list[Path]:
     if "r_tsvm" not in series and rtsvm is not None and series:
         series["r_tsvm"] = [(0.0, rtsvm)]  # deterministic: one point, no spread
     if not series:
-        return _no_data(
+        return no_data(
             stem, title, "no data yet (no seed-sweep scores, merge/sweep/<method>/seed<N>)"
         )
     base = _f(summaries.get("base"), AVG)
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(max(6, 1.3 * len(series) + 2), 4.2))
     if base is not None:
         ax.axhline(base, color="grey", linestyle=":", linewidth=1, label="base")
@@ -250,17 +219,17 @@ def seeds_figure(summaries: Mapping[str, Summary], stem: Path) -> list[Path]:
     ax.set_title(f"{title}\n{note}", fontsize=10)
     ax.margins(y=0.25)
     ax.grid(axis="y", alpha=0.3)
-    return _save(fig, stem)
+    return save(fig, stem)
 
 
 def density_figure(summaries: Mapping[str, Summary], stem: Path) -> list[Path]:
     title = "Density sensitivity (static setting): AVG against density"
     series = sweep_points(summaries, "density")
     if not series:
-        return _no_data(
+        return no_data(
             stem, title, "no data yet (no density-sweep scores, merge/sweep/<method>/density<D>)"
         )
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.5, 4.2))
     for method, points in series.items():
         ax.plot(*zip(*points, strict=True), marker="o", label=method_label(method))
@@ -274,7 +243,7 @@ def density_figure(summaries: Mapping[str, Summary], stem: Path) -> list[Path]:
     ax.set_title(title, fontsize=10)
     ax.legend(fontsize=8, title="method")
     ax.grid(alpha=0.3)
-    return _save(fig, stem)
+    return save(fig, stem)
 
 
 # --- Pareto view ------------------------------------------------------------------------------
@@ -313,8 +282,8 @@ def pareto_figure(
         for plane in planes
     }
     if not any(data.values()):
-        return _no_data(stem, title, "no data yet (needs helpful and honest/harmless scores)")
-    plt = _plt()
+        return no_data(stem, title, "no data yet (needs helpful and honest/harmless scores)")
+    plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(12, 5))
     any_partial = any_bars = False
     for ax, plane in zip(axes, planes, strict=True):
@@ -372,59 +341,7 @@ def pareto_figure(
         title += f"; error bars: {100 * (1 - stats.alpha):g}% bootstrap intervals"  # type: ignore[union-attr]
     fig.suptitle(title + ("\n" + PARTIAL_NOTE.format("hollow") if any_partial else ""), fontsize=11)
     fig.tight_layout()
-    return _save(fig, stem)
-
-
-# --- merge diagnostics ------------------------------------------------------------------------
-
-DIAG_PANELS = (
-    ("sign_conflict", "sign-conflict rate (TIES)", None),
-    ("tsvm_interference", "TSVM interference ‖(UᵀU−I)Σ(VᵀV−I)‖₁", None),
-    ("sparsity", "sparsity Ω (|δ| < 0.1·mean|δ|)", "sparsity_per_task"),
-    ("kurtosis", "excess kurtosis of δ (tail heaviness)", "kurtosis_per_task"),
-)
-
-
-def diagnostics_figure(diag: Mapping[str, Any], stem: Path, setting: str) -> list[Path]:
-    title = f"Merge diagnostics per layer ({setting} setting)"
-    layers = diag.get("layers") or []
-    if not layers:
-        return _no_data(stem, title, "no data yet (no per-layer tensors diagnosed)")
-    plt = _plt()
-    from matplotlib.ticker import MaxNLocator
-
-    xs = [entry["layer"] for entry in layers]
-    tasks = diag.get("tasks") or []
-    fig, axes = plt.subplots(2, 2, figsize=(11, 7), sharex=True)
-    for ax, (key, label, per_task) in zip(axes.flat, DIAG_PANELS, strict=True):
-        ys = [entry.get(key) for entry in layers]
-        if per_task:
-            for t, name in enumerate(tasks):
-                values = [(entry.get(per_task) or [None] * len(tasks))[t] for entry in layers]
-                pts = [(x, v) for x, v in zip(xs, values, strict=True) if v is not None]
-                if pts:
-                    ax.plot(*zip(*pts, strict=True), alpha=0.6, linewidth=1, label=name)
-        pts = [(x, y) for x, y in zip(xs, ys, strict=True) if y is not None]
-        if pts:
-            ax.plot(*zip(*pts, strict=True), color="black", marker="o", ms=3, label="mean")
-        else:
-            ax.text(0.5, 0.5, "not computed", ha="center", va="center", transform=ax.transAxes)
-        ax.set_title(label, fontsize=10)
-        ax.set_ylabel(label.split(" (")[0].split(" ‖")[0])
-        ax.grid(alpha=0.3)
-        if per_task and tasks:
-            ax.legend(fontsize=6, title="task vector", title_fontsize=7)
-    for ax in axes[-1]:
-        ax.set_xlabel("transformer layer")
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    recipe = Path(str(diag.get("recipe", ""))).name
-    fig.suptitle(
-        f"{title}: {len(tasks)} task vectors δ_i = θ_i − θ_base"
-        + (f" (recipe {recipe})" if recipe else ""),
-        fontsize=11,
-    )
-    fig.tight_layout()
-    return _save(fig, stem)
+    return save(fig, stem)
 
 
 # --- entry points -----------------------------------------------------------------------------
@@ -452,12 +369,3 @@ def write_figures(
     paths += density_figure(summaries, fig_dir / "density")
     paths += pareto_figure(summaries, fig_dir / "pareto", stats)
     return paths
-
-
-def write_diagnostics_figure(diag_json: Path, fig_dir: Path) -> list[Path]:
-    """<fig_dir>/diagnostics_<setting>.{png,pdf}, setting = the JSON's file stem."""
-    setting = diag_json.stem
-    stem = fig_dir / f"diagnostics_{setting}"
-    if not diag_json.is_file():
-        return _no_data(stem, f"Merge diagnostics per layer ({setting} setting)")
-    return diagnostics_figure(read_json(diag_json), stem, setting)
