@@ -91,7 +91,7 @@ def add_diagnose_args(p: argparse.ArgumentParser) -> None:
 
 
 def run_diagnose(args: argparse.Namespace) -> None:
-    from mixmerge.report.diagnostics import diagnose
+    from mixmerge.merge.diagnostics import diagnose
 
     result = diagnose(args.recipe, args.out, device=args.device, interference=args.interference)
     overall = result["overall"]

@@ -17,7 +17,8 @@ Per tensor, and aggregated per transformer layer:
 
 Only the recipe's `base_model` and `models` matter (any method's recipe over the same models
 gives the same diagnostics). The SVDs cost about what a TSVM merge costs; `device="cuda"` helps,
-`interference=False` skips them.
+`interference=False` skips them. `mixmerge diagnose` writes the JSON; the report stage only reads
+it (`mixmerge report diagnostics` draws it).
 """
 
 from __future__ import annotations

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import torch
-from report_helpers import tiny_models
+import yaml
 
 from mixmerge.io import read_json
-from mixmerge.report.diagnostics import (
+from mixmerge.merge.diagnostics import (
     diagnose,
     diagnose_tensor,
     excess_kurtosis,
@@ -59,20 +60,33 @@ def test_sparsity_and_kurtosis() -> None:
     assert excess_kurtosis(torch.ones(10)) is None
 
 
-def test_diagnose_recipe(tmp_path: Path) -> None:
-    recipe = tiny_models(tmp_path, n_tasks=3, layers=2)
+def test_diagnose_recipe(
+    base_dir: Path, make_finetune: Callable[..., Path], tmp_path: Path
+) -> None:
+    fts = [make_finetune(1), make_finetune(2), make_finetune(3, shards=2)]
+    recipe = tmp_path / "ties.yaml"
+    recipe.write_text(
+        yaml.safe_dump(
+            {
+                "merge_method": "ties",
+                "base_model": str(base_dir),
+                "models": [{"model": str(m), "parameters": {"weight": 1.0}} for m in fts],
+            }
+        )
+    )
     out = tmp_path / "diag.json"
     result = diagnose(recipe, out)
     assert read_json(out) == result
-    assert result["tasks"] == ["dpo/task0", "dpo/task1", "dpo/task2"]
+    assert result["tasks"] == [str(m) for m in fts]  # outside results/<run>/models/: the paths
     assert [layer["layer"] for layer in result["layers"]] == [0, 1]
     layer = result["layers"][0]
-    assert layer["n_tensors"] == 2 and layer["numel"] == 12 * 8 + 8
+    # 7 projections of a hidden-16 / intermediate-32 / 1-kv-head Llama layer and 2 norms
+    assert layer["n_tensors"] == 9 and layer["numel"] == 2 * 256 + 2 * 128 + 3 * 512 + 2 * 16
     assert 0.5 < layer["sign_conflict"] < 1.0  # 3 random deltas: P(mixed signs) = 3/4
     assert layer["tsvm_interference"] > 0 and len(layer["sparsity_per_task"]) == 3
-    assert result["non_layer"]["n_tensors"] == 1  # the embedding
-    q = next(t for t in result["tensors"] if t["tensor"].endswith("q_proj.weight"))
-    assert q["svd_k"] == 8 // 3
+    assert result["non_layer"]["n_tensors"] == 3  # embeddings, final norm, lm_head
+    q = next(t for t in result["tensors"] if t["tensor"].endswith("0.self_attn.q_proj.weight"))
+    assert q["svd_k"] == 16 // 3
 
 
 def test_task_name_and_bad_recipes(tmp_path: Path) -> None:
