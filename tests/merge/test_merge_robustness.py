@@ -11,7 +11,7 @@ import torch
 from merge_helpers import read_state, write_model
 
 from mixmerge.merge import METHOD_NAMES, MergeError, run_merge
-from mixmerge.merge import engine as engine_mod
+from mixmerge.merge import execute as execute_mod
 from mixmerge.merge.registry import METHODS
 
 # Every registered method, so a new one gets these checks without being listed here.
@@ -97,7 +97,7 @@ def test_chunk_boundaries_do_not_matter(
         for e in r["models"]:
             e["parameters"]["density"] = 1.0  # elementwise: sign election only
     run_merge(r, tmp_path / "a", progress=False)
-    monkeypatch.setattr(engine_mod, "CHUNK_CPU", 7)
+    monkeypatch.setattr(execute_mod, "CHUNK_CPU", 7)
     run_merge(r, tmp_path / "b", progress=False)
     assert digest(tmp_path / "a") == digest(tmp_path / "b")
 
@@ -111,7 +111,7 @@ def test_worker_count_does_not_matter(
     r = recipe(method, base, fts)
     for e in r["models"]:
         e["parameters"].pop("density", None)  # elementwise
-    monkeypatch.setattr(engine_mod, "CHUNK_CPU", 5)
+    monkeypatch.setattr(execute_mod, "CHUNK_CPU", 5)
     threads = torch.get_num_threads()
     try:
         for out, n in (("one", 1), ("three", 3)):
@@ -241,7 +241,7 @@ def test_nan_in_streamed_chunk_names_tensor_and_model(
     st = read_state(fts[1])
     st["lm_head.weight"][40, 3] = float("nan")  # in the last chunk of 7 elements
     bad = write_model(tmp_path / "bad", st)
-    monkeypatch.setattr(engine_mod, "CHUNK_CPU", 7)
+    monkeypatch.setattr(execute_mod, "CHUNK_CPU", 7)
     fails(recipe("task_arithmetic", base, [fts[0], bad]), tmp_path,
           r"non-finite values \(NaN/Inf\) in tensor lm_head\.weight of model .*bad")  # fmt: skip
 

@@ -1,0 +1,275 @@
+"""Running a planned merge: each tensor in turn, merged and written to the shard writer.
+
+Inputs are memory-mapped and each tensor's pages are released once it is merged. Elementwise
+merges (linear, task arithmetic, TIES/DARE/... without sparsification) stream every tensor in
+cache-sized chunks, converting from the mapped bytes as they go, so they need no full-size
+buffers at all; other methods get whole tensors, for a peak of about (inputs + 1) × the largest
+tensor in the compute dtype plus the method's own scratch. Compute-time failures (NaN/Inf)
+raise MergeError naming the tensor and, where one caused it, the model.
+"""
+
+from __future__ import annotations
+
+import collections
+import concurrent.futures
+import contextlib
+import ctypes
+import os
+from collections.abc import Callable, Iterator
+
+import torch
+from tqdm.auto import tqdm
+
+from mixmerge.merge.base import TensorContext
+from mixmerge.merge.errors import MergeError
+from mixmerge.merge.modelio import ModelFiles, ShardWriter
+from mixmerge.merge.plan import MergeJob, TensorPlan
+from mixmerge.merge.recipe import dtype_name
+
+# Elements per chunk when streaming elementwise merges and converting outputs: small enough
+# for the CPU caches (1 MiB of float32), large enough to amortise per-chunk Python overhead.
+CHUNK_CPU = 1 << 18
+CHUNK_CUDA = 1 << 24
+
+
+def all_finite(t: torch.Tensor) -> bool:
+    """NaN/Inf check without a full-size boolean temporary.
+
+    Any NaN/Inf entry makes the sum non-finite; only a finite tensor whose sum overflows
+    (e.g. fp16 weights summed) needs the exact elementwise check.
+    """
+    if t.numel() == 0:
+        return True
+    acc = torch.float64 if t.dtype == torch.float64 else torch.float32
+    if bool(torch.isfinite(torch.sum(t, dtype=acc))):
+        return True
+    return bool(torch.isfinite(t).all())
+
+
+def _convert(
+    stored: torch.Tensor,
+    dev: torch.device,
+    dtype: torch.dtype,
+    name: str,
+    label: str,
+    check: bool = True,
+) -> torch.Tensor:
+    """Stored (read-only, mapped) tensor -> a fresh, writable one in the compute dtype/device,
+    checked for NaN/Inf (on the stored values, or on the converted ones when that is exact)."""
+    widening = not check or (
+        stored.dtype.is_floating_point
+        and (dtype == torch.float64 or (dtype == torch.float32 and stored.dtype != torch.float64))
+    )
+    if not widening and not all_finite(stored):
+        raise MergeError(f"non-finite values (NaN/Inf) in tensor {name} of model {label}")
+    t = stored.to(device=dev, dtype=dtype)
+    if t.data_ptr() == stored.data_ptr():  # no conversion happened: never touch the mapping
+        t = t.clone()
+    if check and widening and not all_finite(t):
+        raise MergeError(f"non-finite values (NaN/Inf) in tensor {name} of model {label}")
+    return t
+
+
+def _context(
+    job: MergeJob,
+    plan: TensorPlan,
+    part: Callable[[ModelFiles], torch.Tensor],
+    release: bool = False,
+    check: bool = True,
+) -> TensorContext:
+    """The method's view of one tensor (or one chunk of it): each distinct model converted
+    once, so inputs that are the same model share one tensor object (see ctx.mutable).
+    `release` unmaps each stored tensor as soon as it is converted; `check=False` skips the
+    NaN/Inf check of the inputs (the streamed path checks its output instead)."""
+    cache: dict[int, torch.Tensor] = {}
+    dtype = job.recipe.dtype
+
+    def load(reader: ModelFiles) -> torch.Tensor:
+        if id(reader) not in cache:
+            cache[id(reader)] = _convert(
+                part(reader), job.device, dtype, plan.name, reader.label, check
+            )
+            if release:
+                reader.release(plan.name)
+        return cache[id(reader)]
+
+    return TensorContext(
+        name=plan.name,
+        tensors=[load(r) for _, r in job.inputs],
+        model_params=plan.model_params,
+        params=plan.params,
+        base=load(job.base) if job.base is not None else None,
+        model_indices=[e.index for e, _ in job.inputs],
+        model_labels=[e.label for e, _ in job.inputs],
+        seed=job.seed,
+        device=job.device,
+        dtype=dtype,
+    )
+
+
+def _write_checked(
+    writer: ShardWriter, name: str, part: torch.Tensor, out_dtype: torch.dtype
+) -> None:
+    out = part.to(device="cpu", dtype=out_dtype)
+    if not all_finite(out):
+        raise MergeError(
+            f"merged tensor {name} has non-finite values (NaN/Inf) in {dtype_name(out_dtype)}"
+        )
+    writer.write(out)
+
+
+def _merge_whole(job: MergeJob, plan: TensorPlan, writer: ShardWriter, chunk: int) -> None:
+    """Whole tensors in, whole result out; converted and written chunk by chunk."""
+    method = job.recipe.method
+    ctx = _context(job, plan, lambda r: r.view(plan.name), True)
+    result = method.merge(ctx)
+    del ctx
+    if tuple(result.shape) != job.ref.shape(plan.name):
+        raise MergeError(
+            f"{method.name} produced shape {list(result.shape)} for tensor {plan.name}, "
+            f"expected {list(job.ref.shape(plan.name))}"
+        )
+    flat = result.reshape(-1)
+    writer.begin(plan.name)
+    for s in range(0, flat.numel(), chunk):
+        _write_checked(writer, plan.name, flat[s : s + chunk], job.out_dtype)
+    writer.end()
+
+
+_MALLOC_TUNED = False
+
+
+def tune_malloc() -> None:
+    """Keep chunk-sized blocks in glibc's heap (once per process).
+
+    By default glibc serves blocks over 128 KiB–32 MiB with fresh mmaps and trims the heap
+    top after frees, so every chunk's temporaries are new pages to fault in and zero: that
+    page-fault churn, not the arithmetic, dominated streamed merges (≈5× slower). A fixed
+    32 MiB mmap threshold and 128 MiB trim threshold keep freed chunks for reuse; blocks over
+    32 MiB (whole large tensors) are still mapped and returned to the OS on free, so peak RSS
+    grows by at most the trim threshold. Not glibc (or MIXMERGE_NO_MALLOPT=1): no-op.
+    """
+    global _MALLOC_TUNED
+    if _MALLOC_TUNED or os.environ.get("MIXMERGE_NO_MALLOPT"):
+        return
+    _MALLOC_TUNED = True
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(-3, 32 << 20)  # M_MMAP_THRESHOLD
+        libc.mallopt(-1, 128 << 20)  # M_TRIM_THRESHOLD
+    except (OSError, AttributeError):
+        pass
+
+
+@contextlib.contextmanager
+def _intra_op_threads(n: int) -> Iterator[None]:
+    old = torch.get_num_threads()
+    if old == n:
+        yield
+        return
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
+
+
+def _merge_streamed(
+    job: MergeJob,
+    plan: TensorPlan,
+    writer: ShardWriter,
+    chunk: int,
+    pool: concurrent.futures.ThreadPoolExecutor | None = None,
+    workers: int = 1,
+) -> None:
+    """Elementwise method: merge() runs on 1-D chunks taken straight from the mapped inputs.
+
+    Chunk-sized ops gain nothing from intra-op threads (on a busy machine they lose a lot to
+    thread hand-offs), so each op runs on one thread and `pool` computes several chunks at
+    once instead (torch releases the GIL); chunks are written in order, so the output does
+    not depend on the number of workers.
+    """
+    method, dev, out_dtype = job.recipe.method, job.device, job.out_dtype
+    n = 1
+    for d in job.ref.shape(plan.name):
+        n *= d
+    readers = job.readers
+    flat = {id(r): r.view(plan.name).reshape(-1) for r in readers}  # made here: not thread-safe
+
+    def part(r: ModelFiles, s: int, e: int) -> torch.Tensor:
+        return flat[id(r)][s:e]
+
+    def work(s: int, e: int) -> torch.Tensor:
+        ctx = _context(job, plan, lambda r: part(r, s, e), check=False)
+        result = method.merge(ctx)
+        if tuple(result.shape) != (e - s,):
+            raise MergeError(
+                f"{method.name} produced shape {list(result.shape)} for a chunk of "
+                f"tensor {plan.name}, expected [{e - s}]"
+            )
+        out = result.to(device="cpu", dtype=out_dtype)
+        if not all_finite(out):  # find the input that caused it, if one did
+            for r in readers:
+                if not all_finite(part(r, s, e)):
+                    raise MergeError(
+                        f"non-finite values (NaN/Inf) in tensor {plan.name} of model {r.label}"
+                    )
+            raise MergeError(
+                f"merged tensor {plan.name} has non-finite values (NaN/Inf) in "
+                f"{dtype_name(out_dtype)}"
+            )
+        return out
+
+    window = 2 * workers if pool is not None else 1
+    pending: collections.deque = collections.deque()
+    done = 0
+
+    def write_next() -> None:
+        nonlocal done
+        e, fut = pending.popleft()
+        writer.write(fut.result() if pool is not None else fut)
+        done += 1
+        if done % 64 == 0:  # unmap what is written, so a huge tensor never piles up
+            for r in readers:
+                r.release(plan.name, e * flat[id(r)].element_size())
+
+    writer.begin(plan.name)
+    with _intra_op_threads(1 if dev.type == "cpu" else torch.get_num_threads()):
+        for s in range(0, n, chunk):
+            e = min(n, s + chunk)
+            pending.append((e, pool.submit(work, s, e) if pool is not None else work(s, e)))
+            while len(pending) >= window:
+                write_next()
+        while pending:
+            write_next()
+    writer.end()
+
+
+def merge_tensors(job: MergeJob, writer: ShardWriter, progress: bool = True) -> None:
+    """Merge (or copy) every planned tensor, in plan order, into `writer`.
+
+    The next tensor's pages are read ahead while one is merged (it matters on a cold cache),
+    and each tensor's pages are released once it is written.
+    """
+    dev, ref, plans = job.device, job.ref, job.tensors
+    chunk = CHUNK_CUDA if dev.type == "cuda" else CHUNK_CPU
+    # Workers for streamed (elementwise) tensors: one per intra-op thread torch would use.
+    workers = torch.get_num_threads() if dev.type == "cpu" else 1
+    distinct = job.readers
+    with concurrent.futures.ThreadPoolExecutor(workers) as pool:
+        bar = tqdm(
+            plans, desc=f"merge:{job.recipe.method.name}", unit="tensor", disable=not progress
+        )
+        for i, plan in enumerate(bar):
+            if i + 1 < len(plans):
+                for r in distinct if plans[i + 1].is_float else [ref]:
+                    r.willneed(plans[i + 1].name)
+            if not plan.is_float:
+                writer.add(plan.name, ref.get(plan.name))
+            elif plan.elementwise:
+                _merge_streamed(job, plan, writer, chunk, pool if workers > 1 else None, workers)
+            else:
+                _merge_whole(job, plan, writer, chunk)
+            for r in distinct:
+                r.release(plan.name)
+        bar.close()

@@ -1,0 +1,123 @@
+"""The plan of one merge, from metadata and parameters only: no tensor is read.
+
+Planning opens every input (one reader per distinct directory), checks that each model has
+every tensor of the reference model (the base, else the first model) with the same shape,
+resolves and validates each tensor's parameters, and decides per tensor whether it streams
+(elementwise) or needs whole tensors. Every bad input is found here, before the output
+directory is created.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from mixmerge.merge.errors import MergeError
+from mixmerge.merge.modelio import FLOAT_DTYPES, ModelFiles
+from mixmerge.merge.recipe import ModelEntry, Recipe, gradient_t, resolve_global, resolve_model
+
+
+@dataclass
+class TensorPlan:
+    """One output tensor: a float one is merged with these resolved parameters, any other
+    (integer buffers etc.) is copied from the reference model."""
+
+    name: str
+    is_float: bool
+    params: dict[str, Any]
+    model_params: list[dict[str, Any]]
+    elementwise: bool = False
+
+
+@dataclass
+class MergeJob:
+    """One planned merge: the open inputs and a plan per tensor, in the reference's order.
+
+    `inputs` are the method's inputs, in recipe order: a listed model that is the base is left
+    out for methods that need a base (its task vector is zero; MergeKit skips it too).
+    """
+
+    recipe: Recipe
+    ref: ModelFiles
+    base: ModelFiles | None
+    inputs: list[tuple[ModelEntry, ModelFiles]]
+    tensors: list[TensorPlan]
+    out_dtype: torch.dtype
+    device: torch.device
+    seed: int
+
+    @property
+    def readers(self) -> list[ModelFiles]:
+        """Each distinct reader the method reads (inputs, then the base), once."""
+        listed = [*(r for _, r in self.inputs), self.base]
+        return list({id(r): r for r in listed if r is not None}.values())
+
+
+def open_models(recipe: Recipe, stack: contextlib.ExitStack) -> dict[Path, ModelFiles]:
+    """One reader per distinct directory (a model listed twice is opened once)."""
+    readers: dict[Path, ModelFiles] = {}
+    refs = [(e.label, e.path) for e in recipe.models]
+    if recipe.base_path is not None:
+        refs.insert(0, (recipe.base_label or "", recipe.base_path))
+    for label, path in refs:
+        key = path.resolve()
+        if key not in readers:
+            readers[key] = ModelFiles(label, path)
+            readers[key].open(stack)
+    return readers
+
+
+def plan_tensors(
+    recipe: Recipe, ref: ModelFiles, inputs: list[tuple[ModelEntry, ModelFiles]]
+) -> list[TensorPlan]:
+    """A checked plan per tensor of `ref`; raises MergeError on the first bad input."""
+    method = recipe.method
+    num_layers = int(ref.config.get("num_hidden_layers") or 1)
+    plans = []
+    for name in ref.names:
+        shape = ref.shape(name)
+        is_float = ref.st_dtype(name) in FLOAT_DTYPES
+        for entry, reader in inputs:
+            if not reader.has(name):
+                raise MergeError(f"tensor {name} missing from model {entry.label}")
+            other = reader.shape(name)
+            if other != shape:
+                raise MergeError(
+                    f"shape mismatch for tensor {name}: model {entry.label} has {list(other)}, "
+                    f"{ref.label} has {list(shape)}"
+                )
+        if not is_float:  # integer buffers etc. are copied from the reference model
+            plans.append(TensorPlan(name, False, {}, []))
+            continue
+        t = gradient_t(name, num_layers)
+        params = {p.name: resolve_global(recipe, p, name, t) for p in method.global_params}
+        mparams = [
+            {p.name: resolve_model(recipe, e, p, name, t) for p in method.model_params}
+            for e, _ in inputs
+        ]
+        method.validate(name, params, mparams, [e.label for e, _ in inputs])
+        plans.append(TensorPlan(name, True, params, mparams, method.elementwise(params, mparams)))
+    return plans
+
+
+def plan_merge(
+    recipe: Recipe, stack: contextlib.ExitStack, device: torch.device, seed: int
+) -> MergeJob:
+    """Open the recipe's models (closed with `stack`) and plan every tensor."""
+    readers = open_models(recipe, stack)
+    ref_path = recipe.base_path if recipe.base_path is not None else recipe.models[0].path
+    ref = readers[ref_path.resolve()]
+    base = readers[recipe.base_path.resolve()] if recipe.base_path is not None else None
+    skip_base = recipe.method.needs_base and base is not None
+    inputs = [
+        (e, readers[e.path.resolve()])
+        for e in recipe.models
+        if not (skip_base and readers[e.path.resolve()] is base)
+    ]
+    tensors = plan_tensors(recipe, ref, inputs)
+    out_dtype = recipe.out_dtype or ref.float_dtype() or recipe.dtype
+    return MergeJob(recipe, ref, base, inputs, tensors, out_dtype, device, seed)
