@@ -209,15 +209,24 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
 
 
 def cmd_report(args: argparse.Namespace) -> None:
-    from mixmerge.report.cli import run_report
+    from mixmerge.report.commands import run
 
-    run_report(args)
+    run(args)
 
 
 def cmd_diagnose(args: argparse.Namespace) -> None:
-    from mixmerge.report.cli import run_diagnose
+    from mixmerge.merge.diagnostics import diagnose
 
-    run_diagnose(args)
+    result = diagnose(args.recipe, args.out, device=args.device, interference=args.interference)
+    overall = result["overall"]
+    shown = {k: overall[k] for k in ("sign_conflict", "sparsity", "kurtosis")}
+    log.info(
+        "%s: %d tensors, %d layers; %s",
+        args.out,
+        overall["n_tensors"],
+        len(result["layers"]),
+        ", ".join(f"{k} {'n/a' if v is None else f'{v:.4g}'}" for k, v in shown.items()),
+    )
 
 
 def cmd_unlock(args: argparse.Namespace) -> None:
@@ -344,15 +353,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="scores directory (<benchmark>.json)")
     p.set_defaults(func=cmd_evaluate)
 
-    from mixmerge.report.cli import add_diagnose_args, add_report_args
-
-    p = sub.add_parser("report", help="write the 3H tables and figures from a scores directory")
-    add_report_args(p)
-    p.set_defaults(func=cmd_report)
-
     p = sub.add_parser("diagnose", help="per-layer task-vector diagnostics of a merge recipe")
-    add_diagnose_args(p)
+    p.add_argument("recipe", help="merge recipe (MergeKit YAML with base_model and models)")
+    p.add_argument("out", help="diagnostics JSON (`mixmerge report diagnostics` draws it)")
+    p.add_argument("--device", default="cpu", help="torch device for the SVDs (e.g. cuda)")
+    p.add_argument(
+        "--no-interference",
+        dest="interference",
+        action="store_false",
+        help="skip the TSVM interference (the per-task SVDs, the costly part)",
+    )
     p.set_defaults(func=cmd_diagnose)
+
+    from mixmerge.report.commands import add_report_parser  # the report stage owns its options
+
+    add_report_parser(sub).set_defaults(func=cmd_report)
     return parser
 
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from report_helpers import tiny_models
 
-from mixmerge.report.cli import build_parser
+from mixmerge.cli import build_parser
 from mixmerge.report.diagnostics_figure import write_diagnostics_figure
 from mixmerge.report.figures import (
     FIGURES,
@@ -46,15 +47,43 @@ def test_diagnostics_figure_via_cli(tmp_path: Path) -> None:
     parser = build_parser()
     args = parser.parse_args(["diagnose", str(recipe), str(out)])
     args.func(args)
-    args = parser.parse_args(
-        ["report", "--diagnostics", str(out), "--figures", str(tmp_path / "f")]
-    )
-    _check(args.func(args), ["diagnostics_static"])
+    args = parser.parse_args(["report", "diagnostics", str(out), "--out", str(tmp_path / "f")])
+    args.func(args)
+    _check(sorted((tmp_path / "f").iterdir()), ["diagnostics_static"])
     # a missing diagnostics file gives a placeholder, not a crash
     _check(
         write_diagnostics_figure(tmp_path / "continual.json", tmp_path / "g"),
         ["diagnostics_continual"],
     )
+
+
+def test_diagnostics_figure_rejects_other_json(tmp_path: Path) -> None:
+    bad = tmp_path / "static.json"
+    bad.write_text('{"layers": [{"sign_conflict": 0.5}]}')
+    with pytest.raises(ValueError, match="not a diagnostics file"):
+        write_diagnostics_figure(bad, tmp_path / "f")
+
+
+def test_report_subverbs_parse_only_their_options() -> None:
+    parser = build_parser()
+    args = parser.parse_args(["report", "tables", "--scores", "s", "--out", "t", "--seed", "3"])
+    assert (args.report_verb, args.scores, args.out, args.seed, args.bootstrap) == (
+        "tables",
+        "s",
+        "t",
+        3,
+        None,  # left out: write_tables' default (config report.bootstrap's)
+    )
+    args = parser.parse_args(["report", "config-page", "--config", "c.yaml", "--out", "c.html"])
+    assert (args.config, args.out) == ("c.yaml", "c.html")
+    for argv in (
+        ["report"],  # a subverb is required
+        ["report", "diagnostics", "d.json", "--out", "f", "--scores", "s"],
+        ["report", "config-page", "--config", "c.yaml", "--bootstrap", "10", "--out", "c"],
+        ["report", "figures", "--out", "f"],  # --scores is required
+    ):
+        with pytest.raises(SystemExit):
+            parser.parse_args(argv)
 
 
 def test_pareto_front() -> None:

@@ -4,8 +4,6 @@ rule graph end up in one self-contained HTML file."""
 from __future__ import annotations
 
 import base64
-import contextlib
-import io
 import os
 import re
 import subprocess
@@ -51,31 +49,10 @@ rule all:
 """
 
 
-def _main_cli_has_report_verbs() -> bool:
-    from mixmerge.cli import build_parser
-
-    parser = build_parser()
-    try:
-        with contextlib.redirect_stderr(io.StringIO()):
-            parser.parse_args(["diagnose", "recipe.yaml", "out.json"])
-            parser.parse_args(["report", "--figures", "f", "--diagnostics", "d.json"])
-    except SystemExit:
-        return False
-    return True
-
-
-def _env(workdir: Path) -> dict[str, str]:
-    path = f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"
-    if not _main_cli_has_report_verbs():
-        # Until mixmerge/cli.py wires these verbs: the same code via `python -m mixmerge.report`.
-        shim = workdir / "shim"
-        shim.mkdir()
-        (shim / "mixmerge").write_text(
-            f'#!/bin/sh\nexec "{sys.executable}" -m mixmerge.report "$@"\n'
-        )
-        (shim / "mixmerge").chmod(0o755)
-        path = f"{shim}{os.pathsep}{path}"
-    return {**os.environ, "PATH": path}
+def _env() -> dict[str, str]:
+    """The rules run the venv's own `mixmerge` entry point."""
+    assert (BIN / "mixmerge").is_file(), f"no mixmerge entry point in {BIN}: install the package"
+    return {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
 
 
 def _snakemake(workdir: Path, env: dict[str, str], *args: str) -> str:
@@ -122,7 +99,7 @@ def test_snakemake_report(tmp_path: Path) -> None:
             "PIN_SCRIPT", str(REPO / "workflow" / "profiles" / "default" / "pin-gpus.sh")
         )
     )
-    env = _env(tmp_path)
+    env = _env()
     _snakemake(tmp_path, env, "--cores", "2")
     _snakemake(tmp_path, env, "--report", "report.html")
     report = (tmp_path / "report.html").read_text()

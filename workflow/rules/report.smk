@@ -1,5 +1,6 @@
-# Report stage: the paper's 3H tables and figures, the per-layer merge diagnostics, and the
-# Snakemake HTML report. Every table and figure is registered with report(...) (captions in
+# Report stage: the paper's 3H tables and figures, the per-layer merge diagnostics (computed by
+# the merge stage's diagnose verb, drawn from its JSON by the report), and the Snakemake HTML
+# report. Every table and figure is registered with report(...) (captions in
 # workflow/report/*.rst), so after a run `snakemake --report report.html` gives one
 # self-contained page with the tables, figures, the config and the rule graph.
 #
@@ -30,7 +31,7 @@ rule report_tables:
     conda:
         "../../envs/report.yaml"
     shell:
-        "mixmerge report --scores {params.scores} --selection {params.selection} "
+        "mixmerge report tables --scores {params.scores} --selection {params.selection} "
         "--bootstrap {params.bootstrap} --alpha {params.alpha} --seed {params.seed} "
         "--out {params.tables} > {log} 2>&1"
 
@@ -53,9 +54,9 @@ rule report_figures:
     conda:
         "../../envs/report.yaml"
     shell:
-        "mixmerge report --scores {params.scores} --selection {params.selection} "
+        "mixmerge report figures --scores {params.scores} --selection {params.selection} "
         "--bootstrap {params.bootstrap} --alpha {params.alpha} --seed {params.seed} "
-        "--figures {params.figures} > {log} 2>&1"
+        "--out {params.figures} > {log} 2>&1"
 
 
 rule report_diagnostics:
@@ -99,7 +100,7 @@ rule report_diagnostics_figure:
     conda:
         "../../envs/report.yaml"
     shell:
-        "mixmerge report --diagnostics {input} --figures {params.figures} > {log} 2>&1"
+        "mixmerge report diagnostics {input} --out {params.figures} > {log} 2>&1"
 
 
 # Snakemake's HTML reporter does not show the config itself: it goes in as a page of its own.
@@ -119,4 +120,4 @@ rule report_config:
     conda:
         "../../envs/report.yaml"
     shell:
-        "mixmerge report --config-page {params.config} {output} > {log} 2>&1"
+        "mixmerge report config-page --config {params.config} --out {output} > {log} 2>&1"
