@@ -1,4 +1,4 @@
-"""benchmarks/gpu_check.py, the one-run check of the GPU paths, runs end to end on CPU (two
+"""perf/gpu_check.py, the one-run check of the GPU paths, runs end to end on CPU (two
 merge methods), so it works the day a GPU machine is at hand."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ def test_gpu_check_runs_on_cpu(tmp_path: Path) -> None:
     proc = subprocess.run(
         [
             sys.executable,
-            str(REPO / "benchmarks" / "gpu_check.py"),
+            str(REPO / "perf" / "gpu_check.py"),
             "--out", str(tmp_path),
             "--device", "cpu",
             "--scale", "0.01",

@@ -1,9 +1,9 @@
 """Time, peak memory and I/O floor of mixmerge.merge on synthetic Llama-shaped checkpoints.
 
-    python benchmarks/merge_bench.py                    # base ≥ 300M params + 5 fine-tunes
-    python benchmarks/merge_bench.py --scale 0.05       # quick run on a ~20M-param model
-    python benchmarks/merge_bench.py --methods linear,ties --workdir /data/bench
-    python benchmarks/merge_bench.py --svd-shapes       # TSVM/R-TSVM on Llama-3-8B shapes
+    python perf/merge_bench.py                    # base ≥ 300M params + 5 fine-tunes
+    python perf/merge_bench.py --scale 0.05       # quick run on a ~20M-param model
+    python perf/merge_bench.py --methods linear,ties --workdir /data/bench
+    python perf/merge_bench.py --svd-shapes       # TSVM/R-TSVM on Llama-3-8B shapes
 
 Model mode writes a random bf16 "base" and T perturbed "fine-tunes" (safetensors, cached in
 --workdir and reused when the shapes match), then, each in a fresh subprocess, measures

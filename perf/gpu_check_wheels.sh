@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
-# Download the wheels benchmarks/gpu_check.py needs beyond a PyTorch + transformers image (trl,
+# Download the wheels perf/gpu_check.py needs beyond a PyTorch + transformers image (trl,
 # datasets, jsonschema and what they pull in that such images lack), for a GPU node without
 # network access. The versions are the ones installed in this checkout's .venv.
 #
-#   bash benchmarks/gpu_check_wheels.sh [DIR] [PYTHON_VERSION]      # defaults: .whl 3.12
+#   bash perf/gpu_check_wheels.sh [DIR] [PYTHON_VERSION]      # defaults: .whl 3.12
 #
 # On the node (mixmerge itself runs from src/, no install needed):
 #   python3 -m pip install -q --no-index --no-deps --target /tmp/site DIR/*.whl
-#   PYTHONPATH=/tmp/site:src python3 benchmarks/gpu_check.py --out /tmp/gpu-check
+#   PYTHONPATH=/tmp/site:src python3 perf/gpu_check.py --out /tmp/gpu-check
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DIR=${1:-.whl}

@@ -1,11 +1,11 @@
 """Check the GPU paths of mixmerge on one machine, in one short run, and print what was measured.
 
-    python benchmarks/gpu_check.py --out /tmp/gpu-check                 # device: cuda
-    python benchmarks/gpu_check.py --out /tmp/gpu-check --device cpu    # the same checks on CPU
-    python benchmarks/gpu_check.py --out DIR --only merge --methods ties,tsvm
+    python perf/gpu_check.py --out /tmp/gpu-check                 # device: cuda
+    python perf/gpu_check.py --out /tmp/gpu-check --device cpu    # the same checks on CPU
+    python perf/gpu_check.py --out DIR --only merge --methods ties,tsvm
 
 Checks, each PASS / FAIL / SKIP (with the reason) and its numbers:
-  merge        every merge method on synthetic Llama-shaped checkpoints (--scale of
+  merge        every registered merge method on synthetic Llama-shaped checkpoints (--scale of
                merge_bench's model), on --device and on CPU: the largest difference between the
                two, and whether two --device runs are bitwise equal (they must be: the random
                draws are made on CPU and the engine's reductions are ordered);
@@ -35,10 +35,6 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from merge_bench import build_models, recipe_for  # noqa: E402
 
-METHODS = [
-    "linear", "task_arithmetic", "ties", "dare_linear", "dare_ties", "della_linear", "della",
-    "breadcrumbs", "breadcrumbs_ties", "model_stock", "tsvm", "r_tsvm",
-]  # fmt: skip
 # fp32 merges on two devices differ by rounding only; relative to weights of size ~0.02
 MERGE_ATOL = 1e-5
 PROMPTS = [
@@ -204,12 +200,14 @@ CHECKS: dict[str, Callable[[argparse.Namespace, Path], dict]] = {
 
 
 def main() -> int:
+    from mixmerge.merge import METHOD_NAMES
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, required=True, help="work dir; gpu_check.json here")
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--scale", type=float, default=0.05, help="merge checkpoints' size")
     parser.add_argument("--only", help="comma-separated checks (default: all)")
-    parser.add_argument("--methods", default=",".join(METHODS), help="merge check's methods")
+    parser.add_argument("--methods", default=",".join(METHOD_NAMES), help="merge check's methods")
     args = parser.parse_args()
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         parser.error("--device cuda, but torch sees no CUDA device")
