@@ -178,8 +178,10 @@ def cmd_select(args: argparse.Namespace) -> None:
 
 def cmd_recipe(args: argparse.Namespace) -> None:
     from mixmerge.merge.from_config import write_recipe
+    from mixmerge.merge.settings import RecipeSettings
 
-    recipe = write_recipe(_config(args.config), args.method, args.setting, args.out, args.variant)
+    settings = RecipeSettings.from_config(_config(args.config))
+    recipe = write_recipe(settings, args.method, args.setting, args.out, args.variant)
     log.info(
         "recipe %s: %s over %d models", args.out, recipe["merge_method"], len(recipe["models"])
     )

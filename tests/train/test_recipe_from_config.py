@@ -9,8 +9,9 @@ import yaml
 
 from mixmerge.io import write_json
 from mixmerge.merge.from_config import write_recipe
+from mixmerge.merge.settings import MergeMethodSettings, RecipeSettings
 
-CFG = {
+CONFIG = {
     "run": "t",
     "merge": {
         "dtype": "float32",
@@ -26,6 +27,7 @@ CFG = {
         },
     },
 }
+CFG = RecipeSettings.from_config(CONFIG)
 
 
 @pytest.fixture()
@@ -67,3 +69,30 @@ def test_unknown_method_or_setting(run: Path) -> None:
     with pytest.raises(ValueError, match="unknown merge setting 'dynamic'"):
         write_recipe(CFG, "ties", "dynamic", run / "r.yaml")
     assert not (run / "r.yaml").exists()
+
+
+def test_settings_hold_the_defaults_and_read_the_config() -> None:
+    assert CFG.run_dir == Path("results/t") and CFG.dtype == "float32"
+    assert CFG.settings == {"static": ("helpfulness", "honesty"), "continual": ("honesty",)}
+    assert CFG.methods["ties"] == MergeMethodSettings(
+        merge_method="ties", model_parameters={"weight": 1.0, "density": 0.5}
+    )
+    bare = RecipeSettings.from_config(
+        {"run": "r", "merge": {"settings": {"static": ["h"]}, "methods": {"m": {"merge_method": "linear"}}}}
+    )
+    assert bare.dtype == "float32"  # merge.dtype's default
+    method = bare.methods["m"]
+    assert (method.parameters, method.model_parameters, method.weights) == ({}, {}, {})
+    assert method.dtype is None and method.out_dtype is None  # None: merge.dtype, as below
+
+
+def test_recipe_dtype_is_the_method_s_else_the_merge_s(run: Path) -> None:
+    config = {**CONFIG, "merge": {**CONFIG["merge"], "dtype": "bfloat16"}}
+    config["merge"]["methods"] = {
+        **CONFIG["merge"]["methods"],
+        "ties_fp32": {"merge_method": "ties", "dtype": "float32", "out_dtype": "bfloat16"},
+    }
+    settings = RecipeSettings.from_config(config)
+    assert write_recipe(settings, "ties", "static", run / "a.yaml")["dtype"] == "bfloat16"
+    recipe = write_recipe(settings, "ties_fp32", "static", run / "b.yaml")
+    assert (recipe["dtype"], recipe["out_dtype"]) == ("float32", "bfloat16")
