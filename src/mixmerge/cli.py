@@ -88,27 +88,15 @@ def cmd_base(args: argparse.Namespace) -> None:
 
 
 def cmd_data(args: argparse.Namespace) -> None:
-    from mixmerge.config import ConfigError, group_of
+    from mixmerge.config import group_of
     from mixmerge.data.prepare import prepare_dataset
+    from mixmerge.data.settings import DataSettings
 
     cfg = _config(args.config)
-    if args.dataset not in cfg["datasets"]:
-        raise ConfigError(
-            f"unknown dataset '{args.dataset}' (config defines: {', '.join(cfg['datasets'])})"
-        )
-    data_cfg = cfg.get("data", {})
-    ds_cfg = cfg["datasets"][args.dataset]
-    stats = prepare_dataset(
-        args.dataset,
-        ds_cfg,
-        group_of(cfg, args.dataset),
-        args.out,
-        max_chars=data_cfg.get("max_chars"),
-        max_samples=ds_cfg.get("max_samples", data_cfg.get("max_samples_per_dataset")),
-        seed=cfg.get("seed", 0),
-        on_bad_row=data_cfg.get("on_bad_row", "error"),
-        dedup=data_cfg.get("dedup", "pair"),
-    )
+    settings = DataSettings.from_config(cfg)
+    dataset = settings.dataset(args.dataset)  # an unknown name fails here, naming the known ones
+    group = group_of(cfg, args.dataset)
+    stats = prepare_dataset(args.dataset, dataset, group, args.out, settings)
     log.info(
         "%s: %d pairs from %d rows (dropped %s)",
         args.dataset,

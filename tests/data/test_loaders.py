@@ -9,6 +9,7 @@ import pytest
 
 from mixmerge.data import loaders
 from mixmerge.data.prepare import prepare_dataset
+from mixmerge.data.settings import DatasetSettings, DataSettings
 from mixmerge.io import read_json, read_jsonl, write_jsonl
 from mixmerge.tiny.datasets import TRAINING_FIXTURES, write_training_fixtures
 
@@ -69,8 +70,9 @@ def test_truthy_keeps_system_prompt() -> None:
 def test_every_fixture_dataset_loads(tmp_path: Path, name: str) -> None:
     write_training_fixtures(tmp_path, 12, seed=0)
     filename = TRAINING_FIXTURES[name][0]
-    cfg = {"loader": LOADER_OF.get(name, "lions"), "data_files": str(tmp_path / filename)}
-    stats = prepare_dataset(name, cfg, "g", tmp_path / "out" / f"{name}.jsonl", max_chars=4000)
+    cfg = DatasetSettings(loader=LOADER_OF.get(name, "lions"), data_files=str(tmp_path / filename))
+    out = tmp_path / "out" / f"{name}.jsonl"
+    stats = prepare_dataset(name, cfg, "g", out, DataSettings(max_chars=4000))
     pairs = read_jsonl(tmp_path / "out" / f"{name}.jsonl")
     assert stats["pairs"] == len(pairs) > 0
     assert read_json(tmp_path / "out" / f"{name}.stats.json") == stats
@@ -103,11 +105,10 @@ def test_cleaning_counts_each_reason(tmp_path: Path) -> None:
     write_jsonl(tmp_path / "in.jsonl", rows)
     stats = prepare_dataset(
         "t",
-        {"loader": "truthy", "data_files": str(tmp_path / "in.jsonl")},
+        DatasetSettings(loader="truthy", data_files=str(tmp_path / "in.jsonl"), max_samples=1),
         "honesty",
         tmp_path / "out.jsonl",
-        max_chars=100,
-        max_samples=1,
+        DataSettings(max_chars=100),
     )
     assert stats["dropped"] == {
         "chosen_equals_rejected": 1,
@@ -123,31 +124,32 @@ def test_cleaning_counts_each_reason(tmp_path: Path) -> None:
 def test_bad_row_names_dataset_row_and_field(tmp_path: Path) -> None:
     rows = [{"question": "q", "correct": "a", "incorrect": "b"}, {"question": "q2", "correct": "a"}]
     write_jsonl(tmp_path / "in.jsonl", rows)
-    cfg = {"loader": "grath", "data_files": str(tmp_path / "in.jsonl")}
+    cfg = DatasetSettings(loader="grath", data_files=str(tmp_path / "in.jsonl"))
     with pytest.raises(
         ValueError,
         match=r"dataset 'grath' \(loader grath\): row 1 does not fit the schema \(field 'incorrect'\)",
     ):
         prepare_dataset("grath", cfg, "honesty", tmp_path / "out.jsonl")
     assert not (tmp_path / "out.jsonl").exists()
-    stats = prepare_dataset("grath", cfg, "honesty", tmp_path / "out.jsonl", on_bad_row="skip")
+    skip = DataSettings(on_bad_row="skip")
+    stats = prepare_dataset("grath", cfg, "honesty", tmp_path / "out.jsonl", skip)
     assert stats["pairs"] == 1 and stats["dropped"] == {"bad_row": 1}
 
 
 def test_max_samples_is_a_seeded_sample(tmp_path: Path) -> None:
     rows = [{"question": f"q{i}", "correct": "a", "incorrect": "b"} for i in range(20)]
     write_jsonl(tmp_path / "in.jsonl", rows)
-    cfg = {"loader": "grath", "data_files": str(tmp_path / "in.jsonl")}
+    cfg = DatasetSettings(loader="grath", data_files=str(tmp_path / "in.jsonl"), max_samples=5)
     picks = []
     for seed in (1, 1, 2):
-        prepare_dataset("g", cfg, "h", tmp_path / "o.jsonl", max_samples=5, seed=seed)
+        prepare_dataset("g", cfg, "h", tmp_path / "o.jsonl", DataSettings(seed=seed))
         picks.append([p["prompt"][0]["content"] for p in read_jsonl(tmp_path / "o.jsonl")])
     assert picks[0] == picks[1] != picks[2] and len(picks[0]) == 5
 
 
 def test_multi_turn_lions_prompt_keeps_history(tmp_path: Path) -> None:
     write_training_fixtures(tmp_path, 4, seed=0)
-    cfg = {"loader": "lions", "data_files": str(tmp_path / "distilabel_capybara.jsonl")}
+    cfg = DatasetSettings(loader="lions", data_files=str(tmp_path / "distilabel_capybara.jsonl"))
     prepare_dataset("distilabel_capybara", cfg, "helpfulness", tmp_path / "o.jsonl")
     prompt = read_jsonl(tmp_path / "o.jsonl")[0]["prompt"]
     assert [m["role"] for m in prompt] == ["user", "assistant", "user"]
@@ -157,7 +159,7 @@ def test_missing_file_and_empty_result_are_clear(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="dataset file not found"):
         prepare_dataset(
             "t",
-            {"loader": "grath", "data_files": str(tmp_path / "nope.jsonl")},
+            DatasetSettings(loader="grath", data_files=str(tmp_path / "nope.jsonl")),
             "g",
             tmp_path / "o.jsonl",
         )
@@ -167,7 +169,7 @@ def test_missing_file_and_empty_result_are_clear(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="no usable pairs"):
         prepare_dataset(
             "t",
-            {"loader": "grath", "data_files": str(tmp_path / "same.jsonl")},
+            DatasetSettings(loader="grath", data_files=str(tmp_path / "same.jsonl")),
             "g",
             tmp_path / "o.jsonl",
         )

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
+from mixmerge.config import ConfigError
 from mixmerge.data.prepare import load_rows, prepare_dataset
+from mixmerge.data.settings import DatasetSettings, DataSettings
 from mixmerge.io import read_json, read_jsonl, write_jsonl
 
 
@@ -54,8 +57,9 @@ P1_AB, P1_AC, P1_DB, P2_XY = ("p1", "a", "b"), ("p1", "a", "c"), ("p1", "d", "b"
 def test_dedup_modes(
     tmp_path: Path, multi_pair_file: Path, dedup: str, pairs: list, dropped: dict
 ) -> None:
-    cfg = {"loader": "lions", "data_files": str(multi_pair_file)}
-    stats = prepare_dataset("pku", cfg, "helpful_harmless", tmp_path / "o.jsonl", dedup=dedup)
+    cfg = DatasetSettings(loader="lions", data_files=str(multi_pair_file))
+    settings = DataSettings(dedup=dedup)
+    stats = prepare_dataset("pku", cfg, "helpful_harmless", tmp_path / "o.jsonl", settings)
     written = read_jsonl(tmp_path / "o.jsonl")
     assert [(p["prompt"][-1]["content"], p["chosen"], p["rejected"]) for p in written] == pairs
     assert stats["dedup"] == dedup and stats["dropped"] == dropped
@@ -63,12 +67,11 @@ def test_dedup_modes(
     assert read_json(tmp_path / "o.stats.json") == stats
 
 
-def test_unknown_dedup_mode_is_clear(tmp_path: Path, multi_pair_file: Path) -> None:
-    cfg = {"loader": "lions", "data_files": str(multi_pair_file)}
+def test_unknown_dedup_mode_is_clear() -> None:
     with pytest.raises(
-        ValueError, match=r"dataset 'pku': unknown dedup mode 'exact' \(data\.dedup"
+        ConfigError, match=r"^config error: 'data.dedup': unknown mode 'exact' \(allowed: pair, "
     ):
-        prepare_dataset("pku", cfg, "g", tmp_path / "o.jsonl", dedup="exact")
+        DataSettings(dedup="exact")
 
 
 def test_empty_system_turn_is_removed_and_pair_kept(tmp_path: Path) -> None:
@@ -80,7 +83,7 @@ def test_empty_system_turn_is_removed_and_pair_kept(tmp_path: Path) -> None:
         lions_row([system(" ")], "a", "b"),  # nothing left to answer
     ]
     write_jsonl(tmp_path / "in.jsonl", rows)
-    cfg = {"loader": "lions", "data_files": str(tmp_path / "in.jsonl")}
+    cfg = DatasetSettings(loader="lions", data_files=str(tmp_path / "in.jsonl"))
     stats = prepare_dataset("distilabel_orca", cfg, "helpfulness", tmp_path / "o.jsonl")
     prompts = [p["prompt"] for p in read_jsonl(tmp_path / "o.jsonl")]
     assert prompts == [[user("q1")], [user("q2")], [system("be brief"), user("q3")]]
@@ -91,7 +94,7 @@ def test_empty_system_turn_is_removed_and_pair_kept(tmp_path: Path) -> None:
 def test_truthy_whitespace_system_is_removed(tmp_path: Path) -> None:
     rows = [{"system": " ", "prompt": "q", "chosen": "a", "rejected": "b"}]
     write_jsonl(tmp_path / "in.jsonl", rows)
-    cfg = {"loader": "truthy", "data_files": str(tmp_path / "in.jsonl")}
+    cfg = DatasetSettings(loader="truthy", data_files=str(tmp_path / "in.jsonl"))
     stats = prepare_dataset("truthy_dpo", cfg, "honesty", tmp_path / "o.jsonl")
     assert read_jsonl(tmp_path / "o.jsonl")[0]["prompt"] == [user("q")]
     assert stats["modified"] == {"empty_system_turn_removed": 1} and stats["dropped"] == {}
@@ -121,7 +124,7 @@ def write_parquet_dataset(root: Path, splits: tuple[str, ...]) -> Path:
 @pytest.mark.usefixtures("isolated_cache")
 def test_wrong_split_names_split_and_available_splits(tmp_path: Path) -> None:
     root = write_parquet_dataset(tmp_path / "GRATH", ("pretrained_gen", "selftruth_gen"))
-    cfg = {"loader": "grath", "path": str(root), "split": "train"}
+    cfg = DatasetSettings(loader="grath", path=str(root), split="train")
     where = re.escape(str(root))
     with pytest.raises(
         ValueError,
@@ -130,7 +133,7 @@ def test_wrong_split_names_split_and_available_splits(tmp_path: Path) -> None:
     ):
         prepare_dataset("grath", cfg, "honesty", tmp_path / "o.jsonl")
     stats = prepare_dataset(
-        "grath", {**cfg, "split": "pretrained_gen"}, "honesty", tmp_path / "o.jsonl"
+        "grath", replace(cfg, split="pretrained_gen"), "honesty", tmp_path / "o.jsonl"
     )
     assert stats["rows"] == stats["pairs"] == 1
 
@@ -138,14 +141,14 @@ def test_wrong_split_names_split_and_available_splits(tmp_path: Path) -> None:
 @pytest.mark.usefixtures("isolated_cache")
 def test_wrong_split_of_local_data_files_is_clear(tmp_path: Path) -> None:
     write_jsonl(tmp_path / "pre.jsonl", [GRATH_ROW])
-    cfg = {"loader": "grath", "data_files": {"pretrained_gen": str(tmp_path / "pre.jsonl")}}
+    cfg = DatasetSettings(loader="grath", data_files={"pretrained_gen": str(tmp_path / "pre.jsonl")})
     with pytest.raises(
         ValueError,
         match=r"^dataset 'grath' \(local data_files\): no split 'train'; available splits: "
         r"pretrained_gen \(set datasets\.grath\.split\)$",
     ):
         load_rows(cfg, "grath")
-    assert len(load_rows({**cfg, "split": "pretrained_gen"}, "grath")) == 1
+    assert len(load_rows(replace(cfg, split="pretrained_gen"), "grath")) == 1
 
 
 @pytest.mark.usefixtures("isolated_cache")
@@ -158,7 +161,7 @@ def test_wrong_or_missing_config_name_is_clear(tmp_path: Path) -> None:
         for c in ("llama2_7b", "zephyr_7b")
     )
     (root / "README.md").write_text(f"---\nconfigs:\n{card}---\n")  # the hub card's `configs:`
-    cfg = {"loader": "grath", "path": str(root), "name": "llama2_70b", "split": "pretrained_gen"}
+    cfg = DatasetSettings(loader="grath", path=str(root), name="llama2_70b", split="pretrained_gen")
     where = re.escape(str(root))
     with pytest.raises(
         ValueError,
@@ -168,10 +171,10 @@ def test_wrong_or_missing_config_name_is_clear(tmp_path: Path) -> None:
     ):
         load_rows(cfg, "grath")
     with pytest.raises(ValueError, match=r"a config name is needed; available configs: llama2_7b"):
-        load_rows({**cfg, "name": None}, "grath")
+        load_rows(replace(cfg, name=None), "grath")
     with pytest.raises(
         ValueError,
         match=r", config llama2_7b\): no split 'train'; available splits: pretrained_gen",
     ):
-        load_rows({**cfg, "name": "llama2_7b", "split": "train"}, "grath")
-    assert len(load_rows({**cfg, "name": "llama2_7b"}, "grath")) == 1
+        load_rows(replace(cfg, name="llama2_7b", split="train"), "grath")
+    assert len(load_rows(replace(cfg, name="llama2_7b"), "grath")) == 1

@@ -9,6 +9,7 @@ import torch
 from safetensors.torch import load_file
 
 from mixmerge.data.prepare import prepare_dataset
+from mixmerge.data.settings import DatasetSettings
 from mixmerge.io import read_json, write_jsonl
 from mixmerge.tiny.datasets import write_training_fixtures
 from mixmerge.train.dpo import (
@@ -60,13 +61,13 @@ def test_train_dpo_on_fixture_data(tmp_path: Path, tiny_model_dir: Path) -> None
     write_training_fixtures(tmp_path / "raw", 12, seed=0)
     prepare_dataset(
         "truthy_dpo",
-        {"loader": "truthy", "data_files": str(tmp_path / "raw/truthy_dpo.jsonl")},
+        DatasetSettings(loader="truthy", data_files=str(tmp_path / "raw/truthy_dpo.jsonl")),
         "honesty",
         tmp_path / "truthy.jsonl",
     )
     prepare_dataset(
         "grath",
-        {"loader": "grath", "data_files": str(tmp_path / "raw/grath.jsonl")},
+        DatasetSettings(loader="grath", data_files=str(tmp_path / "raw/grath.jsonl")),
         "honesty",
         tmp_path / "grath.jsonl",
     )
