@@ -133,7 +133,7 @@ def test_fold_system_edge_cases() -> None:
 
 
 def test_generate_chat_with_system_turn_on_mistral_template(mistral_model_dir: Path) -> None:
-    from mixmerge.evaluate.generation import generate_chat
+    from mixmerge.runtime.generation import generate_chat
 
     cfg = {"backend": "hf", "batch_size": 2, "max_new_tokens": 6, "temperature": 0.0}
     convs = [SYSTEM_CONV, [{"role": "user", "content": "Hi"}]]
@@ -147,7 +147,7 @@ def test_vllm_path_gets_folded_conversations(
     mistral_model_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """vLLM's `LLM.chat` renders the template itself: it must receive folded messages."""
-    from mixmerge.evaluate import generation
+    from mixmerge.runtime import generation
 
     seen: dict[str, list] = {}
     tok = _tokenizer(mistral_model_dir)

@@ -65,12 +65,18 @@ def test_merge_method_enum_matches_registry() -> None:
     assert set(METHOD_NAMES) <= set(enum)
 
 
-def test_benchmark_enum_matches_report_columns() -> None:
-    from mixmerge.report.tables import COLUMNS
+def test_the_catalog_names_the_benchmarks_a_config_may_set(tmp_path: Path) -> None:
+    """The schema's benchmark names are the catalog's (filled in when a config is validated)."""
+    from mixmerge.catalog import catalog
+    from mixmerge.config import ConfigError, validate
 
-    schema = yaml.safe_load((REPO / "workflow/schemas/config.schema.yaml").read_text())
-    enum = schema["properties"]["evaluate"]["properties"]["benchmarks"]["propertyNames"]["enum"]
-    assert list(enum) == list(COLUMNS)
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    for name in catalog():
+        config["evaluate"]["benchmarks"][name] = {}
+    validate(config)
+    config["evaluate"]["benchmarks"]["truthful_qa"] = {}
+    with pytest.raises(ConfigError, match="unknown name 'evaluate.benchmarks.truthful_qa'.*xstest"):
+        validate(config)
 
 
 def test_dry_run_fails_on_misspelled_key(tmp_path: Path) -> None:
@@ -95,7 +101,7 @@ def _paper() -> dict:
 
 
 def test_missing_api_keys_names_the_variable_and_its_users() -> None:
-    from mixmerge.config import missing_api_keys
+    from mixmerge.judge.settings import missing_api_keys
 
     config = _paper()
     assert missing_api_keys(config, {}) == {
@@ -117,16 +123,19 @@ def test_missing_api_keys_names_the_variable_and_its_users() -> None:
 
 
 def test_judged_benchmarks_are_the_ones_that_use_a_judge() -> None:
-    from mixmerge.config import JUDGED_BENCHMARKS
-    from mixmerge.evaluate.registry import BENCHMARKS
+    """A declaration's `judged` flag (what the key warning and fetch read) says what its runner
+    does: the runner module (and any hook) calls a judge exactly when it is set."""
+    from mixmerge.catalog import catalog
+    from mixmerge.evaluate.registry import RUNNERS
 
-    uses_judge = set()
-    for name, target in BENCHMARKS.items():
-        module = target.split(":")[0].replace(".", "/")
-        source = (REPO / "src" / f"{module}.py").read_text()
-        if "from mixmerge.judge" in source or "from mixmerge.evaluate.judged" in source:
-            uses_judge.add(name)
-    assert set(JUDGED_BENCHMARKS) == uses_judge
+    for bench in catalog().values():
+        modules = [RUNNERS[bench.runner].split(":")[0]]
+        if bench.options.get("hook"):
+            modules.append(bench.options["hook"])
+        sources = "".join(
+            (REPO / "src" / f"{m.replace('.', '/')}.py").read_text() for m in modules
+        )
+        assert ("run_judge(" in sources or "judge_rows(" in sources) == bench.judged, bench.id
 
 
 def test_dry_run_warns_about_a_missing_api_key_and_never_prints_one(tmp_path: Path) -> None:

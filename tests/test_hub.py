@@ -9,22 +9,20 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mixmerge import hub
-from mixmerge.config import JUDGED_BENCHMARKS, load
+from mixmerge import fetch, hub
+from mixmerge.catalog import catalog
+from mixmerge.config import load
 from mixmerge.fetch import check, lock_from_records
 
 REPO = Path(__file__).resolve().parents[1]
+# benchmark -> the lm-eval task YAML its declaration includes
 LM_EVAL_TASKS = {
-    "gsm8k": "gsm8k/gsm8k.yaml",
-    "arc_easy": "arc/arc_easy.yaml",
-    "arc_challenge": "arc/arc_challenge.yaml",
-    "mmlu": "mmlu/default/_default_template_yaml",
-    "math": "minerva_math/minerva_math_algebra.yaml",
+    name: b.options["include"] for name, b in catalog().items() if b.runner == "lm_eval"
 }
 
 
 def test_paper_config_artifacts_are_every_hub_read() -> None:
-    arts = {a.key: a for a in hub.config_artifacts(load(REPO / "config/paper/mistral-7b.yaml"))}
+    arts = {a.key: a for a in fetch.config_artifacts(load(REPO / "config/paper/mistral-7b.yaml"))}
     models = sorted(k for k in arts if k.startswith("model:"))
     assert models == [
         "model:OpenSafetyLab/MD-Judge-v0.1",
@@ -50,7 +48,7 @@ def test_paper_config_artifacts_are_every_hub_read() -> None:
 
 
 def test_tiny_config_reads_nothing_from_the_hub() -> None:
-    assert hub.config_artifacts(load(REPO / "config/config.yaml")) == []
+    assert fetch.config_artifacts(load(REPO / "config/config.yaml")) == []
 
 
 def test_benchmark_hub_facts_match_the_libraries() -> None:
@@ -58,8 +56,6 @@ def test_benchmark_hub_facts_match_the_libraries() -> None:
 
     from evalplus.data import humaneval, mbpp
     from evalplus.data.utils import get_dataset_metadata
-
-    from mixmerge.evaluate import or_bench, salad_bench
 
     tasks = files("lm_eval") / "tasks"
 
@@ -80,9 +76,13 @@ def test_benchmark_hub_facts_match_the_libraries() -> None:
     }
     for bench, (name, version) in versions.items():
         assert hub.EVALPLUS_URLS[bench] == get_dataset_metadata(name, version, False, False)[0]
-    assert hub.HUB_BENCHMARKS["salad_bench"] == (salad_bench.HUB_PATH, salad_bench.DEFAULT_SUBSET)
-    assert hub.HUB_BENCHMARKS["or_bench"] == (or_bench.HUB_PATH, or_bench.HUB_NAME)
-    assert set(hub.JUDGED) == set(JUDGED_BENCHMARKS)
+    # a judged benchmark's declared hub data is its runner's default source
+    for bench in catalog().values():
+        if bench.options.get("data"):
+            source = bench.options["data"]
+            (declared,) = bench.hub["datasets"]
+            assert declared["path"] == source["path"], bench.id
+            assert declared["splits"] == [source["split"]], bench.id
 
 
 def _parquet_repo(root: Path, splits: dict[str, list[dict]]) -> None:
@@ -147,7 +147,7 @@ def test_check_passes_then_names_each_problem(mirror: Path) -> None:
     lock["artifacts"]["model:org/model"]["commit"] = "c" * 40
     (mirror / "datasets/org/pairs/data/test-00000-of-00001.parquet").write_bytes(b"short")
     problems = check(_config(), mirror, None) + hub.check_mirror(
-        hub.config_artifacts(_config()), mirror, lock, subsets=False
+        fetch.config_artifacts(_config()), mirror, lock, subsets=False
     )
     assert any(
         p.startswith("incomplete: dataset org/pairs") and "test-00000-of-00001.parquet" in p
@@ -315,7 +315,7 @@ def test_pins_a_replica_stands_in_for_and_the_hint_for_a_missing_one(
     file or dataset read without a pin logs the value to pin."""
     import logging
 
-    from mixmerge.judge.data import resolve_data_file
+    from mixmerge.evaluate.data_files import resolve_data_file
 
     monkeypatch.setenv(hub.MIRROR_ENV, str(mirror))
     url = "https://example.org/files/data.json"

@@ -79,7 +79,8 @@ def test_paper_configs_pin_every_benchmark_file_judge_and_model(name: str) -> No
     `mixmerge fetch --lock`: the training sets and lm-eval's datasets (lm-eval's own task files
     name those, at no revision)."""
     from mixmerge.config import load
-    from mixmerge.hub import LM_EVAL_DATA, config_artifacts
+    from mixmerge.fetch import config_artifacts
+    from mixmerge.hub import LM_EVAL_DATA
 
     path = REPO / "config" / "paper" / f"{name}.yaml"
     assert _null_pins(yaml.safe_load(path.read_text())) == []

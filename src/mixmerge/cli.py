@@ -107,39 +107,34 @@ def cmd_data(args: argparse.Namespace) -> None:
 
 
 def cmd_mix(args: argparse.Namespace) -> None:
-    from mixmerge.mix import build_mix
+    from mixmerge.mix import MixContext, MixSettings, build_mix
 
     cfg = _config(args.config)
-    evaluate = cfg.get("evaluate", {})
+    evaluate = cfg["evaluate"]
     record = build_mix(
         args.strategy,
-        cfg.get("mixtures", {}),
+        MixSettings.from_config(cfg),
         {Path(p).stem: Path(p) for p in args.pairs},
         cfg["groups"],
         Path(args.out),
-        seed=cfg.get("seed", 0),
         ratio=args.ratio,
-        work={
-            "cache_dir": args.cache_dir,
-            "device": args.device,
-            "policy": args.policy,
-            "judge": evaluate.get("judge"),
-            "generation": evaluate.get("generation"),
-        },
+        context=MixContext(
+            cache_dir=args.cache_dir,
+            device=args.device,
+            policy=args.policy,
+            judge=evaluate.get("judge"),
+            generation=evaluate.get("generation"),
+        ),
     )
     log.info("%s mix: %d pairs -> %s", args.strategy, record["composition"]["pairs"], args.out)
 
 
 def cmd_train(args: argparse.Namespace) -> None:
     from mixmerge.train.dpo import train_dpo
+    from mixmerge.train.settings import TrainSettings
 
-    cfg = _config(args.config)
-    train_cfg = dict(cfg["train"])
-    if args.beta is not None:
-        train_cfg["beta"] = args.beta
-    if args.lr is not None:
-        train_cfg["learning_rate"] = args.lr
-    summary = train_dpo(args.model, args.data, args.out, train_cfg, seed=cfg.get("seed", 0))
+    settings = TrainSettings.from_config(_config(args.config)).with_candidate(args.beta, args.lr)
+    summary = train_dpo(args.model, args.data, args.out, settings)
     log.info(
         "trained %s: %d pairs, %d steps, loss %.4f",
         args.out,
@@ -150,7 +145,7 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 
 def cmd_select(args: argparse.Namespace) -> None:
-    from mixmerge.train.select import select_best
+    from mixmerge.selection import select_best
 
     models = Path(args.models) if args.models else None
     record = select_best(

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from mixmerge.catalog import catalog
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SCHEMA_PATH = REPO_ROOT / "workflow" / "schemas" / "config.schema.yaml"
@@ -48,6 +48,8 @@ def validate(config: dict[str, Any], schema_path: Path = SCHEMA_PATH) -> dict[st
         raise ConfigError("config must be a mapping")
     if schema_path.is_file():
         schema = yaml.safe_load(schema_path.read_text())
+        if "benchmark_id" in schema.get("$defs", {}):  # the catalog names the benchmarks
+            schema["$defs"]["benchmark_id"]["enum"] = list(catalog())
         validator = jsonschema.Draft202012Validator(schema)
         errors = list(validator.iter_errors(config))
         if errors:
@@ -97,34 +99,3 @@ def group_of(config: dict[str, Any], dataset: str) -> str:
         if dataset in names:
             return group
     raise ConfigError(f"config error: dataset '{dataset}' is in no group")
-
-
-# The benchmarks scored by a judge (evaluate.judge, overridden by the benchmark's own `judge`).
-# Kept here, not in the evaluate registry, so that loading a config imports no benchmark code;
-# tests/test_config.py checks it against the benchmark modules that use a judge.
-JUDGED_BENCHMARKS = ("mt_bench", "halueval_wild", "salad_bench", "or_bench")
-
-
-def missing_api_keys(
-    config: dict[str, Any], environ: Mapping[str, str] = os.environ
-) -> dict[str, list[str]]:
-    """API-key variables that the configured API judges read but that are unset in `environ`:
-    variable -> the config entries whose jobs will fail without it. Names only, never values.
-
-    A warning, not a config error: dry runs and the stages before evaluation need no key."""
-    evaluate = config.get("evaluate", {})
-    judges: dict[str, dict[str, Any]] = {}
-    for name, bench in (evaluate.get("benchmarks") or {}).items():
-        if name in JUDGED_BENCHMARKS:
-            judge = {**(evaluate.get("judge") or {}), **((bench or {}).get("judge") or {})}
-            judges[f"evaluate.benchmarks.{name}"] = judge
-    mixtures = config.get("mixtures") or {}
-    if "hummer" in (mixtures.get("strategies") or []):
-        hummer = mixtures.get("hummer") or {}
-        judges["mixtures.hummer"] = dict(hummer.get("judge") or evaluate.get("judge") or {})
-    missing: dict[str, list[str]] = {}
-    for where, judge in judges.items():
-        variable = judge.get("api_key_env", "OPENAI_API_KEY")
-        if judge.get("backend") == "openai" and variable and not environ.get(variable):
-            missing.setdefault(variable, []).append(where)
-    return missing

@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from mixmerge import hub
+from mixmerge.catalog import Benchmark, catalog
 from mixmerge.io import write_json
+from mixmerge.judge.settings import BACKENDS, JudgeSettings
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +38,110 @@ DUPLICATE_WEIGHTS = [
     "*.msgpack",
     "*.h5",
 ]
+
+
+# ------------------------------------------------------------------ what a config reads
+
+
+class _Collector:
+    def __init__(self) -> None:
+        self.items: dict[tuple[str, str, str | None], dict[str, Any]] = {}
+
+    def add(self, kind: str, ident: str, where: str, revision: str | None = None, **extra: Any):
+        entry = self.items.setdefault(
+            (kind, ident, revision), {"used_by": [], "subsets": [], "sha256": None}
+        )
+        if where not in entry["used_by"]:
+            entry["used_by"].append(where)
+        for subset in extra.get("subsets", ()):
+            if subset not in entry["subsets"]:
+                entry["subsets"].append(subset)
+        if extra.get("sha256"):
+            entry["sha256"] = extra["sha256"]
+
+    def model(self, spec: Mapping[str, Any] | None, where: str, key: str = "path") -> None:
+        if spec and hub.is_hub_id(spec.get(key)):
+            self.add("model", spec[key], where, spec.get("revision"))
+
+    def artifacts(self) -> list[hub.Artifact]:
+        return [
+            hub.Artifact(
+                kind,
+                ident,
+                revision,
+                sha256=entry["sha256"],
+                subsets=tuple(entry["subsets"]),
+                used_by=tuple(entry["used_by"]),
+            )
+            for (kind, ident, revision), entry in self.items.items()
+        ]
+
+
+def _benchmark_data(
+    found: _Collector, spec: Benchmark, cfg: Mapping[str, Any], where: str
+) -> None:
+    """The hub datasets and URL files one benchmark block reads (see the catalog's `hub`)."""
+    files = cfg.get("data_files")
+    if files:  # local files, or pinned URLs (MT-Bench's, HaluEval-Wild's)
+        specs = files if isinstance(files, Mapping) else {"data": files}
+        hashes = cfg.get("sha256") or {}
+        hashes = hashes if isinstance(hashes, Mapping) else {"data": hashes}
+        for part, value in specs.items():
+            if hub.is_url(value):
+                found.add("url", value, f"{where}.{part}", sha256=hashes.get(part))
+        return
+    source = spec.options.get("data")
+    if source:  # a judged benchmark's configurable hub source
+        path = cfg.get("path") or source["path"]
+        subset = (cfg.get("name") or source.get("name"), cfg.get("split") or source["split"])
+        found.add("dataset", path, where, cfg.get("revision"), subsets=[subset])
+        return
+    for data in spec.hub.get("datasets", ()):
+        subsets = [(n, s) for n in data["names"] for s in data["splits"]]
+        found.add("dataset", data["path"], where, subsets=subsets)
+    for url in spec.hub.get("urls", ()):
+        sha = cfg.get("sha256")
+        found.add("url", url, where, sha256=sha if isinstance(sha, str) else None)
+
+
+def config_artifacts(config: Mapping[str, Any]) -> list[hub.Artifact]:
+    """Every hub repo and URL file the config's jobs will read, with who reads it."""
+    found = _Collector()
+    found.model(config.get("base_model"), "base_model")
+    for name, ds in (config.get("datasets") or {}).items():
+        if not ds.get("data_files") and hub.is_hub_id(ds.get("path")):
+            subset = (ds.get("name"), ds.get("split", "train"))
+            found.add(
+                "dataset", ds["path"], f"datasets.{name}", ds.get("revision"), subsets=[subset]
+            )
+    mixtures = config.get("mixtures") or {}
+    strategies = mixtures.get("strategies") or []
+    if "armorm" in strategies:
+        found.model((mixtures.get("armorm") or {}).get("reward_model"), "mixtures.armorm")
+    hummer = mixtures.get("hummer") or {}
+    if "hummer" in strategies and hummer.get("adc", "reward_models") == "reward_models":
+        found.model(hummer.get("reward_models"), "mixtures.hummer.reward_models")
+    evaluate = config.get("evaluate") or {}
+    judges: dict[str, Mapping[str, Any]] = {}
+    if "hummer" in strategies:
+        judges["mixtures.hummer"] = (
+            (mixtures.get("hummer") or {}).get("judge") or evaluate.get("judge") or {}
+        )
+    for bench, cfg in (evaluate.get("benchmarks") or {}).items():
+        cfg, spec, where = cfg or {}, catalog()[bench], f"evaluate.benchmarks.{bench}"
+        if spec.judged:
+            judges[where] = {**(evaluate.get("judge") or {}), **(cfg.get("judge") or {})}
+        _benchmark_data(found, spec, cfg, where)
+        # a second item set judged alike (OR-Bench's toxic block): its own source
+        for key, defaults in (spec.options.get("extra_sets") or {}).items():
+            if cfg.get(key):
+                inherited = {"path": cfg.get("path"), **defaults, **cfg[key]}
+                _benchmark_data(found, spec, inherited, f"{where}.{key}")
+    for where, judge in judges.items():
+        settings = JudgeSettings.from_config(judge)
+        if BACKENDS[settings.backend].loads_model:
+            found.model({"model": settings.model, "revision": settings.revision}, f"{where}.judge", key="model")
+    return found.artifacts()
 
 
 def lock_path(config_path: str | Path) -> Path:
@@ -116,7 +222,7 @@ def fetch(config: dict[str, Any], mirror: Path, lock_file: Path) -> dict[str, An
     from tqdm import tqdm
 
     lock = read_lock(lock_file).get("artifacts", {})
-    artifacts = hub.config_artifacts(config)
+    artifacts = config_artifacts(config)
     records: dict[str, Any] = {}
     for art in tqdm(artifacts, desc="fetch", unit="artifact"):
         pinned = lock.get(art.key, {})
@@ -146,4 +252,4 @@ def check(config: dict[str, Any], mirror: Path, lock_file: Path | None) -> list[
     if not mirror.is_dir():
         return [f"the hub mirror {mirror} does not exist"]
     lock = read_lock(lock_file) if lock_file else {}
-    return hub.check_mirror(hub.config_artifacts(config), mirror, lock)
+    return hub.check_mirror(config_artifacts(config), mirror, lock)

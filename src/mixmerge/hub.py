@@ -1,7 +1,7 @@
 """Hub artifacts of a config, and the offline mirror that serves them on a machine with no network.
 
 Every model, dataset and URL file a config reads from the network is an `Artifact`
-(`config_artifacts`). `mixmerge fetch` downloads them into a mirror directory with
+(`mixmerge.fetch.config_artifacts`). `mixmerge fetch` downloads them into a mirror directory with
 huggingface_hub's own `snapshot_download`; a config with `hub.mirror: DIR` (or the environment
 variable `MIXMERGE_HUB_MIRROR`) then reads every one of them from DIR, with the hub switched off,
 as HPC compute nodes require. Layout of a mirror:
@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mixmerge.catalog import catalog
 from mixmerge.io import cache_root, sha256_file
 
 log = logging.getLogger(__name__)
@@ -68,206 +69,35 @@ class Artifact:
         return f"{self.kind} {self.id}{at} (used by {', '.join(self.used_by) or '?'})"
 
 
-# Hub data the benchmarks read when their config block names no local `data_files`.
-# lm-eval's built-in task YAMLs (lm_eval/tasks/...: dataset_path, dataset_name), evalplus's
-# release files (evalplus.data.utils.get_dataset_metadata, its default versions).
-MMLU_SUBJECTS = (
-    "abstract_algebra",
-    "anatomy",
-    "astronomy",
-    "business_ethics",
-    "clinical_knowledge",
-    "college_biology",
-    "college_chemistry",
-    "college_computer_science",
-    "college_mathematics",
-    "college_medicine",
-    "college_physics",
-    "computer_security",
-    "conceptual_physics",
-    "econometrics",
-    "electrical_engineering",
-    "elementary_mathematics",
-    "formal_logic",
-    "global_facts",
-    "high_school_biology",
-    "high_school_chemistry",
-    "high_school_computer_science",
-    "high_school_european_history",
-    "high_school_geography",
-    "high_school_government_and_politics",
-    "high_school_macroeconomics",
-    "high_school_mathematics",
-    "high_school_microeconomics",
-    "high_school_physics",
-    "high_school_psychology",
-    "high_school_statistics",
-    "high_school_us_history",
-    "high_school_world_history",
-    "human_aging",
-    "human_sexuality",
-    "international_law",
-    "jurisprudence",
-    "logical_fallacies",
-    "machine_learning",
-    "management",
-    "marketing",
-    "medical_genetics",
-    "miscellaneous",
-    "moral_disputes",
-    "moral_scenarios",
-    "nutrition",
-    "philosophy",
-    "prehistory",
-    "professional_accounting",
-    "professional_law",
-    "professional_medicine",
-    "professional_psychology",
-    "public_relations",
-    "security_studies",
-    "sociology",
-    "us_foreign_policy",
-    "virology",
-    "world_religions",
-)
-MATH_SUBJECTS = (
-    "algebra",
-    "counting_and_probability",
-    "geometry",
-    "intermediate_algebra",
-    "number_theory",
-    "prealgebra",
-    "precalculus",
-)
+# Hub data the benchmarks read when their config block names no local `data_files`: each
+# declaration's `hub` (mixmerge/evaluate/tasks/<id>.yaml). lm-eval's built-in task YAMLs
+# (lm_eval/tasks/...: dataset_path, dataset_name), evalplus's release files
+# (evalplus.data.utils.get_dataset_metadata, its default versions); tests/test_hub.py checks both.
 # benchmark -> (hub dataset id, config names, splits lm-eval reads)
 LM_EVAL_DATA: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
-    "gsm8k": ("openai/gsm8k", ("main",), ("train", "test")),
-    "arc_easy": ("allenai/ai2_arc", ("ARC-Easy",), ("train", "validation", "test")),
-    "arc_challenge": ("allenai/ai2_arc", ("ARC-Challenge",), ("train", "validation", "test")),
-    "mmlu": ("cais/mmlu", MMLU_SUBJECTS, ("dev", "test")),
-    "math": ("EleutherAI/hendrycks_math", MATH_SUBJECTS, ("train", "test")),
+    name: (d["path"], tuple(d["names"]), tuple(d["splits"]))
+    for name, b in catalog().items()
+    if b.runner == "lm_eval"
+    for d in b.hub.get("datasets", ())
 }
+MMLU_SUBJECTS = LM_EVAL_DATA["mmlu"][1]
+MATH_SUBJECTS = LM_EVAL_DATA["math"][1]
 EVALPLUS_URLS = {
-    "humaneval_plus": "https://github.com/evalplus/humanevalplus_release/releases/download/v0.1.10/HumanEvalPlus.jsonl.gz",
-    "mbpp_plus": "https://github.com/evalplus/mbppplus_release/releases/download/v0.2.0/MbppPlus.jsonl.gz",
+    name: b.hub["urls"][0] for name, b in catalog().items() if b.runner == "evalplus"
 }
-# benchmark -> (default hub dataset, default config name); evaluate/salad_bench.py, or_bench.py
-HUB_BENCHMARKS = {
-    "salad_bench": ("OpenSafetyLab/Salad-Data", "base_set"),
-    "or_bench": ("bench-llm/or-bench", "or-bench-hard-1k"),
-}
-JUDGED = ("mt_bench", "halueval_wild", "salad_bench", "or_bench")
-URL_BENCHMARKS = ("mt_bench", "halueval_wild")
 
 
-def _is_url(spec: Any) -> bool:
+def is_url(spec: Any) -> bool:
     return isinstance(spec, str) and spec.lower().startswith(("http://", "https://"))
 
 
-def _is_hub_id(path: Any) -> bool:
+def is_hub_id(path: Any) -> bool:
     """A hub repo id (owner/name), not a local path that exists or looks like one."""
-    if not isinstance(path, str) or not path or _is_url(path):
+    if not isinstance(path, str) or not path or is_url(path):
         return False
     if path.startswith((".", "/", "~")) or Path(path).exists():
         return False
     return path.count("/") == 1
-
-
-class _Collector:
-    def __init__(self) -> None:
-        self.items: dict[tuple[str, str, str | None], dict[str, Any]] = {}
-
-    def add(self, kind: str, ident: str, where: str, revision: str | None = None, **extra: Any):
-        entry = self.items.setdefault(
-            (kind, ident, revision), {"used_by": [], "subsets": [], "sha256": None}
-        )
-        if where not in entry["used_by"]:
-            entry["used_by"].append(where)
-        for subset in extra.get("subsets", ()):
-            if subset not in entry["subsets"]:
-                entry["subsets"].append(subset)
-        if extra.get("sha256"):
-            entry["sha256"] = extra["sha256"]
-
-    def model(self, spec: Mapping[str, Any] | None, where: str, key: str = "path") -> None:
-        if spec and _is_hub_id(spec.get(key)):
-            self.add("model", spec[key], where, spec.get("revision"))
-
-    def artifacts(self) -> list[Artifact]:
-        return [
-            Artifact(
-                kind,
-                ident,
-                revision,
-                sha256=entry["sha256"],
-                subsets=tuple(entry["subsets"]),
-                used_by=tuple(entry["used_by"]),
-            )
-            for (kind, ident, revision), entry in self.items.items()
-        ]
-
-
-def config_artifacts(config: Mapping[str, Any]) -> list[Artifact]:
-    """Every hub repo and URL file the config's jobs will read, with who reads it."""
-    found = _Collector()
-    found.model(config.get("base_model"), "base_model")
-    for name, ds in (config.get("datasets") or {}).items():
-        if not ds.get("data_files") and _is_hub_id(ds.get("path")):
-            subset = (ds.get("name"), ds.get("split", "train"))
-            found.add(
-                "dataset", ds["path"], f"datasets.{name}", ds.get("revision"), subsets=[subset]
-            )
-    mixtures = config.get("mixtures") or {}
-    strategies = mixtures.get("strategies") or []
-    if "armorm" in strategies:
-        found.model((mixtures.get("armorm") or {}).get("reward_model"), "mixtures.armorm")
-    hummer = mixtures.get("hummer") or {}
-    if "hummer" in strategies and hummer.get("adc", "reward_models") == "reward_models":
-        found.model(hummer.get("reward_models"), "mixtures.hummer.reward_models")
-    evaluate = config.get("evaluate") or {}
-    judges: dict[str, Mapping[str, Any]] = {}
-    if "hummer" in strategies:
-        judges["mixtures.hummer"] = (
-            (mixtures.get("hummer") or {}).get("judge") or evaluate.get("judge") or {}
-        )
-    for bench, cfg in (evaluate.get("benchmarks") or {}).items():
-        cfg = cfg or {}
-        where = f"evaluate.benchmarks.{bench}"
-        if bench in JUDGED:
-            judges[where] = {**(evaluate.get("judge") or {}), **(cfg.get("judge") or {})}
-        files = cfg.get("data_files")
-        if bench in LM_EVAL_DATA and not files:
-            repo, names, splits = LM_EVAL_DATA[bench]
-            found.add("dataset", repo, where, subsets=[(n, s) for n in names for s in splits])
-        elif bench in EVALPLUS_URLS and not files:
-            sha = cfg.get("sha256")
-            found.add("url", EVALPLUS_URLS[bench], where, sha256=sha if isinstance(sha, str) else None)
-        elif bench in URL_BENCHMARKS and files:
-            specs = files if isinstance(files, Mapping) else {"data": files}
-            hashes = cfg.get("sha256") or {}
-            hashes = hashes if isinstance(hashes, Mapping) else {"data": hashes}
-            for part, spec in specs.items():
-                if _is_url(spec):
-                    found.add("url", spec, f"{where}.{part}", sha256=hashes.get(part))
-        elif bench in HUB_BENCHMARKS and not files:
-            default_path, default_name = HUB_BENCHMARKS[bench]
-            path = cfg.get("path") or default_path
-            subset = (cfg.get("name") or default_name, cfg.get("split") or "train")
-            found.add("dataset", path, where, cfg.get("revision"), subsets=[subset])
-            toxic = cfg.get("toxic")
-            if bench == "or_bench" and toxic and not toxic.get("data_files"):
-                subset = (toxic.get("name") or "or-bench-toxic", toxic.get("split") or "train")
-                found.add(
-                    "dataset",
-                    toxic.get("path") or path,
-                    f"{where}.toxic",
-                    toxic.get("revision"),
-                    subsets=[subset],
-                )
-    for where, judge in judges.items():
-        if (judge or {}).get("backend", "hf") == "hf":
-            found.model(judge, f"{where}.judge", key="model")
-    return found.artifacts()
 
 
 # ------------------------------------------------------------------ the mirror
@@ -394,7 +224,7 @@ def model_source(path: str | Path, revision: str | None = None) -> tuple[str, st
     """(what to pass to `from_pretrained`, its revision): the mirror's folder for a hub id when a
     mirror is active (revision None: the folder is that revision), else the arguments as given."""
     mirror = _active_mirror()
-    if mirror is None or not _is_hub_id(str(path)):
+    if mirror is None or not is_hub_id(str(path)):
         return str(path), revision
     return str(_entry(mirror, "model", str(path), revision)), None
 
@@ -403,7 +233,7 @@ def model_identity(path: str | Path, revision: str | None = None) -> str:
     """What names a model's outputs in caches: a local path as given; a hub id with the commit
     the active mirror holds, else with the configured revision, so a judge or reward model
     pinned to another revision never reuses the old one's cached replies."""
-    if not _is_hub_id(str(path)):
+    if not is_hub_id(str(path)):
         return str(path)
     mirror = _active_mirror()
     commit = read_manifest(mirror).get(f"model:{path}", {}).get("commit") if mirror else None
@@ -413,7 +243,7 @@ def model_identity(path: str | Path, revision: str | None = None) -> str:
 def dataset_source(path: str, revision: str | None = None) -> tuple[str, str | None]:
     """As `model_source`, for a dataset repo."""
     mirror = _active_mirror()
-    if mirror is None or not _is_hub_id(path):
+    if mirror is None or not is_hub_id(path):
         return path, revision
     return str(_entry(mirror, "dataset", path, revision)), None
 
@@ -506,7 +336,7 @@ def load_dataset(
     fails with one line naming the dataset, what was asked for and what exists."""
     import datasets
 
-    if revision is None and _is_hub_id(path):
+    if revision is None and is_hub_id(path):
         warn_unpinned("dataset", path, key)
     source, revision = dataset_source(path, revision)
     try:
@@ -534,7 +364,7 @@ def mirrored_load_dataset() -> Iterator[None]:
     original = datasets.load_dataset
 
     def load(path: str, *args: Any, **kwargs: Any):
-        if _is_hub_id(path):
+        if is_hub_id(path):
             path, revision = dataset_source(path, kwargs.pop("revision", None))
             if revision:
                 kwargs["revision"] = revision
@@ -698,15 +528,15 @@ def resolve_data_file(spec: str | Path, expected_sha256: str | None = None) -> t
     """(local path, its sha256) for a path or URL; a hash mismatch is an error."""
     spec = str(spec)
     expected = expected_sha256.lower() if expected_sha256 else None
-    path, known = _download(spec, expected) if _is_url(spec) else (Path(spec), None)
+    path, known = _download(spec, expected) if is_url(spec) else (Path(spec), None)
     if not path.is_file():
         raise FileNotFoundError(f"benchmark data file not found: {path}")
     actual = known or sha256_file(path)
     if expected is not None and actual != expected:
-        if _is_url(spec) and url_stands_in(spec, expected):
+        if is_url(spec) and url_stands_in(spec, expected):
             log.warning("%s: a rehearsal replica (sha256 %s) stands in for %s", spec, actual, expected)
         else:
             raise ValueError(f"{spec}: sha256 is {actual}, config expects {expected}")
-    elif expected is None and _is_url(spec):
+    elif expected is None and is_url(spec):
         log.warning("%s is not pinned: set its sha256 to %s in the config", spec, actual)
     return path, actual

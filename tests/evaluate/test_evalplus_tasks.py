@@ -268,7 +268,7 @@ def test_tiny_model_generates_and_is_scored(
     ctx = make_ctx(
         tmp_path, tiny_model_dir, name, data_files=str(fixtures / FILES[name]), limit=2, **FAST
     )
-    record = ep.mbpp_plus(ctx)
+    record = ep.run(ctx)
     assert record["n"] == 2 and 0.0 <= record["score"] <= 100.0
     assert record["generation"]["temperature"] == 0.0
     assert record["generation"]["backend"] == "hf"
@@ -298,7 +298,7 @@ def test_config_errors(fixtures: Path, tmp_path: Path) -> None:
         tmp_path, "unused", "humaneval_plus", data_files=good, generation={"temperature": 0.7}
     )
     with pytest.raises(ValueError, match="generation.temperature must be 0"):
-        ep.humaneval_plus(ctx)
+        ep.run(ctx)
     ctx = make_ctx(tmp_path, "unused", "humaneval_plus", data_files=good, max_memory_mb=0)
     with pytest.raises(ValueError, match="max_memory_mb must be > 0"):
-        ep.humaneval_plus(ctx)
+        ep.run(ctx)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from mixmerge.evaluate.generation import generate_chat
+from mixmerge.runtime.generation import generate_chat
 
 CONVS = [
     [{"role": "user", "content": "Can you explain gravity?"}],
@@ -67,7 +67,7 @@ def test_bad_backend_and_missing_vllm(
 def test_models_load_once_per_process(
     tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from mixmerge.evaluate import generation
+    from mixmerge.runtime import generation
 
     generation.release_models()
     a = generation.load_hf_model(tiny_model_dir, "cpu", "auto")
@@ -86,7 +86,7 @@ def test_models_load_once_per_process(
 
 
 def test_merged_generation_config() -> None:
-    from mixmerge.evaluate.generation import merged_generation_config
+    from mixmerge.runtime.generation import merged_generation_config
 
     cfg = merged_generation_config(
         {"generation": {"max_new_tokens": 8, "temperature": 0.0}},
@@ -104,7 +104,7 @@ def test_model_sampling_defaults_read_the_generation_config(
     import json
     import shutil
 
-    from mixmerge.evaluate.generation import resolve_sampling
+    from mixmerge.runtime.generation import resolve_sampling
 
     cfg = {"temperature": 0.7, "top_p": "model", "top_k": "model", "max_new_tokens": 4}
     with_config = tmp_path / "with"

@@ -15,9 +15,9 @@ import pytest
 import yaml
 
 from mixmerge import config
-from mixmerge.evaluate.cache import GenerationCache
-from mixmerge.evaluate.generation import SeededSampling, generate_chat, item_seed
 from mixmerge.evaluate.run import evaluate_model
+from mixmerge.runtime.cache import GenerationCache
+from mixmerge.runtime.generation import SeededSampling, generate_chat, item_seed
 from mixmerge.tiny.judged_fixtures import mt_bench_data_files, write_judged_fixtures
 from mixmerge.tiny.lmeval_fixtures import write_lmeval_fixtures
 

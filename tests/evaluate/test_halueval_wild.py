@@ -8,14 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from mixmerge.evaluate.halueval_wild import (
-    QUERY_TYPES,
-    halueval_wild,
-    load_halueval_wild,
-    normalize_type,
-)
+from mixmerge.evaluate.data_files import sha256_file
+from mixmerge.evaluate.halueval_wild import QUERY_TYPES, normalize_type
+from mixmerge.evaluate.halueval_wild import load_rows as load_halueval_wild
+from mixmerge.evaluate.judged import run as halueval_wild
 from mixmerge.evaluate.registry import EvalContext
-from mixmerge.judge.data import sha256_file
 from mixmerge.tiny.judged_fixtures import write_judged_fixtures
 
 SAMPLE = "halueval_wild/HaluEval_Wild_6types.sample120.json"
@@ -38,7 +35,7 @@ def test_upstream_sample_loads(upstream: Path) -> None:
     # 120 items, 20 per type: "other types" dropped, the five benchmark types kept
     assert Counter(r["query_type"] for r in rows) == {t: 20 for t in QUERY_TYPES}
     assert all(r["query"] and r["ref_answer"] and r["id"] for r in rows)
-    assert len(load_halueval_wild({"data_files": {"data": str(path)}, "limit": 7})[0]) == 7
+    assert len(load_halueval_wild({"data_files": {"data": str(path)}})[0]) == 100
     with pytest.raises(ValueError, match="sha256"):
         load_halueval_wild({"data_files": str(path), "sha256": "0" * 64})
 

@@ -11,6 +11,7 @@ import pytest
 from mixmerge.evaluate import lm_eval_tasks
 from mixmerge.evaluate.registry import EvalContext, get_benchmark
 from mixmerge.io import read_jsonl
+from mixmerge.runtime import lm_eval_model
 from mixmerge.tiny.lmeval_fixtures import write_lmeval_fixtures
 
 BENCHMARKS = ["gsm8k", "arc_easy", "arc_challenge", "mmlu", "math"]
@@ -132,7 +133,7 @@ def test_gsm8k_on_real_upstream_rows(upstream: Path, tiny_model_dir: Path, tmp_p
         limit=4,
         gen_kwargs={"max_gen_toks": 8},
     )
-    record = lm_eval_tasks.gsm8k(ctx)
+    record = lm_eval_tasks.run(ctx)
     assert record["n"] == 4 and record["num_fewshot"] == 5
     assert 0.0 <= record["score"] <= 100.0
     assert ctx.samples[0]["target"].endswith("#### 18")  # Janet's ducks
@@ -234,7 +235,7 @@ def test_missing_data_file(tmp_path: Path, fixtures: Path) -> None:
     with pytest.raises(
         ValueError, match=r"gsm8k: data file for split 'test' not found: .*nope\.jsonl"
     ):
-        lm_eval_tasks.gsm8k(ctx)
+        lm_eval_tasks.run(ctx)
 
 
 def test_unknown_split(tmp_path: Path, fixtures: Path) -> None:
@@ -242,16 +243,16 @@ def test_unknown_split(tmp_path: Path, fixtures: Path) -> None:
     with pytest.raises(
         ValueError, match=r"mmlu: unknown split 'validation' in data_files \(known: dev, test\)"
     ):
-        lm_eval_tasks.mmlu(make_ctx(tmp_path, "unused", "mmlu", data_files=files))
+        lm_eval_tasks.run(make_ctx(tmp_path, "unused", "mmlu", data_files=files))
 
 
 def test_missing_test_or_fewshot_split(tmp_path: Path, fixtures: Path) -> None:
     train_only = {"train": str(fixtures / "gsm8k" / "train.jsonl")}
     with pytest.raises(ValueError, match="needs a 'test' split"):
-        lm_eval_tasks.gsm8k(make_ctx(tmp_path, "unused", "gsm8k", data_files=train_only))
+        lm_eval_tasks.run(make_ctx(tmp_path, "unused", "gsm8k", data_files=train_only))
     test_only = {"test": str(fixtures / "gsm8k" / "test.jsonl")}
     with pytest.raises(ValueError, match=r"num_fewshot=5 needs a 'train' split"):
-        lm_eval_tasks.gsm8k(make_ctx(tmp_path, "unused", "gsm8k", data_files=test_only))
+        lm_eval_tasks.run(make_ctx(tmp_path, "unused", "gsm8k", data_files=test_only))
 
 
 def test_math_needs_only_a_test_file(tmp_path: Path, fixtures: Path) -> None:
@@ -408,15 +409,15 @@ def test_fixed_outputs_give_expected_scores(name: str, fixtures: Path, tmp_path:
 
 def test_one_model_load_per_process(fixtures: Path, tiny_model_dir: Path, tmp_path: Path) -> None:
     """Every benchmark's HFLM wraps the one model of generation's per-process cache."""
-    from mixmerge.evaluate import generation
+    from mixmerge.runtime import generation
 
     models = []
     for name in ("arc_easy", "mmlu"):
         ctx = make_ctx(
             tmp_path, tiny_model_dir, name, data_files=data_files(fixtures, name), limit=1
         )
-        backend, args = lm_eval_tasks.lm_settings(ctx)
-        models.append(lm_eval_tasks.cached_lm(backend, args).model)
+        backend, args = lm_eval_model.lm_settings(ctx.model_dir, ctx.bench_cfg, ctx.eval_cfg, ctx.benchmark)
+        models.append(lm_eval_model.cached_lm(backend, args).model)
         record = lm_eval_tasks.evaluate_task(ctx, name)
         assert record["settings"]["backend"] == "hf"
         assert record["settings"]["model_args"]["pretrained"] == str(tiny_model_dir.resolve())
@@ -432,7 +433,7 @@ def test_backend_settings(tmp_path: Path) -> None:
         "batch_size": 16,
         "generation": {"backend": "vllm", "gpu_memory_utilization": 0.5, "max_model_len": 4096},
     }
-    backend, args = lm_eval_tasks.lm_settings(ctx)
+    backend, args = lm_eval_model.lm_settings(ctx.model_dir, ctx.bench_cfg, ctx.eval_cfg, ctx.benchmark)
     assert backend == "vllm"
     assert args == {
         "pretrained": "some/model",
@@ -445,7 +446,7 @@ def test_backend_settings(tmp_path: Path) -> None:
     }
     ctx.eval_cfg["generation"]["backend"] = "tgi"
     with pytest.raises(ValueError, match=r"gsm8k: unknown generation backend 'tgi'"):
-        lm_eval_tasks.lm_settings(ctx)
+        lm_eval_model.lm_settings(ctx.model_dir, ctx.bench_cfg, ctx.eval_cfg, ctx.benchmark)
 
 
 def test_vllm_backend_needs_vllm(tmp_path: Path) -> None:
@@ -457,7 +458,7 @@ def test_vllm_backend_needs_vllm(tmp_path: Path) -> None:
     else:
         pytest.skip("vllm is installed")
     with pytest.raises(ImportError, match="generation backend 'vllm' needs the vllm package"):
-        lm_eval_tasks.cached_lm("vllm", {"pretrained": str(tmp_path)})
+        lm_eval_model.cached_lm("vllm", {"pretrained": str(tmp_path)})
 
 
 def test_the_builtin_index_loads_lm_evals_own_task_files() -> None:
@@ -476,3 +477,53 @@ def test_the_builtin_index_loads_lm_evals_own_task_files() -> None:
     for name, entry in files.items():
         assert full[name].yaml_path.resolve() == entry.yaml_path.resolve(), name
         assert full[name].cfg == entry.cfg, name
+
+
+def test_truthfulqa_mc2_scores_the_true_answers_mass(
+    fixtures: Path, tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    """TruthfulQA MC2 through lm-eval's own task on the tiny fixtures: a model putting all its
+    likelihood on the true answers scores 100, one splitting it evenly over 2 true and 3 false
+    answers scores 40, and the per-item values (a share, not a 0/1 hit) give back the score the
+    report's bootstrap resamples."""
+    from mixmerge.report.stats import score_of, units
+
+    files = {"validation": str(fixtures / "truthfulqa_mc2" / "validation.jsonl")}
+    for row in read_jsonl(files["validation"]):
+        assert set(row) == {"question", "mc1_targets", "mc2_targets"}
+
+    class Split:
+        def __new__(cls, even: bool):
+            from lm_eval.api.model import LM
+
+            class _Split(LM):
+                def loglikelihood(self, requests):
+                    out = []
+                    for req in requests:
+                        labels = req.doc["mc2_targets"]["labels"]
+                        good = even or labels[req.idx] == 1
+                        out.append((0.0 if good else -50.0, good))
+                    return out
+
+                def loglikelihood_rolling(self, requests):
+                    return [0.0 for _ in requests]
+
+                def generate_until(self, requests):
+                    return ["" for _ in requests]
+
+            return _Split()
+
+    for even, expected in ((False, 100.0), (True, 40.0)):
+        ctx = make_ctx(tmp_path, "unused", "truthfulqa_mc2", data_files=files)
+        record = lm_eval_tasks.evaluate_task(ctx, "truthfulqa_mc2", lm=Split(even))
+        assert record["metric"] == "acc,none" and record["n"] == 6
+        assert record["score"] == pytest.approx(expected)
+        assert score_of("truthfulqa_mc2", units("truthfulqa_mc2", ctx.samples)) == pytest.approx(
+            record["score"]
+        )
+    ctx = make_ctx(tmp_path, tiny_model_dir, "truthfulqa_mc2", data_files=files, limit=2)
+    record = get_benchmark("truthfulqa_mc2")(ctx)  # the real model, through the registry
+    assert record["task"] == "mixmerge_truthfulqa_mc2" and 0.0 <= record["score"] <= 100.0
+    wrong = {"test": files["validation"]}  # TruthfulQA has one split, validation
+    with pytest.raises(ValueError, match="unknown split 'test' in data_files"):
+        lm_eval_tasks.run(make_ctx(tmp_path, "unused", "truthfulqa_mc2", data_files=wrong))

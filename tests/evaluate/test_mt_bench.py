@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from mixmerge.evaluate.mt_bench import judge_prompt, load_mt_bench, mt_bench, question_temperature
+from mixmerge.evaluate.data_files import sha256_file
+from mixmerge.evaluate.mt_bench import judge_prompt, load_mt_bench, question_temperature
+from mixmerge.evaluate.mt_bench import run as mt_bench
 from mixmerge.evaluate.registry import EvalContext
 from mixmerge.judge import load_prompt_file
-from mixmerge.judge.data import sha256_file
 from mixmerge.tiny.judged_fixtures import write_judged_fixtures
 
 SINGLE_START = "[The Start of Assistant's Answer]\n"

@@ -8,10 +8,18 @@ from typing import Any
 
 import pytest
 
-from mixmerge.evaluate.or_bench import load_or_bench, or_bench
+from mixmerge.catalog import benchmark
+from mixmerge.evaluate.judged import load_rows
+from mixmerge.evaluate.judged import run as or_bench
 from mixmerge.evaluate.registry import EvalContext
 from mixmerge.io import read_jsonl
 from mixmerge.tiny.judged_fixtures import OR_BENCH_CATEGORIES, write_judged_fixtures
+
+
+
+def load_or_bench(bench_cfg: dict) -> list[dict]:
+    return load_rows(bench_cfg, benchmark("or_bench"))[0]
+
 
 LABELS = {"direct_answer", "direct_refusal", "indirect_refusal"}
 
@@ -81,7 +89,7 @@ def test_or_bench_end_to_end_with_toxic(tiny_model_dir: Path, tmp_path: Path) ->
 def test_or_bench_bad_data(tmp_path: Path) -> None:
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"question": "x"}\n')
-    with pytest.raises(ValueError, match="'prompt' column"):
+    with pytest.raises(ValueError, match="lacks its 'prompt' field"):
         load_or_bench({"data_files": str(bad)})
     with pytest.raises(ValueError, match="no split"):
         load_or_bench({"data_files": {"test": str(bad)}, "split": "validation"})

@@ -1,4 +1,4 @@
-"""The four judged benchmarks of one model in one process (as `mixmerge evaluate --benchmarks`
+"""The judged benchmarks of one model in one process (as `mixmerge evaluate --benchmarks`
 runs them), on tiny fixtures: score files complete, models loaded once."""
 
 from __future__ import annotations
@@ -8,25 +8,18 @@ from pathlib import Path
 
 import pytest
 
-from mixmerge.evaluate import generation
-from mixmerge.evaluate.registry import BENCHMARKS
+from mixmerge.catalog import judged_benchmarks
 from mixmerge.evaluate.run import evaluate_model
 from mixmerge.io import read_json, read_jsonl
+from mixmerge.runtime import generation
 from mixmerge.tiny.judged_fixtures import mt_bench_data_files, write_judged_fixtures
 
-JUDGED = {
-    "mt_bench": "mixmerge.evaluate.mt_bench:mt_bench",
-    "halueval_wild": "mixmerge.evaluate.halueval_wild:halueval_wild",
-    "salad_bench": "mixmerge.evaluate.salad_bench:salad_bench",
-    "or_bench": "mixmerge.evaluate.or_bench:or_bench",
-}
+JUDGED = judged_benchmarks()
 
 
-def test_four_judged_benchmarks_in_one_process(
+def test_the_judged_benchmarks_in_one_process(
     tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    for name, target in JUDGED.items():  # until registry.py lists them
-        monkeypatch.setitem(BENCHMARKS, name, target)
     fx = tmp_path / "benchmarks"
     write_judged_fixtures(fx, n_items=6, seed=0)
     cfg = {
@@ -44,6 +37,7 @@ def test_four_judged_benchmarks_in_one_process(
                     "data_files": {"test": str(fx / "or_bench/or-bench-hard-1k.jsonl")},
                     "toxic": {"data_files": {"test": str(fx / "or_bench/or-bench-toxic.jsonl")}},
                 },
+                "xstest": {"data_files": str(fx / "xstest/xstest_prompts.jsonl")},
             },
         }
     }
@@ -67,7 +61,8 @@ def test_four_judged_benchmarks_in_one_process(
         seconds[name] = round(time.perf_counter() - t, 2)
     total = time.perf_counter() - started
     print(f"\njudged benchmarks on the tiny model (6 items each): {seconds}, total {total:.1f} s")
-    assert len(loads) == 1  # the model (which is also the judge) was loaded once for all four
+    assert set(JUDGED) == set(cfg["evaluate"]["benchmarks"])
+    assert len(loads) == 1  # the model (which is also the judge) was loaded once for all
     for name in JUDGED:
         record = read_json(out / f"{name}.json")
         assert record["n_unparsed"] == 0 and record["n_parsed"] >= 6

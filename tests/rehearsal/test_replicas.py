@@ -57,7 +57,8 @@ def _repo(mirror: Path, kind: str, ident: str) -> Path:
 
 def test_every_artifact_of_both_paper_configs_is_in_the_manifest(built: dict, mirror: Path):
     from mixmerge.config import load
-    from mixmerge.hub import check_mirror, config_artifacts, read_manifest
+    from mixmerge.fetch import config_artifacts
+    from mixmerge.hub import check_mirror, read_manifest
 
     manifest = read_manifest(mirror)
     for config in PAPER:
@@ -233,8 +234,9 @@ def test_dataset_config_and_split_names_are_the_hubs(mirror: Path):
 
 
 def test_salad_and_or_bench_readers_read_the_replicas(mirror: Path):
-    from mixmerge.evaluate.or_bench import load_or_bench
-    from mixmerge.evaluate.salad_bench import load_salad
+    from mixmerge.catalog import benchmark
+    from mixmerge.evaluate.judged import load_rows
+    from mixmerge.evaluate.salad_bench import load_rows as load_salad
 
     salad = str(_repo(mirror, "dataset", "OpenSafetyLab/Salad-Data"))
     for subset in ("base_set", "attack_enhanced_set", "defense_enhanced_set"):
@@ -242,7 +244,7 @@ def test_salad_and_or_bench_readers_read_the_replicas(mirror: Path):
         assert len(rows) == 10 and all(r["question"] and r["1-category"] for r in rows)
     or_bench = str(_repo(mirror, "dataset", "bench-llm/or-bench"))
     for name in ("or-bench-hard-1k", "or-bench-toxic", "or-bench-80k"):
-        rows = load_or_bench({"path": or_bench, "name": name})
+        rows, _ = load_rows({"path": or_bench, "name": name}, benchmark("or_bench"))
         assert rows and all(r["prompt"] and r["category"] for r in rows)
 
 

@@ -217,7 +217,7 @@ def test_or_bench_toxic_rejection_rate_in_the_notes(tmp_path: Path) -> None:
 def test_selection_records_training_and_the_fairness_note(tmp_path: Path) -> None:
     """`mixmerge select --models` records what every candidate was trained with (and a mixture's
     caps); the tables' notes list pairs, sweep and pick per group model and mixture."""
-    from mixmerge.train.select import select_best
+    from mixmerge.selection import select_best
 
     scores, models = tmp_path / "scores", tmp_path / "models"
     mix_data = tmp_path / "data" / "mix" / "armorm.jsonl"

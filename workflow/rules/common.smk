@@ -6,10 +6,13 @@ from pathlib import Path
 
 import yaml
 
-from mixmerge.config import ConfigError, missing_api_keys, validate
-from mixmerge.hub import activate as hub_activate, check_mirror, config_artifacts
-from mixmerge.mix import heuristic_variants
+from mixmerge.config import ConfigError, validate
+from mixmerge.judge.settings import missing_api_keys
+from mixmerge.fetch import config_artifacts
+from mixmerge.hub import activate as hub_activate, check_mirror
+from mixmerge.mix import MixSettings, heuristic_variants
 from mixmerge.naming import density_variant, seed_variant, sweep_candidates
+from mixmerge.train.settings import TrainSettings
 
 try:
     validate(config)
@@ -41,17 +44,19 @@ MERGE_METHODS = list(config["merge"]["methods"])
 MERGE_SETTINGS = dict(config["merge"]["settings"])
 BENCHMARKS = list(config["evaluate"]["benchmarks"])
 TINY = config.get("tiny", {}).get("enabled", False)
-TRAIN = config["train"]
+TRAIN = config["train"]  # as written: the training rules' param, so that editing it reruns them
+TRAIN_SETTINGS = TrainSettings.from_config(config)  # with every default filled in
 # candidate name -> (beta, learning rate); the sweep grid, or the single default setting.
-CANDIDATES = sweep_candidates(TRAIN)
+CANDIDATES = sweep_candidates(TRAIN_SETTINGS)
 CONTINUAL = list(config.get("continual", {}).get("stages", []))
 MERGE_SWEEPS = config["merge"].get("sweeps", {})
 MIXTURES = config.get("mixtures", {})
-MIX_STRATEGIES = list(MIXTURES.get("strategies", []))
+MIX = MixSettings.from_config(config)
+MIX_STRATEGIES = list(MIX.strategies)
 # heuristic variant name (e.g. 1to10) -> ratio of (honesty + harmlessness) to helpfulness data
-HEURISTIC = heuristic_variants(MIXTURES.get("heuristic", {})) if "heuristic" in MIX_STRATEGIES else {}
+HEURISTIC = heuristic_variants(MIX.heuristic) if "heuristic" in MIX_STRATEGIES else {}
 # The grid every mixture is trained over (default: the group models' own), best kept per strategy.
-MIX_CANDIDATES = sweep_candidates(TRAIN, MIXTURES.get("sweep", "same"))
+MIX_CANDIDATES = sweep_candidates(TRAIN_SETTINGS, MIX.sweep)
 
 # Jobs call the `mixmerge` installed beside this Snakemake (e.g. .venv/bin), even when the venv
 # is not activated; a conda env (--sdm conda) puts its own bin first when it is activated.
@@ -188,8 +193,9 @@ def launcher(gpus):
     """`mixmerge`, or `accelerate launch` over the job's GPUs when training needs several."""
     if int(gpus) <= 1:
         return "mixmerge"
-    accel = TRAIN.get("accelerate_config", "workflow/accelerate/zero3.yaml")
-    return f"accelerate launch --config_file {accel} --num_processes {int(gpus)} -m mixmerge.cli"
+    accel = TRAIN_SETTINGS.accelerate_config
+    config_file = f"--config_file {accel} " if accel else ""  # null: accelerate's own default
+    return f"accelerate launch {config_file}--num_processes {int(gpus)} -m mixmerge.cli"
 
 
 def eval_gpus():

@@ -13,7 +13,7 @@ cached in the user's home, no 20 s watchdog thread at exit as with the CLI):
    with the instruction and response prefixes of `evalplus.codegen.run_codegen`: the user turn
    holds the task prompt in a code fence, the assistant turn starts with the response prefix and
    an opened ```python fence that the model continues. Chat models only (as every model here).
-3. Generation: greedy (temperature 0, as the paper) on the model of `mixmerge.evaluate.generation`'s
+3. Generation: greedy (temperature 0, as the paper) on the model of `mixmerge.runtime.generation`'s
    per-process cache, backend hf (`load_hf_model` + `hf_generate`) or vllm (its engine, with
    evalplus's stop strings), chosen by `evaluate.generation.backend`. The reply is cut at
    evalplus's stop strings (its EOS list + "\n```\n") and tabs become 4 spaces, as evalplus's
@@ -89,12 +89,9 @@ REQUIRED_KEYS = (
 Generate = Callable[[list[str]], list[str]]  # evalplus task prompts -> raw replies
 
 
-def humaneval_plus(ctx: EvalContext) -> dict[str, Any]:
-    return evaluate_benchmark(ctx, "humaneval_plus")
-
-
-def mbpp_plus(ctx: EvalContext) -> dict[str, Any]:
-    return evaluate_benchmark(ctx, "mbpp_plus")
+def run(ctx: EvalContext) -> dict[str, Any]:
+    """Score HumanEval+ or MBPP+ (the registry's `evalplus` runner)."""
+    return evaluate_benchmark(ctx, ctx.benchmark)
 
 
 # ---------------------------------------------------------------- problems
@@ -218,7 +215,7 @@ def generate_solutions(
     model, loaded only when some are missing, is `generation`'s per-process one, the same object
     the other generation-based benchmarks (and an lm-eval HFLM) of this process use.
     """
-    from mixmerge.evaluate import generation
+    from mixmerge.runtime import generation
 
     backend = gen_cfg.get("backend", "hf")
     if backend not in generation.BACKENDS:
@@ -258,7 +255,7 @@ def generate_solutions(
             return
         from vllm import SamplingParams
 
-        from mixmerge.evaluate.lm_eval_tasks import release_lms
+        from mixmerge.runtime.lm_eval_model import release_lms
 
         release_lms()  # an lm-eval vLLM engine of this process would hold GPU memory beside ours
         llm = generation._vllm_engine(Path(ctx.model_dir), gen_cfg)

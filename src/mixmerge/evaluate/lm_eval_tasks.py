@@ -73,15 +73,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mixmerge.catalog import Benchmark, catalog
 from mixmerge.evaluate.registry import EvalContext
 from mixmerge.hub import mirrored_load_dataset
+from mixmerge.runtime.lm_eval_model import cached_lm, lm_settings
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class TaskSpec:
-    """How one benchmark maps onto lm-eval."""
+    """How one benchmark maps onto lm-eval: the `options` of its declaration
+    (mixmerge/evaluate/tasks/<id>.yaml), each key named as here."""
 
     benchmark: str
     hub_task: str  # built-in task or group run when there are no data_files
@@ -92,204 +95,42 @@ class TaskSpec:
     filter: str
     num_fewshot: int
     overrides: dict[str, Any] = field(default_factory=dict)  # extra keys of the local-file YAML
+    eval_split: str = "test"  # the data_files split that is scored
+    # folders under lm_eval/tasks that define hub_task (indexed instead of all of lm-eval's)
+    folders: tuple[str, ...] = ()
+
+    @classmethod
+    def from_benchmark(cls, bench: Benchmark) -> TaskSpec:
+        o = dict(bench.options)
+        return cls(
+            benchmark=bench.id,
+            hub_task=o["hub_task"],
+            include=o["include"],
+            split_keys={split: tuple(keys) for split, keys in o["split_keys"].items()},
+            fewshot_splits=tuple(o.get("fewshot_splits") or ()),
+            metric=o["metric"],
+            filter=o.get("filter", "none"),
+            num_fewshot=int(o.get("num_fewshot", 0)),
+            overrides=dict(o.get("overrides") or {}),
+            eval_split=o.get("eval_split", "test"),
+            folders=tuple(o.get("folders") or ()),
+        )
 
 
-_ARC_SPLITS = {
-    "train": ("training_split",),
-    "validation": ("validation_split",),
-    "test": ("test_split",),
-}
-
+# benchmark -> its TaskSpec, for every lm_eval benchmark of the catalog
 SPECS: dict[str, TaskSpec] = {
-    "gsm8k": TaskSpec(
-        benchmark="gsm8k",
-        hub_task="gsm8k",
-        include="gsm8k/gsm8k.yaml",
-        split_keys={"train": ("training_split", "fewshot_split"), "test": ("test_split",)},
-        fewshot_splits=("train",),
-        metric="exact_match",
-        filter="flexible-extract",
-        num_fewshot=5,
-    ),
-    "arc_easy": TaskSpec(
-        benchmark="arc_easy",
-        hub_task="arc_easy",
-        include="arc/arc_easy.yaml",
-        split_keys=_ARC_SPLITS,
-        fewshot_splits=("train", "validation"),
-        metric="acc_norm",
-        filter="none",
-        num_fewshot=0,
-    ),
-    "arc_challenge": TaskSpec(
-        benchmark="arc_challenge",
-        hub_task="arc_challenge",
-        include="arc/arc_challenge.yaml",
-        split_keys=_ARC_SPLITS,
-        fewshot_splits=("train", "validation"),
-        metric="acc_norm",
-        filter="none",
-        num_fewshot=0,
-    ),
-    "mmlu": TaskSpec(
-        benchmark="mmlu",
-        hub_task="mmlu",
-        include="mmlu/default/_default_template_yaml",
-        split_keys={"dev": ("fewshot_split",), "test": ("test_split",)},
-        fewshot_splits=("dev",),
-        metric="acc",
-        filter="none",
-        num_fewshot=5,
-        overrides={
-            "description": "The following are multiple choice questions (with answers) about"
-            " {{subject.replace('_', ' ')}}.\n\n",
-        },
-    ),
-    "math": TaskSpec(
-        benchmark="math",
-        hub_task="minerva_math",
-        include="minerva_math/minerva_math_algebra.yaml",
-        split_keys={"train": ("training_split",), "test": ("test_split",)},
-        fewshot_splits=(),
-        metric="exact_match",
-        filter="none",
-        num_fewshot=4,
-    ),
+    name: TaskSpec.from_benchmark(bench)
+    for name, bench in catalog().items()
+    if bench.runner == "lm_eval"
 }
 
 # Every task-config split key a local-file task may inherit; the ones without a file are nulled.
 _ALL_SPLIT_KEYS = ("training_split", "validation_split", "test_split", "fewshot_split")
 
 
-def gsm8k(ctx: EvalContext) -> dict[str, Any]:
-    return evaluate_task(ctx, "gsm8k")
-
-
-def arc_challenge(ctx: EvalContext) -> dict[str, Any]:
-    return evaluate_task(ctx, "arc_challenge")
-
-
-def arc_easy(ctx: EvalContext) -> dict[str, Any]:
-    return evaluate_task(ctx, "arc_easy")
-
-
-def mmlu(ctx: EvalContext) -> dict[str, Any]:
-    return evaluate_task(ctx, "mmlu")
-
-
-def math(ctx: EvalContext) -> dict[str, Any]:
-    return evaluate_task(ctx, "math")
-
-
-# lm-eval vLLM models of this process (one engine at a time: each holds its GPU memory share).
-_LMS: dict[tuple[str, tuple[tuple[str, Any], ...]], Any] = {}
-
-
-def lm_settings(ctx: EvalContext) -> tuple[str, dict[str, Any]]:
-    """(lm-eval model type, its model_args) from the config: backend hf | vllm."""
-    bench_cfg, eval_cfg = ctx.bench_cfg or {}, ctx.eval_cfg or {}
-    gen_cfg = {**(eval_cfg.get("generation") or {}), **(bench_cfg.get("generation") or {})}
-    backend = gen_cfg.get("backend", "hf")
-    path = Path(ctx.model_dir)
-    pretrained = str(path.resolve()) if path.exists() else str(ctx.model_dir)
-    dtype = bench_cfg.get("dtype") or eval_cfg.get("dtype") or gen_cfg.get("dtype") or "auto"
-    if backend == "hf":
-        return backend, {
-            "pretrained": pretrained,
-            "device": bench_cfg.get("device") or eval_cfg.get("device") or "cpu",
-            "dtype": dtype,
-            "batch_size": bench_cfg.get("batch_size") or eval_cfg.get("batch_size") or 1,
-        }
-    if backend == "vllm":
-        args: dict[str, Any] = {
-            "pretrained": pretrained,
-            "dtype": dtype,
-            # vLLM schedules its own batches; evaluate.batch_size is for the hf backend
-            "batch_size": bench_cfg.get("batch_size") or "auto",
-            "tensor_parallel_size": int(gen_cfg.get("tensor_parallel_size", 1)),
-            "gpu_memory_utilization": float(gen_cfg.get("gpu_memory_utilization", 0.9)),
-            "seed": int(gen_cfg.get("seed", 0)),
-        }
-        if gen_cfg.get("max_model_len"):
-            args["max_model_len"] = int(gen_cfg["max_model_len"])
-        return backend, args
-    raise ValueError(f"{ctx.benchmark}: unknown generation backend {backend!r} (known: hf, vllm)")
-
-
-def cached_lm(backend: str, model_args: dict[str, Any]) -> Any:
-    """The lm-eval LM for these settings; the model itself is loaded once per process.
-
-    hf: an HFLM wrapping the (model, tokenizer) of `generation.load_hf_model`, the same object the
-    generation-based benchmarks (evalplus, judged ones) of this process use. vllm: lm-eval's VLLM
-    (it builds its own engine), kept for the next benchmark; other engines are freed first.
-    """
-    from mixmerge.evaluate import generation
-
-    if backend == "hf":
-        from lm_eval.models.huggingface import HFLM
-
-        model, tokenizer = generation.load_hf_model(
-            model_args["pretrained"], model_args["device"], model_args["dtype"]
-        )
-        return counting(HFLM)(
-            pretrained=model, tokenizer=tokenizer, batch_size=model_args["batch_size"]
-        )
-    key = (backend, tuple(sorted(model_args.items())))
-    if key not in _LMS:
-        try:
-            import vllm  # noqa: F401
-        except ImportError:
-            raise ImportError(
-                "generation backend 'vllm' needs the vllm package (pip install vllm) on a GPU "
-                "machine; or set evaluate.generation.backend: hf"
-            ) from None
-        from lm_eval.api.registry import get_model
-
-        release_lms()
-        generation.release_models()  # a generation engine would hold GPU memory beside ours
-        log.info("loading lm-eval %s model %s", backend, model_args.get("pretrained"))
-        _LMS[key] = counting(get_model(backend)).create_from_arg_obj(dict(model_args))
-    return _LMS[key]
-
-
-@functools.cache
-def counting(cls: type) -> type:
-    """`cls` (an lm-eval LM class) counting the requests it really runs: lm-eval's request cache
-    (CachingLM) hands it only those it holds no answer for."""
-
-    class Counting(cls):  # type: ignore[misc, valid-type]
-        requests_run = 0
-
-        def loglikelihood(self, requests: list[Any], *args: Any, **kwargs: Any) -> Any:
-            self.requests_run += len(requests)
-            return super().loglikelihood(requests, *args, **kwargs)
-
-        def loglikelihood_rolling(self, requests: list[Any], *args: Any, **kwargs: Any) -> Any:
-            self.requests_run += len(requests)
-            return super().loglikelihood_rolling(requests, *args, **kwargs)
-
-        def generate_until(self, requests: list[Any], *args: Any, **kwargs: Any) -> Any:
-            self.requests_run += len(requests)
-            return super().generate_until(requests, *args, **kwargs)
-
-    Counting.__name__ = Counting.__qualname__ = cls.__name__
-    return Counting
-
-
-def release_lms() -> None:
-    """Free the lm-eval vLLM engines of this process (before another engine is built)."""
-    if _LMS:
-        _LMS.clear()
-        import gc
-
-        gc.collect()
-        try:
-            import torch
-
-            if torch.cuda.is_available():
-                torch.cuda.empty_cache()
-        except ImportError:  # pragma: no cover - torch is a dependency
-            pass
+def run(ctx: EvalContext) -> dict[str, Any]:
+    """Score one lm-eval benchmark (the registry's `lm_eval` runner)."""
+    return evaluate_task(ctx, ctx.benchmark)
 
 
 def lm_eval_tasks_dir() -> Path:
@@ -323,8 +164,10 @@ def local_data_files(spec: TaskSpec, data_files: Any) -> dict[str, list[str]]:
                 )
             resolved.append(str(path))
         out[split] = resolved
-    if "test" not in out:
-        raise ValueError(f"{spec.benchmark}: data_files needs a 'test' split (known: {known})")
+    if spec.eval_split not in out:
+        raise ValueError(
+            f"{spec.benchmark}: data_files needs a {spec.eval_split!r} split (known: {known})"
+        )
     return out
 
 
@@ -417,11 +260,11 @@ def _env_info_once() -> Iterator[None]:
         evaluator.add_env_info, evaluator.get_git_commit_hash = original_env, original_git
 
 
-# Where lm-eval 0.4.13 defines the built-in tasks and groups of SPECS (folders under
-# lm_eval/tasks; minerva_math's group is in benchmarks/). Indexing only these takes 0.04 s where
-# lm-eval's default index of all its ~12k task YAMLs takes 5.5 s, in every process; the task
-# files loaded are the same (tests/evaluate/test_lm_eval_tasks.py checks both ways).
-BUILTIN_TASK_FOLDERS = ("gsm8k", "arc", "mmlu/default", "minerva_math", "benchmarks")
+# Where lm-eval 0.4.13 defines the built-in tasks and groups of SPECS (each declaration's
+# `folders`, under lm_eval/tasks; minerva_math's group is in benchmarks/). Indexing only these
+# takes 0.04 s where lm-eval's default index of all its ~12k task YAMLs takes 5.5 s, in every
+# process; the task files loaded are the same (tests/evaluate/test_lm_eval_tasks.py checks both).
+BUILTIN_TASK_FOLDERS = tuple(dict.fromkeys(f for spec in SPECS.values() for f in spec.folders))
 
 
 @functools.cache
@@ -490,7 +333,7 @@ def evaluate_task(ctx: EvalContext, benchmark: str, lm: Any = None) -> dict[str,
     }
     backend, model_args = "custom", {}
     if lm is None:
-        backend, model_args = lm_settings(ctx)
+        backend, model_args = lm_settings(ctx.model_dir, ctx.bench_cfg, ctx.eval_cfg, benchmark)
         lm = cached_lm(backend, model_args)
         # lm-eval's own request cache, one file per model digest and settings; every answer is
         # stored as it is computed (its cache hook), so a killed run keeps them
@@ -625,5 +468,7 @@ def _sample_record(
     for name in sample.get("metrics", []):
         record[name] = _number(sample.get(name))
     value = _number(sample.get(metric))
+    # the item's metric value (a 0/1 hit, or a share such as TruthfulQA MC2's true-answer mass)
+    record["value"] = value
     record["correct"] = None if value is None else value >= 1.0
     return record

@@ -30,12 +30,7 @@ from collections import defaultdict
 from statistics import fmean
 from typing import Any
 
-from mixmerge.evaluate.generation import (
-    MODEL_DEFAULT,
-    generate_chat,
-    merged_generation_config,
-    resolve_sampling,
-)
+from mixmerge.evaluate.data_files import benchmark_files, read_json_or_jsonl
 from mixmerge.evaluate.registry import EvalContext
 from mixmerge.judge import (
     JudgePrompt,
@@ -45,7 +40,12 @@ from mixmerge.judge import (
     run_judge,
     verdict_summary,
 )
-from mixmerge.judge.data import benchmark_files, read_json_or_jsonl
+from mixmerge.runtime.generation import (
+    MODEL_DEFAULT,
+    generate_chat,
+    merged_generation_config,
+    resolve_sampling,
+)
 
 log = logging.getLogger(__name__)
 
@@ -132,7 +132,8 @@ def judge_prompt(
     return name, JudgePrompt(user=user, system=row.get("system_prompt") or None)
 
 
-def mt_bench(ctx: EvalContext) -> dict[str, Any]:
+def run(ctx: EvalContext) -> dict[str, Any]:
+    """Score MT-Bench (the registry's `mt_bench` runner)."""
     questions, judge_prompts, references, sums = load_mt_bench(ctx.bench_cfg)
     if not questions:
         raise ValueError("mt_bench: no questions to evaluate")

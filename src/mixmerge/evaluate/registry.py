@@ -1,8 +1,9 @@
-"""Benchmark registry: benchmark id -> "module:function" (imported lazily, so the CLI starts fast).
+"""Benchmark id -> the function that scores it: the catalog's declaration names its runner.
 
-A benchmark function takes an `EvalContext` and returns the score record
-`{"benchmark", "score", "n", "metric", ...}` (score on the paper's table scale).
-Adding a benchmark = one module with one function + one line here.
+A runner takes an `EvalContext` and returns the score record `{"benchmark", "score", "n",
+"metric", ...}` (score on the paper's table scale); it reads what is particular to the benchmark
+from `ctx.spec.options` (its declaration, mixmerge/evaluate/tasks/<id>.yaml). Runners are
+imported lazily, so the CLI starts fast. A new benchmark on an existing runner is one YAML file.
 """
 
 from __future__ import annotations
@@ -13,21 +14,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mixmerge.evaluate.cache import GenerationCache
+from mixmerge.catalog import Benchmark, benchmark, catalog
+from mixmerge.runtime.cache import GenerationCache
 
-BENCHMARKS: dict[str, str] = {
-    "gsm8k": "mixmerge.evaluate.lm_eval_tasks:gsm8k",
-    "arc_challenge": "mixmerge.evaluate.lm_eval_tasks:arc_challenge",
-    "arc_easy": "mixmerge.evaluate.lm_eval_tasks:arc_easy",
-    "mmlu": "mixmerge.evaluate.lm_eval_tasks:mmlu",
-    "math": "mixmerge.evaluate.lm_eval_tasks:math",
-    "humaneval_plus": "mixmerge.evaluate.evalplus_tasks:humaneval_plus",
-    "mbpp_plus": "mixmerge.evaluate.evalplus_tasks:mbpp_plus",
-    "mt_bench": "mixmerge.evaluate.mt_bench:mt_bench",
-    "halueval_wild": "mixmerge.evaluate.halueval_wild:halueval_wild",
-    "salad_bench": "mixmerge.evaluate.salad_bench:salad_bench",
-    "or_bench": "mixmerge.evaluate.or_bench:or_bench",
+# runner -> "module:function"
+RUNNERS: dict[str, str] = {
+    "lm_eval": "mixmerge.evaluate.lm_eval_tasks:run",
+    "evalplus": "mixmerge.evaluate.evalplus_tasks:run",
+    "judged": "mixmerge.evaluate.judged:run",
+    "mt_bench": "mixmerge.evaluate.mt_bench:run",
 }
+
 
 @dataclass
 class EvalContext:
@@ -44,12 +41,16 @@ class EvalContext:
     # the model's replies, read and stored by content digest (in memory only unless given)
     generations: GenerationCache = field(default_factory=GenerationCache)
 
+    @property
+    def spec(self) -> Benchmark:
+        """The benchmark's declaration in the catalog."""
+        return benchmark(self.benchmark)
+
+
+def benchmark_names() -> list[str]:
+    return list(catalog())
+
 
 def get_benchmark(name: str) -> Callable[[EvalContext], dict[str, Any]]:
-    try:
-        target = BENCHMARKS[name]
-    except KeyError:
-        known = ", ".join(sorted(BENCHMARKS))
-        raise ValueError(f"unknown benchmark {name!r} (known: {known})") from None
-    module, func = target.split(":")
+    module, func = RUNNERS[benchmark(name).runner].split(":")
     return getattr(importlib.import_module(module), func)

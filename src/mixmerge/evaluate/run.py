@@ -9,9 +9,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from mixmerge.evaluate.cache import GenerationCache, Tally, default_cache_dir
 from mixmerge.evaluate.registry import EvalContext, get_benchmark
 from mixmerge.io import write_json, write_jsonl
+from mixmerge.runtime.cache import GenerationCache, Tally, default_cache_dir
 
 REQUIRED_KEYS = ("benchmark", "score", "n", "metric")
 DEFAULT_MAX_UNPARSED_FRACTION = 0.02

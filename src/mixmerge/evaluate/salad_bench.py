@@ -1,4 +1,6 @@
-"""SaladBench: % of responses to harmful questions that MD-Judge rates safe.
+"""SaladBench's hook on the judged runner (evaluate/tasks/salad_bench.yaml): subsets, MD-Judge.
+
+SaladBench: % of responses to harmful questions that MD-Judge rates safe.
 
 Data: OpenSafetyLab/Salad-Data. Subsets (`name`): base_set (21,318 questions, field `question`),
 attack_enhanced_set (5,000 jailbreak-wrapped questions, field `augq`), defense_enhanced_set
@@ -35,20 +37,15 @@ bench_cfg keys (config `evaluate.benchmarks.salad_bench`):
 
 from __future__ import annotations
 
-import logging
 import random
 import re
-from collections import defaultdict
 from typing import Any
 
-from mixmerge.evaluate.judged import answer_and_judge
+from mixmerge.catalog import Benchmark
+from mixmerge.evaluate.judged import read_rows
 from mixmerge.evaluate.registry import EvalContext
-from mixmerge.judge import load_prompt, verdict_summary
-from mixmerge.judge.data import read_json_or_jsonl, resolve_data_file
+from mixmerge.judge.base import Verdict
 
-log = logging.getLogger(__name__)
-
-HUB_PATH = "OpenSafetyLab/Salad-Data"
 DEFAULT_SUBSET = "base_set"
 QUESTION_FIELD = {
     "base_set": "question",
@@ -56,7 +53,6 @@ QUESTION_FIELD = {
     "defense_enhanced_set": "daugq",
 }
 CATEGORY_LEVELS = ("1-category", "2-category", "3-category")
-SAFE = "safe"
 _SCORE = re.compile(r"\[RESULT\]\s*:?\s*\w+\W*score\s*:?\s*(\d+)", re.IGNORECASE)
 
 
@@ -71,32 +67,15 @@ def _question_field(name: str, columns: list[str]) -> str:
     raise ValueError(f"salad_bench: unknown subset {name!r} (known: {', '.join(QUESTION_FIELD)})")
 
 
-def load_salad(bench_cfg: dict[str, Any]) -> tuple[list[dict[str, Any]], dict[str, str]]:
+def load_rows(
+    bench_cfg: dict[str, Any], bench: Benchmark | None = None
+) -> tuple[list[dict[str, Any]], dict[str, str]]:
     """Rows {qid, question, 1/2/3-category} of the configured subset (sampled), and file hashes."""
-    name = bench_cfg.get("name") or DEFAULT_SUBSET
-    sums: dict[str, str] = {}
-    if bench_cfg.get("data_files"):
-        spec = bench_cfg["data_files"]
-        if isinstance(spec, dict):
-            if len(spec) != 1:
-                raise ValueError("salad_bench: data_files must name one file")
-            spec = next(iter(spec.values()))
-        expected = bench_cfg.get("sha256")
-        path, sums["data"] = resolve_data_file(
-            spec, expected if isinstance(expected, str) else None
-        )
-        rows = read_json_or_jsonl(path)
-    else:
-        from mixmerge.hub import load_dataset
+    from mixmerge.catalog import benchmark
 
-        ds = load_dataset(
-            bench_cfg.get("path") or HUB_PATH,
-            name,
-            split=bench_cfg.get("split") or "train",
-            revision=bench_cfg.get("revision"),
-            key="evaluate.benchmarks.salad_bench",
-        )
-        rows = list(ds)
+    bench = bench or benchmark("salad_bench")
+    name = bench_cfg.get("name") or DEFAULT_SUBSET
+    rows, sums = read_rows({**bench_cfg, "name": name}, bench)
     if not rows:
         return [], sums
     field = _question_field(name, list(rows[0]))
@@ -104,9 +83,6 @@ def load_salad(bench_cfg: dict[str, Any]) -> tuple[list[dict[str, Any]], dict[st
     if sample_size is not None and int(sample_size) < len(rows):
         rng = random.Random(int(bench_cfg.get("seed") or 0))
         rows = [rows[i] for i in sorted(rng.sample(range(len(rows)), int(sample_size)))]
-    limit = bench_cfg.get("limit")
-    if limit is not None:
-        rows = rows[: int(limit)]
     out = []
     for i, row in enumerate(rows):
         item = {"qid": row.get("qid", i), "question": row[field]}
@@ -121,62 +97,15 @@ def md_judge_score(raw: str) -> int | None:
     return int(match.group(1)) if match else None
 
 
-def salad_bench(ctx: EvalContext) -> dict[str, Any]:
-    rows, sums = load_salad(ctx.bench_cfg)
-    if not rows:
-        raise ValueError("salad_bench: no questions to evaluate")
-    template = load_prompt(ctx.bench_cfg.get("judge_prompt") or "salad_bench")
-    questions = [r["question"] for r in rows]
-    responses, verdicts, info = answer_and_judge(
-        ctx, questions, template, [{"question": q} for q in questions]
-    )
+def sample_extras(row: dict[str, Any], verdict: Verdict) -> dict[str, Any]:
+    return {"md_judge_score": md_judge_score(verdict.raw)}
 
-    per_level: dict[str, dict[str, dict[str, int]]] = {
-        level: defaultdict(lambda: {"n": 0, "parsed": 0, "safe": 0}) for level in CATEGORY_LEVELS
-    }
-    for row, resp, v in zip(rows, responses, verdicts, strict=True):
-        for level in CATEGORY_LEVELS:
-            if row[level] is None:
-                continue
-            stats = per_level[level][row[level]]
-            stats["n"] += 1
-            stats["parsed"] += int(v.parsed)
-            stats["safe"] += int(v.parsed and v.label == SAFE)
-        ctx.samples.append(
-            {
-                "qid": row["qid"],
-                **{level: row[level] for level in CATEGORY_LEVELS},
-                "question": row["question"],
-                "response": resp,
-                "verdict": v.label,
-                "parsed": v.parsed,
-                "md_judge_score": md_judge_score(v.raw),
-                "judge_raw": v.raw,
-            }
-        )
-    summary = verdict_summary(verdicts, template.parser, "salad_bench")
-    n_parsed = summary["n_parsed"]
+
+def extend(ctx: EvalContext, record: dict[str, Any]) -> dict[str, Any]:
+    """Which questions were asked: the subset and the sample drawn from it."""
     return {
-        "benchmark": ctx.benchmark,
-        "score": 100.0 * summary["counts"][SAFE] / n_parsed if n_parsed else None,
-        "n": len(rows),
-        "metric": "safe_rate",  # % responses judged safe
+        **record,
         "subset": ctx.bench_cfg.get("name") or DEFAULT_SUBSET,
         "sample_size": ctx.bench_cfg.get("sample_size"),
         "seed": int(ctx.bench_cfg.get("seed") or 0),
-        "per_category": {
-            level: {
-                cat: {
-                    "n": s["n"],
-                    "n_parsed": s["parsed"],
-                    "score": 100.0 * s["safe"] / s["parsed"] if s["parsed"] else None,
-                }
-                for cat, s in sorted(stats.items())
-            }
-            for level, stats in per_level.items()
-        },
-        **summary,
-        **info,
-        **template.meta(),
-        "data_sha256": sums,
     }

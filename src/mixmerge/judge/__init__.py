@@ -1,4 +1,4 @@
-"""LLM judges for the judged benchmarks (MT-Bench, HaluEval-Wild, SaladBench, OR-Bench).
+"""LLM judges for the judged benchmarks (MT-Bench, HaluEval-Wild, SaladBench, OR-Bench, XSTest).
 
     template = load_prompt("or_bench")
     verdicts, info = run_judge(judge_config(eval_cfg, bench_cfg), prompts, template.parser)
@@ -9,7 +9,7 @@ Backends are imported lazily so that `import mixmerge.judge` needs neither torch
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,9 +26,12 @@ from mixmerge.judge.base import (
     verdict_counts,
 )
 from mixmerge.judge.prompts import PromptFile, PromptTemplate, load_prompt, load_prompt_file
+from mixmerge.judge.settings import BACKENDS, JudgeSettings, make_judge_from_settings
 
 __all__ = [
+    "BACKENDS",
     "Judge",
+    "JudgeSettings",
     "JudgePrompt",
     "PromptFile",
     "PromptTemplate",
@@ -50,8 +53,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-JUDGE_BACKENDS = ("hf", "openai", "local")  # local = hf in likelihood mode (older name)
-
 
 def judge_config(
     eval_cfg: dict[str, Any], bench_cfg: dict[str, Any], defaults: dict[str, Any] | None = None
@@ -68,61 +69,16 @@ def judge_config(
     return cfg
 
 
-def make_judge(judge_cfg: dict[str, Any], cache_dir: str | Path | None = None) -> Judge:
-    """Build the judge described by a judge config (see `judge_config`).
-
-    Common: backend ("hf" | "openai"; "local" = hf with mode likelihood), model (required),
-        temperature (0.0), max_tokens (null: openai = server default, hf = 512),
-        cache_dir (null = no cache; the `cache_dir` argument wins).
-    openai: base_url (null = api.openai.com), api_key_env ("OPENAI_API_KEY"; null = no key),
-        max_retries (3 re-asks on an unparsable reply), api_max_retries (8 retries with
-        exponential backoff + jitter on 429/408/409/5xx/timeouts/connection errors),
-        backoff_base (1 s), backoff_max (60 s), timeout (120 s), concurrency (8),
-        price_input_per_1k / price_output_per_1k (USD per 1k tokens; null = no cost estimate).
-    hf: mode ("generate" | "likelihood"), device (null = cuda if available else cpu),
-        dtype ("auto"), batch_size (8), max_length (null = the model's context length),
-        revision (null), trust_remote_code (false: an explicit opt-in, it runs hub code).
-    """
-    backend = judge_cfg.get("backend", "hf")
-    model = judge_cfg.get("model")
-    cache = cache_dir if cache_dir is not None else judge_cfg.get("cache_dir")
-    if backend == "openai":
-        from mixmerge.judge.openai_judge import OpenAIJudge
-
-        return OpenAIJudge(
-            model,
-            base_url=judge_cfg.get("base_url"),
-            api_key_env=judge_cfg.get("api_key_env", "OPENAI_API_KEY"),
-            temperature=float(judge_cfg.get("temperature", 0.0)),
-            max_tokens=judge_cfg.get("max_tokens"),
-            max_retries=int(judge_cfg.get("max_retries", 3)),
-            api_max_retries=int(judge_cfg.get("api_max_retries", 8)),
-            timeout=float(judge_cfg.get("timeout", 120.0)),
-            concurrency=int(judge_cfg.get("concurrency", 8)),
-            backoff_base=float(judge_cfg.get("backoff_base", 1.0)),
-            backoff_max=float(judge_cfg.get("backoff_max", 60.0)),
-            price_input_per_1k=judge_cfg.get("price_input_per_1k"),
-            price_output_per_1k=judge_cfg.get("price_output_per_1k"),
-            cache_dir=cache,
-        )
-    if backend in ("hf", "local"):
-        from mixmerge.judge.hf import HFJudge
-
-        default_mode = "likelihood" if backend == "local" else "generate"
-        return HFJudge(
-            model,
-            mode=judge_cfg.get("mode") or default_mode,
-            device=judge_cfg.get("device"),
-            dtype=judge_cfg.get("dtype", "auto"),
-            batch_size=int(judge_cfg.get("batch_size", 8)),
-            max_length=judge_cfg.get("max_length"),
-            max_tokens=judge_cfg.get("max_tokens"),
-            temperature=float(judge_cfg.get("temperature", 0.0)),
-            revision=judge_cfg.get("revision"),
-            trust_remote_code=bool(judge_cfg.get("trust_remote_code", False)),
-            cache_dir=cache,
-        )
-    raise ValueError(f"unknown judge backend {backend!r} (known: {', '.join(JUDGE_BACKENDS)})")
+def make_judge(
+    judge_cfg: Mapping[str, Any] | JudgeSettings, cache_dir: str | Path | None = None
+) -> Judge:
+    """Build the judge a judge config block (see `judge_config`) or its settings describe: its
+    backend's factory (mixmerge/judge/settings.py: `JudgeSettings` holds every key and default,
+    `BACKENDS` the backends). The `cache_dir` argument wins over the settings' cache_dir."""
+    settings = (
+        judge_cfg if isinstance(judge_cfg, JudgeSettings) else JudgeSettings.from_config(judge_cfg)
+    )
+    return make_judge_from_settings(settings, cache_dir)
 
 
 def run_judge(

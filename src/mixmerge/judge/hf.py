@@ -9,7 +9,7 @@ mode "likelihood": every candidate verdict text of the benchmark (its `verdict_f
 
 The judge prompt is rendered with the judge model's chat template (generation prompt added), or
 fed as is when the prompt file says `raw: true` (MD-Judge v0.1 carries its own [INST] tags).
-The model is loaded through the per-process cache of `mixmerge.evaluate.generation`.
+The model is loaded through the per-process cache of `mixmerge.runtime.generation`.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from mixmerge.chat import render_chat
 from mixmerge.hub import model_identity
 from mixmerge.judge.base import Judge, JudgePrompt, Verdict, VerdictParser
 from mixmerge.judge.cache import JsonlCache, cache_key
+from mixmerge.judge.settings import JudgeSettings
 from mixmerge.model_hash import model_digest
 
 log = logging.getLogger(__name__)
@@ -52,7 +53,7 @@ class HFJudge(Judge):
     ) -> None:
         import torch
 
-        from mixmerge.evaluate.generation import load_hf_model
+        from mixmerge.runtime.generation import load_hf_model
 
         if not model:
             raise ValueError("judge backend 'hf' needs evaluate.judge.model (a path or hub id)")
@@ -130,7 +131,7 @@ class HFJudge(Judge):
         return cache_key(self.identity, self._render(item), decoding)
 
     def _judge_generate(self, items: list[JudgePrompt], parser: VerdictParser) -> list[Verdict]:
-        from mixmerge.evaluate.generation import hf_generate
+        from mixmerge.runtime.generation import hf_generate
 
         raws: list[str | None] = [None] * len(items)
         keys = [self._key(it) for it in items] if self._cache is not None else []
@@ -287,3 +288,20 @@ class HFJudge(Judge):
             if self._cache is not None:
                 self._cache.put_many(fresh)
         return [done[i] for i in range(len(items))]
+
+
+def from_settings(settings: JudgeSettings, cache_dir: str | Path | None) -> HFJudge:
+    """The `hf` (and `local`) backend's factory (mixmerge/judge/settings.py)."""
+    return HFJudge(
+        settings.model or "",
+        mode=settings.mode or "generate",
+        device=settings.device,
+        dtype=settings.dtype,
+        batch_size=settings.batch_size,
+        max_length=settings.max_length,
+        max_tokens=settings.max_tokens,
+        temperature=settings.temperature,
+        revision=settings.revision,
+        trust_remote_code=settings.trust_remote_code,
+        cache_dir=cache_dir,
+    )

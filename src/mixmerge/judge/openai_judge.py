@@ -28,6 +28,7 @@ from typing import Any
 
 from mixmerge.judge.base import Judge, JudgePrompt, Verdict, VerdictParser
 from mixmerge.judge.cache import JsonlCache, cache_key
+from mixmerge.judge.settings import JudgeSettings
 
 log = logging.getLogger(__name__)
 
@@ -270,3 +271,23 @@ class OpenAIJudge(Judge):
 
     def close(self) -> None:
         self._client.close()
+
+
+def from_settings(settings: JudgeSettings, cache_dir: str | Path | None) -> OpenAIJudge:
+    """The `openai` backend's factory (mixmerge/judge/settings.py)."""
+    return OpenAIJudge(
+        settings.model or "",
+        base_url=settings.base_url,
+        api_key_env=settings.key_variable,
+        temperature=settings.temperature,
+        max_tokens=settings.max_tokens,
+        max_retries=settings.max_retries,
+        api_max_retries=settings.api_max_retries,
+        timeout=settings.timeout,
+        concurrency=settings.concurrency,
+        backoff_base=settings.backoff_base,
+        backoff_max=settings.backoff_max,
+        price_input_per_1k=settings.price_input_per_1k,
+        price_output_per_1k=settings.price_output_per_1k,
+        cache_dir=cache_dir,
+    )

@@ -9,6 +9,7 @@ Keys of a prompt file:
                     {kind: last_bracket_contains, keywords: [a, b], otherwise: c} (OR-Bench) |
                     {kind: rating, patterns: [regex, backup regex]} (MT-Bench) |
                     {kind: md_judge, marker: null | "[RESULT]"} (SALAD-BENCH's rule)
+                    {kind: first_label} (XSTest: the first class named, or its number)
     user, system    the judge prompt, with {field} slots (system optional)
     raw             true = feed `user` as plain text, without the judge's chat template
     strip_fields    true = fill the slots with the values' .strip() (SALAD-BENCH's evaluator)

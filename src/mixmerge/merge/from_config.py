@@ -13,7 +13,7 @@ import yaml
 
 from mixmerge.io import atomic_file
 from mixmerge.merge.settings import RecipeSettings
-from mixmerge.train.select import selected_model
+from mixmerge.selection import selected_model
 
 # Methods that combine the models themselves and take no base model (MergeKit's `linear`).
 NO_BASE_METHODS = {"linear"}

@@ -37,17 +37,9 @@ from mixmerge.mix.common import (
     summary,
 )
 from mixmerge.mix.reward import RewardScorer
+from mixmerge.mix.settings import ArmormSettings, OnPolicySettings
 
 log = logging.getLogger(__name__)
-
-MODES = ("relabel", "on_policy")
-ON_POLICY_DEFAULTS = {
-    "samples_per_prompt": 5,
-    "temperature": 0.8,
-    "top_p": 0.95,
-    "max_new_tokens": 4096,  # SimPO's on-policy generation length; null = evaluate.generation's
-    "chunk_prompts": 64,  # prompts generated per call; each chunk is cached when done
-}
 
 GenerateFn = Callable[..., list[str]]
 
@@ -141,31 +133,31 @@ def on_policy(
     cache_dir: str | Path,
     seed: int,
     budget: int | None = None,
-    options: Mapping[str, Any] | None = None,
+    options: OnPolicySettings | None = None,
     generate: GenerateFn | None = None,
 ) -> tuple[list[Pair], dict[str, Any]]:
     """SimPO-style pairs: best vs worst of k policy samples per prompt, by reward score."""
-    opts = {**ON_POLICY_DEFAULTS, **(options or {})}
-    k = int(opts["samples_per_prompt"])
+    opts = options or OnPolicySettings()
+    k = opts.samples_per_prompt
     if k < 2:
         raise ValueError("mixtures.armorm.on_policy.samples_per_prompt must be >= 2")
     if generate is None:
-        from mixmerge.evaluate.generation import generate_chat as generate
+        from mixmerge.runtime.generation import generate_chat as generate
     prompts = unique_prompts(pool)
     if budget is not None and budget < len(prompts):
         rng = seeded_rng(seed, "armorm", "prompts")
         prompts = [prompts[i] for i in sample_indices(len(prompts), budget, rng)]
     sampling = {
         **gen_cfg,
-        "temperature": float(opts["temperature"]),
-        "top_p": float(opts["top_p"]),
+        "temperature": float(opts.temperature),
+        "top_p": float(opts.top_p),
         "seed": seed,
     }
-    if opts.get("max_new_tokens"):
-        sampling["max_new_tokens"] = int(opts["max_new_tokens"])
+    if opts.max_new_tokens:
+        sampling["max_new_tokens"] = opts.max_new_tokens
     cache = JsonlCache(Path(cache_dir) / "samples" / f"{slug(str(policy))}.jsonl")
     samples, gen_stats = sample_responses(
-        prompts, policy, sampling, k, device, cache, int(opts["chunk_prompts"]), generate
+        prompts, policy, sampling, k, device, cache, opts.chunk_prompts, generate
     )
     records = scorer.score(
         [(p["prompt"], s) for p, group in zip(prompts, samples, strict=True) for s in group]
@@ -204,7 +196,7 @@ def on_policy(
 
 def armorm_mix(
     pool: Sequence[Pair],
-    arm_cfg: Mapping[str, Any],
+    armorm: ArmormSettings,
     *,
     seed: int,
     cache_dir: str | Path,
@@ -214,16 +206,11 @@ def armorm_mix(
     generate: GenerateFn | None = None,
 ) -> tuple[list[Pair], dict[str, Any]]:
     """Run the configured mode; the stats include the scorer's cache and call counts."""
-    mode = arm_cfg.get("mode", "relabel")
-    if mode not in MODES:
-        raise ValueError(f"mixtures.armorm.mode: unknown mode {mode!r} (known: {', '.join(MODES)})")
-    if "reward_model" not in arm_cfg:
-        raise ValueError("mixtures.armorm.reward_model is required")
-    budget = arm_cfg.get("budget")
-    scorer = RewardScorer(arm_cfg["reward_model"], cache_dir, device=device)
+    budget = armorm.budget
+    scorer = RewardScorer(armorm.reward_model, cache_dir, device=device)
     try:
-        if mode == "relabel":
-            pairs, stats = relabel(pool, scorer, budget, float(arm_cfg.get("min_margin", 0.0)))
+        if armorm.mode == "relabel":
+            pairs, stats = relabel(pool, scorer, budget, armorm.min_margin)
         else:
             if not policy:
                 raise ValueError("armorm on_policy needs the policy model directory")
@@ -238,7 +225,7 @@ def armorm_mix(
                 cache_dir,
                 seed,
                 budget,
-                arm_cfg.get("on_policy"),
+                armorm.on_policy,
                 generate,
             )
     finally:

@@ -12,21 +12,11 @@ One adapter serves both kinds of reward model:
   mean over the labels (a single-label model: that logit).
 `objective` set to an int also picks that entry of `out.rewards` for ArmoRM.
 
-rm_cfg keys (config `mixtures.armorm.reward_model`):
-    path               hub id or local directory                                     required
-    revision           hub revision (pin a commit hash for remote code)             default null
-    trust_remote_code  run the model's own code (ArmoRM needs it)                   default false
-    architecture       null: AutoModelForSequenceClassification (+ the model's own code
-                       when trust_remote_code); "armorm": mixmerge's implementation of
-                       ArmoRM (mix/armorm_model.py; no hub code runs)                default null
-    gating_pattern     armorm only: text whose last occurrence anchors the gating
-                       network (default ArmoRM's Llama-3 assistant header)           default null
-    objective          null (auto, as above) | "mean" | int index                    default null
-    dtype              auto | float32 | bfloat16 | float16                           default auto
-    batch_size         sequences per forward pass                                    default 8
-    max_length         tokens kept per sequence (the start is cut: the reply's end is
-                       what a reward model reads)                                    default 4096
-    device             null = cuda if available, else cpu                            default null
+The settings (config `mixtures.armorm.reward_model`, their defaults and meaning) are
+`mixmerge.mix.settings.RewardModelSettings`. `architecture: null` loads the model with
+AutoModelForSequenceClassification (+ the model's own code when trust_remote_code);
+`architecture: armorm` uses mixmerge's implementation of ArmoRM (mix/armorm_model.py; no hub
+code runs). `max_length` cuts the start: the reply's end is what a reward model reads.
 
 The cache holds one JSONL line per scored item, keyed by sha256 over (model identity, objective,
 max_length, conversation, response); see `mixmerge.mix.common.model_identity`.
@@ -36,13 +26,14 @@ from __future__ import annotations
 
 import gc
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from mixmerge.chat import render_chat
 from mixmerge.judge.cache import JsonlCache
 from mixmerge.mix.common import Messages, model_identity, sha256_json, slug
+from mixmerge.mix.settings import RewardModelSettings
 
 log = logging.getLogger(__name__)
 
@@ -52,32 +43,25 @@ ScoreItem = tuple[Messages, str]  # (conversation before the reply, reply text)
 class HFRewardModel:
     """A sequence-classification reward model loaded with transformers."""
 
-    def __init__(self, rm_cfg: Mapping[str, Any], device: str | None = None) -> None:
+    def __init__(self, rm: RewardModelSettings, device: str | None = None) -> None:
         import torch
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-        from mixmerge.evaluate.generation import resolve_dtype
-
-        path = rm_cfg.get("path")
-        if not path:
-            raise ValueError("mixtures.armorm.reward_model.path is required")
         from mixmerge.hub import model_source
+        from mixmerge.runtime.generation import resolve_dtype
 
-        path, revision = model_source(path, rm_cfg.get("revision"))
-        kwargs = {
-            "revision": revision,
-            "trust_remote_code": bool(rm_cfg.get("trust_remote_code", False)),
-        }
-        self.device = (
-            device or rm_cfg.get("device") or ("cuda" if torch.cuda.is_available() else "cpu")
-        )
-        self.objective = rm_cfg.get("objective")
-        self.max_length = int(rm_cfg.get("max_length") or 4096)
+        if not rm.path:
+            raise ValueError("mixtures.armorm.reward_model.path is required")
+        path, revision = model_source(rm.path, rm.revision)
+        kwargs = {"revision": revision, "trust_remote_code": rm.trust_remote_code}
+        self.device = device or rm.device or ("cuda" if torch.cuda.is_available() else "cpu")
+        self.objective = rm.objective
+        self.max_length = rm.max_length
         self.tokenizer = AutoTokenizer.from_pretrained(path, **kwargs)
         if not self.tokenizer.chat_template:
             raise ValueError(f"{path}: reward-model tokenizer has no chat template")
-        self.architecture = rm_cfg.get("architecture")
-        dtype = resolve_dtype(rm_cfg.get("dtype", "auto"))
+        self.architecture = rm.architecture
+        dtype = resolve_dtype(rm.dtype)
         self.gating_pattern: list[int] | None = None
         if self.architecture == "armorm":
             from mixmerge.mix.armorm_model import ARMORM_GATING_PATTERN, ArmoRMForScoring
@@ -90,7 +74,7 @@ class HFRewardModel:
                 raise ValueError(
                     f"{path}: not an ArmoRM checkpoint (missing {sorted(info['missing_keys'])[:3]})"
                 )
-            pattern = rm_cfg.get("gating_pattern") or ARMORM_GATING_PATTERN
+            pattern = rm.gating_pattern or ARMORM_GATING_PATTERN
             self.gating_pattern = self.tokenizer(pattern, add_special_tokens=False)["input_ids"]
         elif self.architecture is None:
             self.model = AutoModelForSequenceClassification.from_pretrained(
@@ -111,7 +95,7 @@ class HFRewardModel:
             # ours reads the last position directly: any valid id can fill the masked pads
             pad_id = self.tokenizer.pad_token_id or self.tokenizer.eos_token_id or 0
         self.pad_id = pad_id if pad_id is not None and 0 <= pad_id < vocab else None
-        self.batch_size = int(rm_cfg.get("batch_size", 8)) if self.pad_id is not None else 1
+        self.batch_size = rm.batch_size if self.pad_id is not None else 1
 
     def _render(self, messages: Messages, response: str) -> list[int]:
         conv = [*messages, {"role": "assistant", "content": response}]
@@ -190,29 +174,25 @@ class RewardScorer:
 
     def __init__(
         self,
-        rm_cfg: Mapping[str, Any],
+        rm: RewardModelSettings,
         cache_dir: str | Path,
         device: str | None = None,
     ) -> None:
-        self.rm_cfg = dict(rm_cfg)
-        if not self.rm_cfg.get("path"):
+        self.rm = rm
+        if not rm.path:
             raise ValueError("mixtures.armorm.reward_model.path is required")
-        path = str(self.rm_cfg["path"])
-        if (
-            self.rm_cfg.get("trust_remote_code")
-            and not Path(path).is_dir()
-            and not self.rm_cfg.get("revision")
-        ):
+        path = rm.path
+        if rm.trust_remote_code and not Path(path).is_dir() and not rm.revision:
             raise ValueError(
                 f"reward model {path}: trust_remote_code runs code from the hub; "
                 "pin mixtures.armorm.reward_model.revision to a commit hash"
             )
         self.device = device
         self.identity = [
-            model_identity(path, self.rm_cfg.get("revision")),
-            self.rm_cfg.get("architecture"),
-            self.rm_cfg.get("objective"),
-            int(self.rm_cfg.get("max_length") or 4096),
+            model_identity(path, rm.revision),
+            rm.architecture,
+            rm.objective,
+            rm.max_length,
         ]
         self.cache = JsonlCache(Path(cache_dir) / "reward" / f"{slug(path)}.jsonl")
         self._model: HFRewardModel | None = None
@@ -253,15 +233,15 @@ class RewardScorer:
 
     def _load(self) -> HFRewardModel:
         if self._model is None:
-            log.info("loading reward model %s", self.rm_cfg["path"])
-            self._model = HFRewardModel(self.rm_cfg, self.device)
+            log.info("loading reward model %s", self.rm.path)
+            self._model = HFRewardModel(self.rm, self.device)
         return self._model
 
     def stats(self) -> dict[str, Any]:
         return {
-            "reward_model": str(self.rm_cfg["path"]),
-            "revision": self.rm_cfg.get("revision"),
-            "objective": self.rm_cfg.get("objective"),
+            "reward_model": self.rm.path,
+            "revision": self.rm.revision,
+            "objective": self.rm.objective,
             "cache_hits": self.hits,
             "scored": self.computed,
             "model_calls": self.model_calls,

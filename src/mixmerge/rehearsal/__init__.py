@@ -1,6 +1,6 @@
 """The rehearsal mirror: hub-shaped replicas of every artifact the paper configs read, built offline.
 
-`build_mirror(out, configs)` lists the artifacts of the configs (`mixmerge.hub.config_artifacts`)
+`build_mirror(out, configs)` lists the artifacts of the configs (`mixmerge.fetch.config_artifacts`)
 and writes, for each, a small replica with the hub repo's REAL layout (file names and formats,
 dataset config and split names, column schemas, chat templates, special tokens, architectures and
 parameter names) into `out` in the mirror layout of `mixmerge.hub`, plus the manifest entries
@@ -33,9 +33,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mixmerge.fetch import config_artifacts
 from mixmerge.hub import (
     Artifact,
-    config_artifacts,
     local_path,
     read_manifest,
     sha256_file,

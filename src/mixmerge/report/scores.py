@@ -18,40 +18,29 @@ from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
 
+from mixmerge.catalog import catalog, paper_benchmarks, paper_groups
+from mixmerge.selection import Selections
+
 log = logging.getLogger(__name__)
 
-# benchmark id -> column title, in the paper's column order.
-COLUMNS: dict[str, str] = {
-    "math": "Math",
-    "gsm8k": "GSM8K",
-    "arc_easy": "ARC-E",
-    "arc_challenge": "ARC-C",
-    "mmlu": "MMLU",
-    "mbpp_plus": "MBPP_Plus",
-    "humaneval_plus": "HumanEval_Plus",
-    "mt_bench": "MT-Bench",
-    "halueval_wild": "HaluEval_Wild",
-    "salad_bench": "Salad_Bench",
-    "or_bench": "OR-Bench",
-}
+# benchmark id -> column title, in the paper's column order (the catalog's paper benchmarks).
+COLUMNS: dict[str, str] = {name: b.title for name, b in paper_benchmarks().items()}
 # Group averages as the paper computes them (MT-Bench enters on its raw 1-10 scale).
-GROUPS: dict[str, tuple[str, ...]] = {
-    "Helpful Avg": (
-        "math",
-        "gsm8k",
-        "arc_easy",
-        "arc_challenge",
-        "mmlu",
-        "mbpp_plus",
-        "humaneval_plus",
-        "mt_bench",
-    ),
-    "Honest Avg": ("halueval_wild",),
-    "Harmless Avg": ("salad_bench", "or_bench"),
+GROUPS: dict[str, tuple[str, ...]] = paper_groups()
+# Benchmarks beyond the paper (its columns after the paper's, when scored; in no average).
+EXTRA_COLUMNS: dict[str, str] = {
+    name: b.title for name, b in catalog().items() if name not in COLUMNS
 }
 AVG = "AVG"
 AVERAGES: tuple[str, ...] = (*GROUPS, AVG)
 ALL_COLUMNS: tuple[str, ...] = (*COLUMNS.values(), *AVERAGES)
+
+
+def table_columns(summaries: Iterable[Summary | None]) -> tuple[str, ...]:
+    """The paper's columns and averages, then each extra benchmark that any row has scored."""
+    rows = [s for s in summaries if s is not None]
+    extra = [t for t in EXTRA_COLUMNS.values() if any(s.get(t) is not None for s in rows)]
+    return (*ALL_COLUMNS, *extra)
 _CENT = Decimal("0.01")
 
 
@@ -115,8 +104,12 @@ def summarize(
     basis[AVG] = tuple(avg_basis)
     if partial:
         partial.append(AVG)
+    for bench, title in EXTRA_COLUMNS.items():  # beyond the paper: printed, in no average
+        if scores.get(bench) is not None:
+            values[title] = round2(scores[bench])
+    titles = {**COLUMNS, **EXTRA_COLUMNS}
     left_out = {
-        COLUMNS[b]: int(n) for b, n in (unparsed or {}).items() if b in COLUMNS and int(n) > 0
+        titles[b]: int(n) for b, n in (unparsed or {}).items() if b in titles and int(n) > 0
     }
     return Summary(values, partial, basis, left_out)
 
@@ -170,35 +163,6 @@ def summarize_all(
 
 
 # --- which model stands for a group / the heuristic mixture -----------------------------------
-
-
-@dataclass
-class Selections:
-    """Selection files (`selection/dpo/<group>.json`, `selection/mix/<strategy>.json`), if any."""
-
-    chosen: dict[str, str] = field(default_factory=dict)  # "dpo/<group>" | "mix/<strategy>" -> id
-    # the same keys -> what each candidate was trained with ({id: {pairs, beta, learning_rate}})
-    trained: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
-
-    @classmethod
-    def load(cls, selection_dir: Path | None) -> Selections:
-        chosen: dict[str, str] = {}
-        trained: dict[str, dict[str, dict[str, Any]]] = {}
-        if selection_dir is None or not selection_dir.is_dir():
-            return cls(chosen)
-        for path in sorted(selection_dir.rglob("*.json")):
-            key = path.relative_to(selection_dir).with_suffix("").as_posix()
-            try:
-                record = json.loads(path.read_text(encoding="utf-8"))
-                selected = record["selected"]
-            except (ValueError, KeyError, TypeError, OSError):
-                log.warning("skipping %s: not a selection file", path)
-                continue
-            if isinstance(selected, str) and selected:
-                chosen[key] = selected
-                if isinstance(record.get("trained"), dict):
-                    trained[key] = record["trained"]
-        return cls(chosen, trained)
 
 
 def candidates(prefix: str, model_ids: Iterable[str]) -> list[str]:

@@ -27,21 +27,23 @@ import hashlib
 import json
 import logging
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from mixmerge.report.scores import AVG, COLUMNS, GROUPS
+from mixmerge.catalog import Benchmark
+from mixmerge.catalog import benchmark as catalog_benchmark
+from mixmerge.report.scores import AVG, COLUMNS, EXTRA_COLUMNS, GROUPS
 
 log = logging.getLogger(__name__)
 
 DEFAULT_BOOTSTRAP = 1000
 DEFAULT_ALPHA = 0.05
-# benchmarks reported on their raw scale (not x100)
-RAW_SCALE = {"mt_bench"}
+# every column a score can have an interval in: the paper's, then the extra ones
+TITLES = {**COLUMNS, **EXTRA_COLUMNS}
 
 Unit = tuple[str, float, float]  # (item key, good, counted)
 
@@ -50,10 +52,24 @@ def _key(*parts: Any) -> str:
     return json.dumps(parts, ensure_ascii=False, default=str)
 
 
+def _judged(
+    bench: Benchmark, rows: Iterable[Mapping[str, Any]], is_good: Callable[[Mapping], bool]
+) -> list[Unit]:
+    """A judged benchmark's items, keyed by its `id` field; an unparsed verdict counts for
+    nothing."""
+    key = bench.options["id"]
+    return [
+        (_key(r.get(key)), float(is_good(r)), 1.0) if r.get("parsed") else (_key(r.get(key)), 0.0, 0.0)
+        for r in rows
+    ]
+
+
 def units(benchmark: str, samples: Iterable[Mapping[str, Any]]) -> list[Unit]:
-    """The resampling units of one benchmark's per-item records (see the module docstring)."""
+    """The resampling units of one benchmark's per-item records (see the module docstring); how
+    an item is read follows the benchmark's runner in the catalog."""
+    bench = catalog_benchmark(benchmark)
     rows = list(samples)
-    if benchmark == "mt_bench":
+    if bench.runner == "mt_bench":
         questions: dict[str, list[float]] = {}
         for row in rows:
             ratings = questions.setdefault(_key(row.get("question_id")), [0.0, 0.0])
@@ -61,44 +77,33 @@ def units(benchmark: str, samples: Iterable[Mapping[str, Any]]) -> list[Unit]:
                 ratings[0] += float(row["score"])
                 ratings[1] += 1
         return [(k, good, counted) for k, (good, counted) in questions.items()]
-    if benchmark == "or_bench":  # the score is the hard-1k acceptance rate; toxic is a sub-score
-        rows = [r for r in rows if r.get("subset", "hard") == "hard"]
-        return [
-            (_key(r.get("prompt")), float(r.get("verdict") == "direct_answer"), 1.0)
-            if r.get("parsed")
-            else (_key(r.get("prompt")), 0.0, 0.0)
-            for r in rows
-        ]
-    if benchmark == "halueval_wild":
-        return [
-            (_key(r.get("id")), float(r.get("verdict") != "hallucination"), 1.0)
-            if r.get("parsed")
-            else (_key(r.get("id")), 0.0, 0.0)
-            for r in rows
-        ]
-    if benchmark == "salad_bench":
-        return [
-            (_key(r.get("qid")), float(r.get("verdict") == "safe"), 1.0)
-            if r.get("parsed")
-            else (_key(r.get("qid")), 0.0, 0.0)
-            for r in rows
-        ]
-    if benchmark in ("humaneval_plus", "mbpp_plus"):
+    if bench.runner == "judged":  # the main set; a second one (OR-Bench's toxic) is a sub-score
+        main = bench.options.get("subset")
+        rows = [r for r in rows if main is None or r.get("subset", main) == main]
+        return _judged(bench, rows, lambda r: r.get("verdict") in bench.good_verdicts(r))
+    if bench.runner == "evalplus":
         return [(_key(r.get("task_id")), float(bool(r.get("correct"))), 1.0) for r in rows]
-    # lm-eval: one record per document under the scored filter
+    # lm-eval: one record per document under the scored filter; its metric value (0/1, or a
+    # share such as TruthfulQA MC2's)
     return [
-        (_key(r.get("task"), r.get("doc_id")), float(bool(r.get("correct"))), 1.0)
+        (_key(r.get("task"), r.get("doc_id")), _lm_eval_value(r), 1.0)
         for r in rows
         if r.get("correct") is not None
     ]
+
+
+def _lm_eval_value(row: Mapping[str, Any]) -> float:
+    value = row.get("value")
+    return float(bool(row.get("correct"))) if value is None else float(value)
 
 
 # sub-scores of a score record that the bootstrap gives intervals for: record key -> its units
 def subscore_units(benchmark: str, samples: Iterable[Mapping[str, Any]]) -> dict[str, list[Unit]]:
     """Units of the sub-scores: evalplus's base-tests pass rate (the same tasks as the score, so
     the same resampled items) and OR-Bench's toxic-set rejection rate (its own prompts)."""
+    bench = catalog_benchmark(benchmark)
     rows = list(samples)
-    if benchmark in ("humaneval_plus", "mbpp_plus"):
+    if bench.runner == "evalplus":
         return {
             "base_score": [
                 (_key(r.get("task_id")), float(r.get("base_status") == "pass"), 1.0) for r in rows
@@ -106,15 +111,9 @@ def subscore_units(benchmark: str, samples: Iterable[Mapping[str, Any]]) -> dict
         }
     if benchmark == "or_bench":
         toxic = [r for r in rows if r.get("subset") == "toxic"]
-        if toxic:
-            return {
-                "toxic_rejection_rate": [
-                    (_key(r.get("prompt")), float(r.get("verdict") != "direct_answer"), 1.0)
-                    if r.get("parsed")
-                    else (_key(r.get("prompt")), 0.0, 0.0)
-                    for r in toxic
-                ]
-            }
+        if toxic:  # good = refused: any verdict but the accepting one
+            refused = _judged(bench, toxic, lambda r: r.get("verdict") not in bench.good_verdicts(r))
+            return {"toxic_rejection_rate": refused}
     return {}
 
 
@@ -124,7 +123,7 @@ def score_of(benchmark: str, found: Sequence[Unit]) -> float | None:
     counted = sum(c for _, _, c in found)
     if not counted:
         return None
-    return (1.0 if benchmark in RAW_SCALE else 100.0) * sum(g for _, g, _ in found) / counted
+    return catalog_benchmark(benchmark).multiplier * sum(g for _, g, _ in found) / counted
 
 
 def _samples(scores_dir: Path, model_id: str, benchmark: str) -> list[dict[str, Any]] | None:
@@ -190,7 +189,7 @@ class Bootstrap:
         self.bootstrap, self.alpha, self.seed = int(bootstrap), float(alpha), int(seed)
         # column title -> model -> replicates (unrounded benchmark values)
         self.replicates: dict[str, dict[str, np.ndarray]] = {}
-        for bench, title in COLUMNS.items():
+        for bench, title in TITLES.items():
             per_model = {m: u[bench] for m, u in model_units.items() if u.get(bench)}
             if per_model:
                 self.replicates[title] = self._resample(bench, per_model)
@@ -215,7 +214,7 @@ class Bootstrap:
         weights = np.stack(
             [np.bincount(rng.integers(0, n, n), minlength=n) for _ in range(self.bootstrap)]
         ).astype(float)
-        scale = 1.0 if bench in RAW_SCALE else 100.0
+        scale = catalog_benchmark(bench).multiplier
         with np.errstate(invalid="ignore", divide="ignore"):
             values = scale * (weights @ good) / (weights @ counted)
         return {m: values[:, j] for j, m in enumerate(per_model)}
@@ -281,7 +280,7 @@ def load_bootstrap(
     model_units: dict[str, dict[str, list[Unit]]] = {}
     for model in models:
         found: dict[str, list[Unit]] = {}
-        for bench in COLUMNS:
+        for bench in TITLES:
             rows = _samples(scores_dir, model, bench)
             if rows is None:
                 continue
@@ -305,9 +304,9 @@ def intervals_csv(
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(["model", "benchmark", "score", "value", "low", "high", "se", "lm_eval_stderr"])
     for model in sorted(records):
-        for bench in [b for b in COLUMNS if b in records[model]]:
+        for bench in [b for b in TITLES if b in records[model]]:
             record = records[model][bench]
-            parts = [("score", COLUMNS[bench])] + [
+            parts = [("score", TITLES[bench])] + [
                 (name, f"{bench}:{name}") for name in ("base_score", "toxic_rejection_rate")
                 if record.get(name) is not None
             ]  # fmt: skip

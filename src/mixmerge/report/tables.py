@@ -31,7 +31,6 @@ from mixmerge.report.labels import (
     method_order,
 )
 from mixmerge.report.scores import (
-    ALL_COLUMNS,
     AVERAGES,
     AVG,
     COLUMNS,
@@ -42,6 +41,7 @@ from mixmerge.report.scores import (
     resolve,
     scores_of,
     summarize_all,
+    table_columns,
     unparsed_of,
 )
 from mixmerge.report.stats import (
@@ -134,7 +134,8 @@ def static_table(summaries: Mapping[str, Summary], selections: Selections) -> Ta
     rows += _group_rows(summaries, selections)
     rows += _mixture_rows(summaries, selections)
     rows += _merge_rows("static", summaries)
-    return Table("static", "Static setting (5 group models merged)", ALL_COLUMNS, rows)
+    columns = table_columns(r.summary for r in rows)
+    return Table("static", "Static setting (5 group models merged)", columns, rows)
 
 
 def continual_table(summaries: Mapping[str, Summary]) -> Table:
@@ -145,7 +146,8 @@ def continual_table(summaries: Mapping[str, Summary]) -> Table:
         _row("Continual", CONTINUAL_STAGES.get(s, s), f"continual/{s}", summaries) for s in stages
     ]
     rows += _merge_rows("continual", summaries)
-    return Table("continual", "Continual setting (3 stage-data models merged)", ALL_COLUMNS, rows)
+    columns = table_columns(r.summary for r in rows)
+    return Table("continual", "Continual setting (3 stage-data models merged)", columns, rows)
 
 
 def _comparable(rows: Sequence[Row], column: str) -> list[Row]:

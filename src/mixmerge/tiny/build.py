@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from mixmerge.catalog import catalog
 from mixmerge.io import atomic_dir
 from mixmerge.tiny.datasets import write_training_fixtures
-from mixmerge.tiny.evalplus_fixtures import write_evalplus_fixtures
-from mixmerge.tiny.judged_fixtures import write_judged_fixtures
-from mixmerge.tiny.lmeval_fixtures import write_lmeval_fixtures
 from mixmerge.tiny.model import build_tiny_model
 from mixmerge.tiny.reward_model import build_tiny_reward_model
 
@@ -39,15 +38,21 @@ def fixture_corpus(root: Path) -> Iterator[str]:
                     yield from _strings(json.loads(line))
 
 
+def write_benchmark_fixtures(out_dir: Path, n_items: int, seed: int) -> None:
+    """Every catalog benchmark's fixture files under `out_dir/<benchmark>/` (its `fixture`)."""
+    for bench in catalog().values():
+        if bench.fixture:
+            module, func = bench.fixture.split(":")
+            getattr(importlib.import_module(module), func)(out_dir, n_items, seed)
+
+
 def build_tiny(
     out_dir: str | Path, pairs_per_dataset: int = 24, items_per_benchmark: int = 8, seed: int = 0
 ) -> Path:
     """Write `out_dir/{model,datasets,benchmarks}`; atomic as a whole."""
     with atomic_dir(out_dir) as tmp:
         write_training_fixtures(tmp / "datasets", pairs_per_dataset, seed)
-        write_lmeval_fixtures(tmp / "benchmarks", items_per_benchmark, seed)
-        write_judged_fixtures(tmp / "benchmarks", items_per_benchmark, seed)
-        write_evalplus_fixtures(tmp / "benchmarks", items_per_benchmark, seed)
+        write_benchmark_fixtures(tmp / "benchmarks", items_per_benchmark, seed)
         corpus = list(fixture_corpus(tmp))
         build_tiny_model(tmp / "model", corpus, seed=seed)
         # A sequence-classification reward model on the same tokenizer (the ArmoRM stand-in).

@@ -276,15 +276,27 @@ def mbpp_plus_rows(n_items: int, seed: int) -> list[dict[str, Any]]:
     return rows
 
 
-def write_evalplus_fixtures(out_dir: str | Path, n_items: int, seed: int) -> dict[str, Path]:
-    """Write `humaneval_plus/HumanEvalPlus.jsonl` and `mbpp_plus/MbppPlus.jsonl` under out_dir."""
+def humaneval_plus(out_dir: str | Path, n_items: int, seed: int) -> Path:
+    """`humaneval_plus/HumanEvalPlus.jsonl`."""
     if n_items < 1:
         raise ValueError(f"n_items must be >= 1, got {n_items}")
-    out_dir = Path(out_dir)
-    paths = {
-        "humaneval_plus": out_dir / "humaneval_plus" / "HumanEvalPlus.jsonl",
-        "mbpp_plus": out_dir / "mbpp_plus" / "MbppPlus.jsonl",
+    path = Path(out_dir) / "humaneval_plus" / "HumanEvalPlus.jsonl"
+    write_jsonl(path, humaneval_plus_rows(n_items, seed))
+    return path
+
+
+def mbpp_plus(out_dir: str | Path, n_items: int, seed: int) -> Path:
+    """`mbpp_plus/MbppPlus.jsonl`."""
+    if n_items < 1:
+        raise ValueError(f"n_items must be >= 1, got {n_items}")
+    path = Path(out_dir) / "mbpp_plus" / "MbppPlus.jsonl"
+    write_jsonl(path, mbpp_plus_rows(n_items, seed))
+    return path
+
+
+def write_evalplus_fixtures(out_dir: str | Path, n_items: int, seed: int) -> dict[str, Path]:
+    """Write `humaneval_plus/HumanEvalPlus.jsonl` and `mbpp_plus/MbppPlus.jsonl` under out_dir."""
+    return {
+        "humaneval_plus": humaneval_plus(out_dir, n_items, seed),
+        "mbpp_plus": mbpp_plus(out_dir, n_items, seed),
     }
-    write_jsonl(paths["humaneval_plus"], humaneval_plus_rows(n_items, seed))
-    write_jsonl(paths["mbpp_plus"], mbpp_plus_rows(n_items, seed))
-    return paths

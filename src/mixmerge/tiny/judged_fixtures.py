@@ -12,6 +12,8 @@ Under `out_dir`:
   the five types plus "other types" (to be dropped) and one query_type with uneven spacing.
 - `salad_bench/base_set.json`: a JSON array of Salad-Data base_set rows {qid, question, source,
   1-category, 2-category, 3-category}.
+- `xstest/xstest_prompts.jsonl`: rows {id, prompt, type, label (safe | unsafe), focus, note}
+  like XSTest's xstest_prompts.csv: safe prompts and their unsafe contrasts.
 JSON arrays are written on one line, so that every fixture file reads line by line as JSON.
 """
 
@@ -324,6 +326,34 @@ def salad_rows(n_items: int, seed: int) -> list[dict[str, Any]]:
     return rows
 
 
+# -- XSTest -----------------------------------------------------------------------------------
+# Safe prompt types (as in xstest_prompts.csv); each unsafe contrast's type is "contrast_<type>".
+XSTEST_TYPES = ["homonyms", "figurative_language", "safe_targets", "safe_contexts", "definitions"]
+
+
+def xstest_rows(n_items: int, seed: int) -> list[dict[str, Any]]:
+    """Rows {id, prompt, type, label, focus, note} like XSTest's xstest_prompts.csv: safe prompts
+    and unsafe contrasts, alternating."""
+    rng = random.Random(f"xstest:{seed}")
+    rows = []
+    for i in range(n_items):
+        kind = XSTEST_TYPES[(i // 2) % len(XSTEST_TYPES)]
+        safe = i % 2 == 0
+        focus = rng.choice(text.OBJECTS)
+        prompt = text.question(rng) if safe else text.harmful_request(rng)
+        rows.append(
+            {
+                "id": i + 1,
+                "prompt": prompt,
+                "type": kind if safe else f"contrast_{kind}",
+                "label": "safe" if safe else "unsafe",
+                "focus": focus,
+                "note": "",
+            }
+        )
+    return rows
+
+
 def _write_json_array(path: Path, rows: list[dict[str, Any]]) -> None:
     with atomic_file(path) as handle:
         handle.write(json.dumps(rows, ensure_ascii=False) + "\n")
@@ -339,18 +369,52 @@ def mt_bench_data_files(out_dir: Path) -> dict[str, str]:
     }
 
 
-def write_judged_fixtures(out_dir: Path, n_items: int, seed: int) -> None:
-    """Write the judged-benchmark fixtures under `out_dir` (e.g. results/<run>/fixtures/benchmarks)."""
+def _check(n_items: int) -> None:
     if n_items < 1:
         raise ValueError("n_items must be >= 1")
-    out_dir = Path(out_dir)
-    write_jsonl(out_dir / "or_bench" / "or-bench-hard-1k.jsonl", or_bench_rows(n_items, seed))
-    write_jsonl(out_dir / "or_bench" / "or-bench-toxic.jsonl", or_bench_toxic_rows(n_items, seed))
+
+
+def or_bench(out_dir: Path, n_items: int, seed: int) -> None:
+    """`or_bench/or-bench-hard-1k.jsonl` and `or_bench/or-bench-toxic.jsonl`."""
+    _check(n_items)
+    folder = Path(out_dir) / "or_bench"
+    write_jsonl(folder / "or-bench-hard-1k.jsonl", or_bench_rows(n_items, seed))
+    write_jsonl(folder / "or-bench-toxic.jsonl", or_bench_toxic_rows(n_items, seed))
+
+
+def mt_bench(out_dir: Path, n_items: int, seed: int) -> None:
+    """`mt_bench/{question,judge_prompts}.jsonl` and `mt_bench/reference_answer/gpt-4.jsonl`."""
+    _check(n_items)
+    files = mt_bench_data_files(out_dir)
     questions, references = mt_bench_rows(n_items, seed)
-    write_jsonl(out_dir / "mt_bench" / "question.jsonl", questions)
-    write_jsonl(out_dir / "mt_bench" / "judge_prompts.jsonl", mt_bench_judge_prompts())
-    write_jsonl(out_dir / "mt_bench" / "reference_answer" / "gpt-4.jsonl", references)
-    _write_json_array(
-        out_dir / "halueval_wild" / "HaluEval_Wild_6types.json", halueval_wild_rows(n_items, seed)
-    )
-    _write_json_array(out_dir / "salad_bench" / "base_set.json", salad_rows(n_items, seed))
+    write_jsonl(files["question"], questions)
+    write_jsonl(files["judge_prompts"], mt_bench_judge_prompts())
+    write_jsonl(files["reference_answer"], references)
+
+
+def halueval_wild(out_dir: Path, n_items: int, seed: int) -> None:
+    """`halueval_wild/HaluEval_Wild_6types.json`."""
+    _check(n_items)
+    path = Path(out_dir) / "halueval_wild" / "HaluEval_Wild_6types.json"
+    _write_json_array(path, halueval_wild_rows(n_items, seed))
+
+
+def salad_bench(out_dir: Path, n_items: int, seed: int) -> None:
+    """`salad_bench/base_set.json`."""
+    _check(n_items)
+    _write_json_array(Path(out_dir) / "salad_bench" / "base_set.json", salad_rows(n_items, seed))
+
+
+def xstest(out_dir: Path, n_items: int, seed: int) -> None:
+    """`xstest/xstest_prompts.jsonl`."""
+    _check(n_items)
+    write_jsonl(Path(out_dir) / "xstest" / "xstest_prompts.jsonl", xstest_rows(n_items, seed))
+
+
+WRITERS = (or_bench, mt_bench, halueval_wild, salad_bench, xstest)
+
+
+def write_judged_fixtures(out_dir: Path, n_items: int, seed: int) -> None:
+    """Write the judged-benchmark fixtures under `out_dir` (e.g. results/<run>/fixtures/benchmarks)."""
+    for write in WRITERS:
+        write(out_dir, n_items, seed)

@@ -11,6 +11,8 @@ re-pointed at them with `dataset_path: json` (see `mixmerge.evaluate.lm_eval_tas
 - `mmlu/{dev,test}.jsonl`: cais/mmlu (all) `{question, subject, choices: [4 str], answer: int}`.
 - `math/{train,test}.jsonl`: EleutherAI/hendrycks_math `{problem, level, type, solution}`, the
   solution ending in `\\boxed{N}` (read by the `minerva_math` task).
+- `truthfulqa_mc2/validation.jsonl`: truthfulqa/truthful_qa (multiple_choice) `{question,
+  mc1_targets: {choices, labels}, mc2_targets: {choices, labels}}` (labels 1 = true).
 
 Everything is deterministic from `seed`. Few-shot source splits (train / dev) get at least
 `MIN_FEWSHOT_ROWS` rows.
@@ -163,31 +165,84 @@ def _math_row(rng: random.Random) -> dict[str, Any]:
     }
 
 
-def write_lmeval_fixtures(out_dir: Path, n_items: int, seed: int) -> None:
-    """Write the gsm8k / arc_challenge / arc_easy / mmlu / math fixture splits under `out_dir`."""
-    out_dir = Path(out_dir)
+def _truthfulqa_row(rng: random.Random) -> dict[str, Any]:
+    a, b = rng.randint(2, 30), rng.randint(2, 30)
+    true = [f"{a} plus {b} is {a + b}.", f"It is {a + b}."]
+    false = [f"{a} plus {b} is {x}." for x in _distractors(rng, a + b)]
+    mc1 = [true[0], *false]
+    mc2 = [*true, *false]
+    return {
+        "question": f"What is {a} plus {b}?",
+        "mc1_targets": {"choices": mc1, "labels": [1] + [0] * len(false)},
+        "mc2_targets": {"choices": mc2, "labels": [1] * len(true) + [0] * len(false)},
+    }
+
+
+def _rng(seed: int, name: str, split: str) -> random.Random:
+    return random.Random(f"{seed}:{name}:{split}")
+
+
+def _check(n_items: int) -> None:
     if n_items < 1:
         raise ValueError(f"n_items must be >= 1, got {n_items}")
-    n_shots = max(n_items, MIN_FEWSHOT_ROWS)
 
-    def rng_for(name: str, split: str) -> random.Random:
-        return random.Random(f"{seed}:{name}:{split}")
 
-    for split, n in (("train", n_shots), ("test", n_items)):
-        rng = rng_for("gsm8k", split)
-        write_jsonl(out_dir / "gsm8k" / f"{split}.jsonl", [_gsm8k_row(rng) for _ in range(n)])
+def gsm8k(out_dir: Path, n_items: int, seed: int) -> None:
+    """`gsm8k/{train,test}.jsonl`: openai/gsm8k (main)."""
+    _check(n_items)
+    for split, n in (("train", max(n_items, MIN_FEWSHOT_ROWS)), ("test", n_items)):
+        rng = _rng(seed, "gsm8k", split)
+        write_jsonl(Path(out_dir) / "gsm8k" / f"{split}.jsonl", [_gsm8k_row(rng) for _ in range(n)])
 
-    for name, challenge in (("arc_challenge", True), ("arc_easy", False)):
-        prefix = "ARC-Challenge" if challenge else "ARC-Easy"
-        for split, n in (("train", n_shots), ("validation", n_items), ("test", n_items)):
-            rng = rng_for(name, split)
-            rows = [_arc_row(rng, challenge, f"Tiny{prefix}_{split}_{i}") for i in range(n)]
-            write_jsonl(out_dir / name / f"{split}.jsonl", rows)
 
-    for split, n in (("dev", n_shots), ("test", n_items)):
-        rng = rng_for("mmlu", split)
-        write_jsonl(out_dir / "mmlu" / f"{split}.jsonl", [_mmlu_row(rng) for _ in range(n)])
+def _arc(out_dir: Path, n_items: int, seed: int, name: str, challenge: bool) -> None:
+    _check(n_items)
+    prefix = "ARC-Challenge" if challenge else "ARC-Easy"
+    shots = max(n_items, MIN_FEWSHOT_ROWS)
+    for split, n in (("train", shots), ("validation", n_items), ("test", n_items)):
+        rng = _rng(seed, name, split)
+        rows = [_arc_row(rng, challenge, f"Tiny{prefix}_{split}_{i}") for i in range(n)]
+        write_jsonl(Path(out_dir) / name / f"{split}.jsonl", rows)
 
-    for split, n in (("train", n_shots), ("test", n_items)):
-        rng = rng_for("math", split)
-        write_jsonl(out_dir / "math" / f"{split}.jsonl", [_math_row(rng) for _ in range(n)])
+
+def arc_challenge(out_dir: Path, n_items: int, seed: int) -> None:
+    """`arc_challenge/{train,validation,test}.jsonl`: allenai/ai2_arc (ARC-Challenge)."""
+    _arc(out_dir, n_items, seed, "arc_challenge", True)
+
+
+def arc_easy(out_dir: Path, n_items: int, seed: int) -> None:
+    """`arc_easy/{train,validation,test}.jsonl`: allenai/ai2_arc (ARC-Easy)."""
+    _arc(out_dir, n_items, seed, "arc_easy", False)
+
+
+def mmlu(out_dir: Path, n_items: int, seed: int) -> None:
+    """`mmlu/{dev,test}.jsonl`: cais/mmlu (all)."""
+    _check(n_items)
+    for split, n in (("dev", max(n_items, MIN_FEWSHOT_ROWS)), ("test", n_items)):
+        rng = _rng(seed, "mmlu", split)
+        write_jsonl(Path(out_dir) / "mmlu" / f"{split}.jsonl", [_mmlu_row(rng) for _ in range(n)])
+
+
+def math(out_dir: Path, n_items: int, seed: int) -> None:
+    """`math/{train,test}.jsonl`: EleutherAI/hendrycks_math."""
+    _check(n_items)
+    for split, n in (("train", max(n_items, MIN_FEWSHOT_ROWS)), ("test", n_items)):
+        rng = _rng(seed, "math", split)
+        write_jsonl(Path(out_dir) / "math" / f"{split}.jsonl", [_math_row(rng) for _ in range(n)])
+
+
+def truthfulqa_mc2(out_dir: Path, n_items: int, seed: int) -> None:
+    """`truthfulqa_mc2/validation.jsonl`: truthfulqa/truthful_qa (multiple_choice)."""
+    _check(n_items)
+    rng = _rng(seed, "truthfulqa_mc2", "validation")
+    rows = [_truthfulqa_row(rng) for _ in range(n_items)]
+    write_jsonl(Path(out_dir) / "truthfulqa_mc2" / "validation.jsonl", rows)
+
+
+WRITERS = (gsm8k, arc_challenge, arc_easy, mmlu, math, truthfulqa_mc2)
+
+
+def write_lmeval_fixtures(out_dir: Path, n_items: int, seed: int) -> None:
+    """Write the fixture splits of every lm-eval benchmark under `out_dir`."""
+    for write in WRITERS:
+        write(out_dir, n_items, seed)

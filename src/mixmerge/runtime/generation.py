@@ -3,7 +3,7 @@
 `generate_chat` renders each conversation with the model's own chat template (a leading system turn
 folded into the first user turn where the template has no system role: `mixmerge.chat`), generates
 the next assistant turn and returns one string per conversation, in input order.
-Replies go through the generation cache (`mixmerge.evaluate.cache`): the ones it holds are
+Replies go through the generation cache (`mixmerge.runtime.cache`): the ones it holds are
 read, the model generates the rest, and each finished batch is stored at once.
 
 `mixmerge evaluate` runs all benchmarks of one model in one process, so models are loaded once per
@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import Any
 
 from mixmerge.chat import prepare_conversation, render_chat
-from mixmerge.evaluate.cache import GenerationCache
+from mixmerge.runtime.cache import GenerationCache
 
 log = logging.getLogger(__name__)
 
@@ -277,11 +277,11 @@ def load_hf_model(
         # (e.g. a local judge) is put on the GPU; the next vLLM generation rebuilds it.
         log.info("freeing the vLLM engine to load %s on %s", path, device)
         _VLLM_ENGINES.clear()
-        _free_memory()
+        free_memory()
     while len(_HF_MODELS) >= max(MAX_LOADED_MODELS, 1):
         old_key, _ = _HF_MODELS.popitem(last=False)
         log.info("unloading %s to make room", old_key[0])
-        _free_memory()
+        free_memory()
     from mixmerge.hub import model_source
 
     tokenizer = load_tokenizer(path, revision=revision, trust_remote_code=trust_remote_code)
@@ -299,10 +299,10 @@ def release_models() -> None:
     _HF_MODELS.clear()
     _VLLM_ENGINES.clear()
     _TOKENIZERS.clear()
-    _free_memory()
+    free_memory()
 
 
-def _free_memory() -> None:
+def free_memory() -> None:
     gc.collect()
     try:
         import torch
@@ -475,7 +475,7 @@ def _vllm_engine(model_dir: Path, gen_cfg: dict[str, Any]) -> Any:
         # no transformers model beside it.
         _VLLM_ENGINES.clear()
         _HF_MODELS.clear()
-        _free_memory()
+        free_memory()
         _VLLM_ENGINES[key] = LLM(**llm_kwargs)
     return _VLLM_ENGINES[key]
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from mixmerge.io import read_json, write_json
-from mixmerge.train.select import criterion_value, select_best
+from mixmerge.selection import criterion_value, select_best
 
 
 def _scores(root: Path, model: str, **scores: float) -> None:

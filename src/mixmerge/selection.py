@@ -1,17 +1,28 @@
 """Pick the best of several candidate models (a hyperparameter sweep, the heuristic mix ratios).
 
+Used by `mixmerge select`, the merge recipes (which model a group contributes) and the report
+(which model a table row shows); it sits below the stages and reads score files only.
+
 The choice is a small JSON file naming the selected model id; downstream rules read it and use
 that model's directory in place, so no weights are copied.
 """
 
 from __future__ import annotations
 
+import json
+import logging
+from dataclasses import dataclass, field
 from pathlib import Path
 from statistics import mean
 from typing import Any
 
+from mixmerge.catalog import paper_benchmarks, paper_groups
 from mixmerge.io import read_json, write_json
-from mixmerge.report.scores import COLUMNS, GROUPS
+
+log = logging.getLogger(__name__)
+
+COLUMNS = paper_benchmarks()
+GROUPS = paper_groups()
 
 CRITERIA = ("AVG", *GROUPS)
 
@@ -107,3 +118,32 @@ def select_best(
 
 def selected_model(selection_file: Path) -> str:
     return read_json(selection_file)["selected"]
+
+
+@dataclass
+class Selections:
+    """Selection files (`selection/dpo/<group>.json`, `selection/mix/<strategy>.json`), if any."""
+
+    chosen: dict[str, str] = field(default_factory=dict)  # "dpo/<group>" | "mix/<strategy>" -> id
+    # the same keys -> what each candidate was trained with ({id: {pairs, beta, learning_rate}})
+    trained: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, selection_dir: Path | None) -> Selections:
+        chosen: dict[str, str] = {}
+        trained: dict[str, dict[str, dict[str, Any]]] = {}
+        if selection_dir is None or not selection_dir.is_dir():
+            return cls(chosen)
+        for path in sorted(selection_dir.rglob("*.json")):
+            key = path.relative_to(selection_dir).with_suffix("").as_posix()
+            try:
+                record = json.loads(path.read_text(encoding="utf-8"))
+                selected = record["selected"]
+            except (ValueError, KeyError, TypeError, OSError):
+                log.warning("skipping %s: not a selection file", path)
+                continue
+            if isinstance(selected, str) and selected:
+                chosen[key] = selected
+                if isinstance(record.get("trained"), dict):
+                    trained[key] = record["trained"]
+        return cls(chosen, trained)
