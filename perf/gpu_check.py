@@ -152,11 +152,13 @@ def check_dpo(args: argparse.Namespace, work: Path) -> dict:
     if importlib.util.find_spec("trl") is None:
         return {"status": "SKIP", "reason": "trl is not installed"}
     from mixmerge.train.dpo import train_dpo
+    from mixmerge.train.settings import TrainSettings
 
     out = work / "dpo"
     shutil.rmtree(out, ignore_errors=True)
     start = time.perf_counter()
-    info = train_dpo(_tiny_model(work), [_pairs(work / "pairs.jsonl")], out, _train_cfg(args.device))
+    settings = TrainSettings.from_block(_train_cfg(args.device))
+    info = train_dpo(_tiny_model(work), [_pairs(work / "pairs.jsonl")], out, settings)
     loss = info["train_loss"]
     ok = (out / "config.json").is_file() and info["steps"] > 0 and loss == loss  # not NaN
     return {

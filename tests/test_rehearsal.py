@@ -24,6 +24,7 @@ import yaml
 from rehearsal_judge import JudgeServer
 
 from mixmerge.mix import heuristic_variants
+from mixmerge.mix.settings import HeuristicSettings
 from mixmerge.naming import candidate_name, density_variant, seed_variant
 
 REPO = Path(__file__).resolve().parents[1]
@@ -72,7 +73,7 @@ def targets(name: str) -> list[str]:
         f"{results}/models/mix/hummer/{candidate}",
         *[
             f"{results}/models/mix/heuristic/{v}/{candidate}"
-            for v in heuristic_variants(config_mix(name))
+            for v in heuristic_variants(HeuristicSettings.from_block(config_mix(name)))
         ],
         *[f"{results}/models/merge/static/{m}" for m in config["merge"]["methods"]],
         *sweeps,

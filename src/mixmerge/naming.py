@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from mixmerge.train.settings import SweepSettings, TrainSettings
+
 
 def _num(value: float) -> str:
     return f"{float(value):g}"
@@ -20,19 +25,17 @@ def density_variant(density: float) -> str:
     return f"density{_num(density)}"
 
 
-def sweep_candidates(train: dict, sweep: object = None) -> dict[str, tuple[float, float]]:
+def sweep_candidates(
+    train: TrainSettings, sweep: SweepSettings | None = None
+) -> dict[str, tuple[float, float]]:
     """candidate name -> (beta, learning rate) of a DPO sweep grid.
 
-    `sweep` is a {beta, learning_rate} grid (a list each, either may be left out), "none" (the
-    train defaults only) or None (= train.sweep, the group models' grid).
+    `sweep` is a grid whose left-out sides take train.beta / train.learning_rate (an empty grid:
+    the train settings only), or None for train.sweep (the group models' grid).
     """
-    grid = (train.get("sweep") or {}) if sweep in (None, "same") else sweep
-    if grid == "none":
-        grid = {}
-    if not isinstance(grid, dict):
-        raise ValueError(f"a sweep is same, none or a {{beta, learning_rate}} grid, got {grid!r}")
+    grid = train.sweep if sweep is None else sweep
     return {
         candidate_name(beta, lr): (float(beta), float(lr))
-        for beta in grid.get("beta", [train["beta"]])
-        for lr in grid.get("learning_rate", [train["learning_rate"]])
+        for beta in grid.beta or (train.beta,)
+        for lr in grid.learning_rate or (train.learning_rate,)
     }

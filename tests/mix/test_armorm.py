@@ -8,9 +8,10 @@ import pytest
 from mix_helpers import GROUPS
 
 from mixmerge.io import read_jsonl
-from mixmerge.mix import build_mix
+from mixmerge.mix import MixContext, MixSettings, build_mix
 from mixmerge.mix.armorm import on_policy, relabel
 from mixmerge.mix.reward import RewardScorer
+from mixmerge.mix.settings import OnPolicySettings, RewardModelSettings
 
 
 class TableScorer:
@@ -106,7 +107,7 @@ def test_on_policy_best_vs_worst(tmp_path: Path) -> None:
         device="cpu",
         cache_dir=tmp_path,
         seed=0,
-        options={"samples_per_prompt": 3},
+        options=OnPolicySettings(samples_per_prompt=3),
         generate=generate,
     )
     pairs, stats = on_policy(pool, TableScorer(table), **kwargs)
@@ -122,23 +123,27 @@ def test_on_policy_best_vs_worst(tmp_path: Path) -> None:
 
 def test_trust_remote_code_needs_pinned_revision(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="pin"):
-        RewardScorer({"path": "RLHFlow/ArmoRM-Llama3-8B-v0.1", "trust_remote_code": True}, tmp_path)
+        RewardScorer(
+            RewardModelSettings("RLHFlow/ArmoRM-Llama3-8B-v0.1", trust_remote_code=True), tmp_path
+        )
 
 
 def test_tiny_reward_model_relabel_end_to_end_and_cached(
     pair_files: dict[str, Path], tiny_reward_model_dir: Path, tmp_path: Path
 ) -> None:
-    cfg = {
-        "armorm": {
-            "mode": "relabel",
-            "budget": 20,
-            "pool_size": 60,
-            "reward_model": {"path": str(tiny_reward_model_dir), "batch_size": 16},
+    cfg = MixSettings.from_block(
+        {
+            "armorm": {
+                "mode": "relabel",
+                "budget": 20,
+                "pool_size": 60,
+                "reward_model": {"path": str(tiny_reward_model_dir), "batch_size": 16},
+            }
         }
-    }
-    work = {"cache_dir": tmp_path / "cache", "device": "cpu"}
-    first = build_mix("armorm", cfg, pair_files, GROUPS, tmp_path / "a.jsonl", seed=0, work=work)
-    second = build_mix("armorm", cfg, pair_files, GROUPS, tmp_path / "b.jsonl", seed=0, work=work)
+    )
+    work = MixContext(cache_dir=tmp_path / "cache", device="cpu")
+    first = build_mix("armorm", cfg, pair_files, GROUPS, tmp_path / "a.jsonl", context=work)
+    second = build_mix("armorm", cfg, pair_files, GROUPS, tmp_path / "b.jsonl", context=work)
     s1, s2 = first["stats"]["scoring"], second["stats"]["scoring"]
     assert first["pool"] == {"pairs": 177, "candidates": 60, "datasets": list(pair_files)}
     n_responses = 2 * 60
@@ -148,7 +153,7 @@ def test_tiny_reward_model_relabel_end_to_end_and_cached(
     pairs = read_jsonl(tmp_path / "a.jsonl")
     assert len(pairs) == 20 == first["composition"]["pairs"]
     # every kept pair is oriented by the reward model, and margins are the largest ones
-    scorer = RewardScorer(cfg["armorm"]["reward_model"], work["cache_dir"])
+    scorer = RewardScorer(cfg.armorm.reward_model, work.cache_dir)
     margins = []
     for p in pairs:
         c, r = scorer.score([(p["prompt"], p["chosen"]), (p["prompt"], p["rejected"])])
@@ -161,21 +166,23 @@ def test_tiny_reward_model_relabel_end_to_end_and_cached(
 def test_tiny_on_policy_end_to_end(
     pair_files: dict[str, Path], tiny_model_dir: Path, tiny_reward_model_dir: Path, tmp_path: Path
 ) -> None:
-    cfg = {
-        "armorm": {
-            "mode": "on_policy",
-            "budget": 4,
-            "on_policy": {"samples_per_prompt": 3, "max_new_tokens": 6},
-            "reward_model": {"path": str(tiny_reward_model_dir)},
+    cfg = MixSettings.from_block(
+        {
+            "armorm": {
+                "mode": "on_policy",
+                "budget": 4,
+                "on_policy": {"samples_per_prompt": 3, "max_new_tokens": 6},
+                "reward_model": {"path": str(tiny_reward_model_dir)},
+            }
         }
-    }
-    work = {
-        "cache_dir": tmp_path / "cache",
-        "device": "cpu",
-        "policy": str(tiny_model_dir),
-        "generation": {"backend": "hf", "batch_size": 12, "max_new_tokens": 24},
-    }
-    first = build_mix("armorm", cfg, pair_files, GROUPS, tmp_path / "a.jsonl", seed=0, work=work)
+    )
+    work = MixContext(
+        cache_dir=tmp_path / "cache",
+        device="cpu",
+        policy=str(tiny_model_dir),
+        generation={"backend": "hf", "batch_size": 12, "max_new_tokens": 24},
+    )
+    first = build_mix("armorm", cfg, pair_files, GROUPS, tmp_path / "a.jsonl", context=work)
     assert first["stats"]["prompts"] == 4 and first["stats"]["generated_prompts"] == 4
     assert first["stats"]["sampling"] == {
         "temperature": 0.8,
@@ -185,7 +192,7 @@ def test_tiny_on_policy_end_to_end(
     }
     pairs = read_jsonl(tmp_path / "a.jsonl")
     assert pairs and all(p["chosen"] != p["rejected"] for p in pairs)
-    second = build_mix("armorm", cfg, pair_files, GROUPS, tmp_path / "b.jsonl", seed=0, work=work)
+    second = build_mix("armorm", cfg, pair_files, GROUPS, tmp_path / "b.jsonl", context=work)
     assert (
         second["stats"]["generated_prompts"] == 0 and second["stats"]["scoring"]["model_calls"] == 0
     )

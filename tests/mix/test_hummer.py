@@ -9,7 +9,7 @@ import pytest
 from mix_helpers import GROUPS, write_pair_files
 
 from mixmerge.judge import Verdict
-from mixmerge.mix import build_mix
+from mixmerge.mix import MixContext, MixSettings, build_mix
 from mixmerge.mix.hummer import (
     LABELS,
     NOISE,
@@ -21,6 +21,7 @@ from mixmerge.mix.hummer import (
     parse_label,
     select_low_conflict,
 )
+from mixmerge.mix.settings import HummerSettings
 
 HELP, HON, HARM = "helpfulness", "honesty", "harmlessness"
 
@@ -130,8 +131,9 @@ def test_hummer_mix_with_cached_labels(tmp_path: Path) -> None:
     def factory(cfg, cache_dir):
         return ScriptedJudge(log)
 
+    settings = HummerSettings(threshold=0.2, adc="labels")
     pairs, stats = hummer_mix(
-        pool, {"threshold": 0.2, "adc": "labels"}, judge_cfg, seed=0, cache_dir=tmp_path, judge_factory=factory
+        pool, settings, judge_cfg, seed=0, cache_dir=tmp_path, judge_factory=factory
     )
     assert stats["adc"] <= 0.2 < stats["adc_labels_pool"]
     assert stats["unlabelled_pairs"] == 1 and stats["labelling"]["unparsed"] == 1
@@ -142,7 +144,7 @@ def test_hummer_mix_with_cached_labels(tmp_path: Path) -> None:
     assert stats["label_counts"]["harmless_but_less_helpful"] == 3
     assert log == [16]
     again, stats2 = hummer_mix(
-        pool, {"threshold": 0.2, "adc": "labels"}, judge_cfg, seed=0, cache_dir=tmp_path, judge_factory=factory
+        pool, settings, judge_cfg, seed=0, cache_dir=tmp_path, judge_factory=factory
     )
     assert again == pairs
     assert stats2["labelling"]["requests"] == 1  # only the unparsed one is asked again
@@ -155,23 +157,18 @@ def test_tiny_local_judge_end_to_end(tiny_model_dir: Path, tmp_path: Path) -> No
         d: 1 for d in ("helpsteer", "nectar", "ultrasafety", "truthy_dpo", "grath", "ultrafeedback")
     }
     files = write_pair_files(tmp_path / "pairs", sizes)
-    work = {
-        "cache_dir": tmp_path / "cache",
-        "judge": {
-            "backend": "local",
-            "model": str(tiny_model_dir),
-            "device": "cpu",
-            "batch_size": 6,
-        },
-    }
-    cfg = {"hummer": {"threshold": 0.2, "adc": "labels"}}
-    first = build_mix("hummer", cfg, files, GROUPS, tmp_path / "a.jsonl", seed=0, work=work)
+    work = MixContext(
+        cache_dir=tmp_path / "cache",
+        judge={"backend": "local", "model": str(tiny_model_dir), "device": "cpu", "batch_size": 6},
+    )
+    cfg = MixSettings.from_block({"hummer": {"threshold": 0.2, "adc": "labels"}})
+    first = build_mix("hummer", cfg, files, GROUPS, tmp_path / "a.jsonl", context=work)
     stats = first["stats"]
     assert stats["unlabelled_pairs"] == 0  # the likelihood judge always answers a valid label
     assert sum(stats["label_counts_pool"].values()) == 6
     assert stats["adc"] <= 0.2
     assert stats["labelling"]["requests"] == 6
-    second = build_mix("hummer", cfg, files, GROUPS, tmp_path / "b.jsonl", seed=0, work=work)
+    second = build_mix("hummer", cfg, files, GROUPS, tmp_path / "b.jsonl", context=work)
     assert second["stats"]["labelling"]["requests"] == 0
     assert second["stats"]["labelling"]["cache_hits"] == 6
     assert (tmp_path / "a.jsonl").read_bytes() == (tmp_path / "b.jsonl").read_bytes()

@@ -10,6 +10,7 @@ import pytest
 from mix_helpers import make_pairs
 
 from mixmerge.mix.hummer_adc import adc_from_accuracies, reward_model_adc, split_by_dimension
+from mixmerge.mix.settings import AdcRewardModelSettings
 
 
 def test_adc_from_accuracies_on_a_hand_worked_case() -> None:
@@ -49,8 +50,14 @@ def test_reward_model_adc_on_the_tiny_reward_model(
         + make_pairs("ultrasafety", "harmlessness", 6)
     )
     dims = ["helpfulness"] * 6 + ["honesty"] * 6 + ["harmlessness"] * 6
-    cfg = {"path": str(tiny_reward_model_dir), "test_fraction": 0.34, "learning_rate": 1e-3,
-           "batch_size": 4, "max_length": 128, "dtype": "float32"}
+    cfg = AdcRewardModelSettings(
+        path=str(tiny_reward_model_dir),
+        test_fraction=0.34,
+        learning_rate=1e-3,
+        batch_size=4,
+        max_length=128,
+        dtype="float32",
+    )
     result = reward_model_adc(pairs, dims, cfg, seed=0, work_dir=tmp_path / "adc")
     assert result["train_pairs"] == {"harmlessness": 4, "helpfulness": 4, "honesty": 4}
     assert result["test_pairs"] == {"harmlessness": 2, "helpfulness": 2, "honesty": 2}

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from mixmerge.mix.reward import HFRewardModel
+from mixmerge.mix.settings import RewardModelSettings
 from mixmerge.tiny.reward_model import ARMORM_OBJECTIVES, build_tiny_reward_model
 
 
@@ -38,13 +39,13 @@ def test_scores_do_not_depend_on_batching(tiny_reward_model_dir: Path) -> None:
     items.append(
         ([{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}], "Hello")
     )
-    batched = HFRewardModel({"path": str(tiny_reward_model_dir), "batch_size": 8}, "cpu")
+    batched = HFRewardModel(RewardModelSettings(str(tiny_reward_model_dir), batch_size=8), "cpu")
     together = batched.score_batch(items)
     alone = [batched.score_batch([it])[0] for it in items]
     for (s1, r1), (s2, r2) in zip(together, alone, strict=True):
         assert abs(s1 - s2) < 1e-5 and len(r1) == len(r2) == 19
         assert abs(s1 - sum(r1) / 19) < 1e-5  # no `score` output: the mean of the objectives
-    first = HFRewardModel({"path": str(tiny_reward_model_dir), "objective": 10}, "cpu")
+    first = HFRewardModel(RewardModelSettings(str(tiny_reward_model_dir), objective=10), "cpu")
     s, r = first.score_batch(items[:1])[0]
     assert s == r[10]
 
@@ -71,7 +72,7 @@ def test_native_armorm_matches_its_formula(tiny_model_dir: Path, tmp_path: Path)
     tok.save_pretrained(tmp_path / "armo")
 
     pattern = "<|eot|>\n<|assistant|>\n"  # the tiny template's assistant header
-    cfg = {"path": str(tmp_path / "armo"), "architecture": "armorm", "gating_pattern": pattern}
+    cfg = RewardModelSettings(str(tmp_path / "armo"), architecture="armorm", gating_pattern=pattern)
     rm = HFRewardModel(cfg, "cpu")
     assert rm.batch_size == 8  # no pad id in the config: ours still batches
     items = [
@@ -89,4 +90,4 @@ def test_native_armorm_matches_its_formula(tiny_model_dir: Path, tmp_path: Path)
             expected = float((g * (r @ model.reward_transform_matrix)).sum())
         assert abs(score - expected) < 1e-4 and len(rewards) == 19
     with pytest.raises(ValueError, match="not an ArmoRM checkpoint"):
-        HFRewardModel({"path": str(tiny_model_dir), "architecture": "armorm"}, "cpu")
+        HFRewardModel(RewardModelSettings(str(tiny_model_dir), architecture="armorm"), "cpu")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -18,15 +19,16 @@ from mixmerge.train.dpo import (
     to_trl_rows,
     train_dpo,
 )
+from mixmerge.train.settings import LoraSettings, TrainSettings
 
-TRAIN_CFG = {
-    "beta": 0.1,
-    "learning_rate": 1e-3,
-    "epochs": 1,
-    "per_device_batch_size": 4,
-    "max_length": 128,
-    "device": "cpu",
-}
+TRAIN = TrainSettings(
+    beta=0.1,
+    learning_rate=1e-3,
+    num_train_epochs=1,
+    per_device_train_batch_size=4,
+    max_length=128,
+    device="cpu",
+)
 
 
 def _easy_pairs(path: Path, n: int = 24) -> Path:
@@ -46,13 +48,14 @@ def _easy_pairs(path: Path, n: int = 24) -> Path:
 
 
 def test_global_batch_gives_accumulation() -> None:
-    assert gradient_accumulation({"per_device_batch_size": 2, "global_batch_size": 128}, 8) == 8
-    assert (
-        gradient_accumulation({"per_device_batch_size": 4, "gradient_accumulation_steps": 3}, 1)
-        == 3
-    )
+    def settings(**values: int) -> TrainSettings:
+        return replace(TRAIN, **values)
+
+    paper = settings(per_device_train_batch_size=2, global_batch_size=128)
+    assert gradient_accumulation(paper, 8) == 8
+    assert gradient_accumulation(settings(gradient_accumulation_steps=3), 1) == 3
     with pytest.raises(ValueError, match="global_batch_size=100 is not a multiple"):
-        gradient_accumulation({"per_device_batch_size": 3, "global_batch_size": 100}, 2)
+        gradient_accumulation(settings(per_device_train_batch_size=3, global_batch_size=100), 2)
 
 
 def test_train_dpo_on_fixture_data(tmp_path: Path, tiny_model_dir: Path) -> None:
@@ -73,7 +76,7 @@ def test_train_dpo_on_fixture_data(tmp_path: Path, tiny_model_dir: Path) -> None
     )
     out = tmp_path / "model"
     summary = train_dpo(
-        tiny_model_dir, [tmp_path / "truthy.jsonl", tmp_path / "grath.jsonl"], out, TRAIN_CFG
+        tiny_model_dir, [tmp_path / "truthy.jsonl", tmp_path / "grath.jsonl"], out, TRAIN
     )
     assert summary["steps"] >= 1 and summary["pairs"] > 12
     recorded = read_json(out / "mixmerge_train.json")
@@ -91,7 +94,7 @@ def test_train_dpo_on_fixture_data(tmp_path: Path, tiny_model_dir: Path) -> None
 
 
 def test_reward_accuracy_above_chance_on_easy_pairs(tmp_path: Path, tiny_model_dir: Path) -> None:
-    cfg = {**TRAIN_CFG, "learning_rate": 5e-3, "epochs": 2, "final_eval_pairs": 24}
+    cfg = replace(TRAIN, learning_rate=5e-3, num_train_epochs=2, final_eval_pairs=24)
     summary = train_dpo(tiny_model_dir, [_easy_pairs(tmp_path / "easy.jsonl")], tmp_path / "m", cfg)
     final = read_json(tmp_path / "m" / "mixmerge_train.json")["final_metrics"]
     assert final == summary["final_metrics"]
@@ -100,10 +103,7 @@ def test_reward_accuracy_above_chance_on_easy_pairs(tmp_path: Path, tiny_model_d
 
 
 def test_lora_merges_back_to_plain_weights(tmp_path: Path, tiny_model_dir: Path) -> None:
-    cfg = {
-        **TRAIN_CFG,
-        "lora": {"r": 4, "alpha": 8, "dropout": 0.0, "target_modules": "all-linear"},
-    }
+    cfg = replace(TRAIN, lora=LoraSettings(r=4, alpha=8, dropout=0.0))
     train_dpo(tiny_model_dir, [_easy_pairs(tmp_path / "easy.jsonl", 8)], tmp_path / "m", cfg)
     weights = load_file(tmp_path / "m" / "model.safetensors")
     assert not any("lora" in name for name in weights)
@@ -129,7 +129,7 @@ class _DieAtStep:
 
 def test_interrupted_training_resumes_from_checkpoint(tmp_path: Path, tiny_model_dir: Path) -> None:
     data = [_easy_pairs(tmp_path / "easy.jsonl", 16)]  # 4 steps of 4 pairs
-    cfg = {**TRAIN_CFG, "save_steps": 1}
+    cfg = replace(TRAIN, save_steps=1)
     with pytest.raises(RuntimeError, match="killed"):
         train_dpo(tiny_model_dir, data, tmp_path / "m", cfg, callbacks=[_DieAtStep(2).callback])
     assert not (tmp_path / "m").exists()

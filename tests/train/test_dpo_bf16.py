@@ -11,18 +11,19 @@ from safetensors.torch import load_file
 
 from mixmerge.io import read_json, write_jsonl
 from mixmerge.train.dpo import policy_dtype, train_dpo
+from mixmerge.train.settings import TrainSettings
 
 LR = 5e-7
-CFG = {
-    "beta": 0.1,
-    "learning_rate": LR,
-    "epochs": 1,
-    "per_device_batch_size": 4,
-    "max_length": 64,
-    "device": "cpu",
-    "bf16": True,
-    "warmup_ratio": 0.0,  # the one step runs at the full learning rate
-}
+CFG = TrainSettings(
+    beta=0.1,
+    learning_rate=LR,
+    num_train_epochs=1,
+    per_device_train_batch_size=4,
+    max_length=64,
+    device="cpu",
+    bf16=True,
+    warmup_steps=0.0,  # the one step runs at the full learning rate
+)
 
 
 def _pairs(path: Path, n: int = 4) -> Path:

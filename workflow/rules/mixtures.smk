@@ -69,7 +69,7 @@ rule train_mix:
     conda:
         "../../envs/train.yaml"
     resources:
-        gpu=TRAIN.get("gpus", 1),
+        gpu=TRAIN_SETTINGS.gpus,
     shell:
         "{params.pin} {resources.gpu} {params.launcher} train --config {params.config} --model {input.base} --data {input.pairs} "
         "--beta {params.beta} --lr {params.lr} --out {output} > {log} 2>&1"
@@ -87,7 +87,7 @@ rule select_mix:
         scores=f"{R}/scores",
         models=f"{R}/models",
         candidates=lambda wc: mix_ids(wc.strategy),
-        criterion=TRAIN.get("selection", "AVG"),
+        criterion=TRAIN_SETTINGS.selection,
     wildcard_constraints:
         strategy="heuristic|armorm|hummer",
     conda:

@@ -23,7 +23,7 @@ rule train_candidate:
     conda:
         "../../envs/train.yaml"
     resources:
-        gpu=TRAIN.get("gpus", 1),
+        gpu=TRAIN_SETTINGS.gpus,
     shell:
         "{params.pin} {resources.gpu} {params.launcher} train --config {params.config} --model {input.base} --data {input.pairs} "
         "--beta {params.beta} --lr {params.lr} --out {output} > {log} 2>&1"
@@ -45,7 +45,7 @@ rule select_candidate:
         scores=f"{R}/scores",
         models=f"{R}/models",
         candidates=lambda wc: candidate_ids(wc.group),
-        criterion=TRAIN.get("selection", "AVG"),
+        criterion=TRAIN_SETTINGS.selection,
     wildcard_constraints:
         group="|".join(GROUPS),
     conda:
@@ -74,7 +74,7 @@ rule train_continual_stage:
     conda:
         "../../envs/train.yaml"
     resources:
-        gpu=TRAIN.get("gpus", 1),
+        gpu=TRAIN_SETTINGS.gpus,
     shell:
         "{params.pin} {resources.gpu} {params.launcher} train --config {params.config} --model {input.start} --data {input.pairs} "
         "--out {output} > {log} 2>&1"

@@ -1,7 +1,7 @@
 """Data-mixture baselines: one mixed preference set from all datasets, DPO-trained like a group.
 
-    stats = build_mix("heuristic", config["mixtures"], pair_files, config["groups"], out,
-                      seed=config["seed"], ratio=0.1)
+    settings = MixSettings.from_config(config)
+    stats = build_mix("heuristic", settings, pair_files, config["groups"], out, ratio=0.1)
 
 Strategies (see each module's docstring for the exact rule):
     heuristic  (honesty + harmlessness) : helpfulness data at a fixed ratio     mix/heuristic.py
@@ -15,6 +15,8 @@ per dataset and per group) and the strategy's own stats.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -22,9 +24,12 @@ from typing import Any
 
 from mixmerge.mix.common import load_pool, mix_stats_path, subsample_pool, write_mix
 from mixmerge.mix.heuristic import heuristic_variants, ratio_label
+from mixmerge.mix.settings import STRATEGIES, MixContext, MixSettings
 
 __all__ = [
     "STRATEGIES",
+    "MixContext",
+    "MixSettings",
     "build_mix",
     "heuristic_variants",
     "mix_stats_path",
@@ -33,74 +38,69 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-STRATEGIES = ("heuristic", "armorm", "hummer")
-
 
 def build_mix(
     strategy: str,
-    mix_cfg: Mapping[str, Any],
+    settings: MixSettings,
     pair_files: Mapping[str, str | Path],
     groups: Mapping[str, Sequence[str]],
     out: str | Path,
     *,
-    seed: int,
     ratio: float | None = None,
-    work: Mapping[str, Any] | None = None,
+    context: MixContext | None = None,
 ) -> dict[str, Any]:
     """Build one mixture from the datasets' pair files; write it and its stats; return the stats.
 
-    mix_cfg: config `mixtures` (a block per strategy). pair_files: dataset -> pairs JSONL.
+    settings: config `mixtures` (and the seed). pair_files: dataset -> pairs JSONL.
     groups: config `groups`. ratio: the heuristic's ratio (one of mixtures.heuristic.ratios).
-    work: run context, all optional —
-        cache_dir   scoring / labelling / sample caches   default mixtures.cache_dir, else <out dir>/cache
-        device      reward model and policy device        default cuda if available, else cpu
-        judge       judge config when mixtures.hummer.judge is null (config evaluate.judge)
-        generation  generation config for on_policy (config evaluate.generation)
-        policy      policy model directory for on_policy (the base model)
+    context: the job's caches, device and shared models (MixContext; all optional).
     """
     if strategy not in STRATEGIES:
         raise ValueError(f"unknown mix strategy {strategy!r} (known: {', '.join(STRATEGIES)})")
-    work = dict(work or {})
+    context = context or MixContext()
     out = Path(out)
-    cfg = dict(mix_cfg.get(strategy) or {})
-    cache_dir = Path(work.get("cache_dir") or mix_cfg.get("cache_dir") or out.parent / "cache")
+    seed = settings.seed
+    cache_dir = Path(context.cache_dir or settings.cache_dir or out.parent / "cache")
     pool = load_pool(pair_files, groups)
     pool_pairs = len(pool)
-    if strategy != "heuristic" and cfg.get("pool_size"):
-        # scoring / labelling every pair of every dataset can be costly: cap the candidates
-        pool = subsample_pool(pool, int(cfg["pool_size"]), seed, strategy)
-    params: dict[str, Any] = {k: v for k, v in cfg.items() if k != "judge"}
 
     if strategy == "heuristic":
         from mixmerge.mix.heuristic import heuristic_mix
 
         if ratio is None:
             raise ValueError("mix strategy heuristic needs a ratio (--ratio)")
-        params["ratio"] = float(ratio)
-        pairs, stats = heuristic_mix(pool, cfg, list(groups), float(ratio), seed)
+        params = {**_parameters(settings.heuristic), "ratio": float(ratio)}
+        pairs, stats = heuristic_mix(pool, settings.heuristic, list(groups), float(ratio), seed)
     elif strategy == "armorm":
         from mixmerge.mix.armorm import armorm_mix
 
+        if settings.armorm is None:
+            raise ValueError("mix strategy armorm needs mixtures.armorm (its reward_model)")
+        params = _parameters(settings.armorm)
+        pool = _capped(pool, settings.armorm.pool_size, seed, strategy)
         pairs, stats = armorm_mix(
             pool,
-            cfg,
+            settings.armorm,
             seed=seed,
             cache_dir=cache_dir,
-            device=work.get("device"),
-            policy=work.get("policy"),
-            gen_cfg=work.get("generation"),
+            device=context.device,
+            policy=context.policy,
+            gen_cfg=context.generation,
         )
     else:
         from mixmerge.mix.hummer import hummer_mix
 
-        judge_cfg = dict(cfg.get("judge") or work.get("judge") or {})
+        hummer = settings.hummer
+        judge_cfg = dict(hummer.judge or context.judge or {})
         if not judge_cfg:
             raise ValueError(
                 "mix strategy hummer needs a judge (mixtures.hummer.judge or evaluate.judge)"
             )
-        if work.get("device") and judge_cfg.get("backend") != "openai":
-            judge_cfg.setdefault("device", work["device"])
-        pairs, stats = hummer_mix(pool, cfg, judge_cfg, seed=seed, cache_dir=cache_dir)
+        if context.device and judge_cfg.get("backend") != "openai":
+            judge_cfg.setdefault("device", context.device)
+        params = _parameters(hummer, leave_out=("judge",))  # the judge is in the stats
+        pool = _capped(pool, hummer.pool_size, seed, strategy)
+        pairs, stats = hummer_mix(pool, hummer, judge_cfg, seed=seed, cache_dir=cache_dir)
 
     record = {
         "strategy": strategy,
@@ -112,3 +112,14 @@ def build_mix(
     record = write_mix(out, pairs, record)
     log.info("%s mix: %d pairs written to %s", strategy, len(pairs), out)
     return record
+
+
+def _parameters(block: Any, leave_out: Sequence[str] = ()) -> dict[str, Any]:
+    """A strategy's settings as its `.mix.json` records them (JSON types: lists, not tuples)."""
+    values = json.loads(json.dumps(dataclasses.asdict(block)))
+    return {k: v for k, v in values.items() if k not in leave_out}
+
+
+def _capped(pool: list[dict[str, Any]], size: int | None, seed: int, strategy: str) -> list:
+    """Scoring / labelling every pair of every dataset can be costly: `pool_size` caps them."""
+    return subsample_pool(pool, size, seed, strategy) if size else pool

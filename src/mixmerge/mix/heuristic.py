@@ -23,7 +23,7 @@ without replacement with a per-dataset seeded RNG.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from fractions import Fraction
 from typing import Any
 
@@ -34,11 +34,7 @@ from mixmerge.mix.common import (
     sample_indices,
     seeded_rng,
 )
-
-DEFAULT_HELPFUL_GROUPS = ("helpfulness", "helpful_honest", "helpful_harmless")
-DEFAULT_OTHER_GROUPS = ("honesty", "harmlessness")
-DEFAULT_RATIOS = (0.2, 0.1, 0.05)
-SIZES = ("paper", "constant")
+from mixmerge.mix.settings import HeuristicSettings
 
 
 def ratio_label(ratio: float) -> str:
@@ -47,18 +43,17 @@ def ratio_label(ratio: float) -> str:
     return f"{frac.numerator}to{frac.denominator}"
 
 
-def heuristic_variants(heur_cfg: Mapping[str, Any]) -> dict[str, float]:
+def heuristic_variants(heuristic: HeuristicSettings) -> dict[str, float]:
     """label -> ratio for every configured ratio (config `mixtures.heuristic.ratios`)."""
-    ratios = [float(r) for r in heur_cfg.get("ratios", DEFAULT_RATIOS)]
+    ratios = list(heuristic.ratios)
     variants = {ratio_label(r): r for r in ratios}
     if len(variants) != len(ratios):
         raise ValueError(f"mixtures.heuristic.ratios: two ratios share a label ({ratios})")
     return variants
 
 
-def _sides(heur_cfg: Mapping[str, Any], groups: Sequence[str]) -> tuple[list[str], list[str]]:
-    helpful = list(heur_cfg.get("helpful_groups", DEFAULT_HELPFUL_GROUPS))
-    other = list(heur_cfg.get("other_groups", DEFAULT_OTHER_GROUPS))
+def _sides(heuristic: HeuristicSettings, groups: Sequence[str]) -> tuple[list[str], list[str]]:
+    helpful, other = list(heuristic.helpful_groups), list(heuristic.other_groups)
     both = sorted(set(helpful) & set(other))
     if both:
         raise ValueError(f"mixtures.heuristic: group {both[0]!r} is on both sides of the ratio")
@@ -113,7 +108,7 @@ def _take(pool: Sequence[Pair], indices: list[int], total: int, seed: int, side:
 
 def heuristic_mix(
     pool: Sequence[Pair],
-    heur_cfg: Mapping[str, Any],
+    heuristic: HeuristicSettings,
     groups: Sequence[str],
     ratio: float,
     seed: int,
@@ -121,11 +116,8 @@ def heuristic_mix(
     """The pairs of one ratio's mix (in pool order) and its strategy-specific stats."""
     if not ratio > 0:
         raise ValueError(f"mixtures.heuristic: ratio must be > 0, got {ratio}")
-    helpful_groups, other_groups = _sides(heur_cfg, groups)
-    budget = heur_cfg.get("budget")
-    size = heur_cfg.get("size", "paper")
-    if size not in SIZES:
-        raise ValueError(f"mixtures.heuristic.size: {size!r} (use {' or '.join(SIZES)})")
+    helpful_groups, other_groups = _sides(heuristic, groups)
+    budget, size = heuristic.budget, heuristic.size
     helpful_ix = [i for i, p in enumerate(pool) if p["dimension"] in helpful_groups]
     other_ix = [i for i, p in enumerate(pool) if p["dimension"] in other_groups]
     if not helpful_ix or not other_ix:
@@ -134,8 +126,7 @@ def heuristic_mix(
             f"(helpful: {len(helpful_ix)}, honesty/harmlessness: {len(other_ix)})"
         )
     if size == "constant":
-        ratios = [float(r) for r in heur_cfg.get("ratios", DEFAULT_RATIOS)]
-        n_h, n_o = constant_sizes(len(helpful_ix), len(other_ix), ratio, ratios, budget)
+        n_h, n_o = constant_sizes(len(helpful_ix), len(other_ix), ratio, heuristic.ratios, budget)
     else:
         n_h, n_o = side_sizes(len(helpful_ix), len(other_ix), ratio, budget)
     if n_o == 0 or n_h == 0:

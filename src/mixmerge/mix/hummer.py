@@ -59,6 +59,7 @@ from mixmerge.mix.common import (
     sha256_json,
     slug,
 )
+from mixmerge.mix.settings import HummerSettings
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +82,6 @@ LABELS = (
     *(label_name(k, j) for k in DIMENSIONS for j in (None, *DIMENSIONS) if j != k),
     NOISE,
 )
-ADC_ESTIMATORS = ("reward_models", "labels")
 
 
 def parse_label(name: str) -> Label | str:
@@ -93,10 +93,6 @@ def parse_label(name: str) -> Label | str:
         raise ValueError(f"not a Hummer label: {name!r} (known: {', '.join(LABELS)})")
     return _NOUN[head], (_NOUN[tail] if tail else None)
 
-
-# The label estimate's threshold: 0.05 lets at most about 12% of one dimension's pairs conflict
-# with one other dimension (sqrt(0.12^2 / 6) = 0.049), where 0.2 would let about half through.
-DEFAULT_THRESHOLD = 0.05
 
 # ---- ADC -------------------------------------------------------------------------------------
 
@@ -324,7 +320,7 @@ def label_counts(labels: Sequence[Label | str | None]) -> dict[str, int]:
 
 def hummer_mix(
     pool: Sequence[Pair],
-    hum_cfg: Mapping[str, Any],
+    hummer: HummerSettings,
     judge_cfg: Mapping[str, Any],
     *,
     seed: int,
@@ -337,19 +333,13 @@ def hummer_mix(
     reported `adc` is then measured with `adc` = "reward_models" (mixmerge.mix.hummer_adc,
     Hummer's definition; needs `reward_models`) or is the label estimate (`adc: labels`).
     """
-    threshold = float(hum_cfg.get("threshold", DEFAULT_THRESHOLD))
-    budget = hum_cfg.get("budget")
-    estimator = hum_cfg.get("adc", "reward_models")
-    if estimator not in ADC_ESTIMATORS:
-        raise ValueError(
-            f"mixtures.hummer.adc: {estimator!r} (use {' or '.join(ADC_ESTIMATORS)})"
-        )
-    if estimator == "reward_models" and not (hum_cfg.get("reward_models") or {}).get("path"):
+    threshold, budget, estimator = hummer.threshold, hummer.budget, hummer.adc
+    if estimator == "reward_models" and hummer.reward_models is None:
         raise ValueError(
             "mixtures.hummer.adc: reward_models needs mixtures.hummer.reward_models.path "
             "(or set adc: labels for the label-based estimate)"
         )
-    labeller = PairLabeller(judge_cfg, cache_dir, int(hum_cfg.get("chunk", 64)), judge_factory)
+    labeller = PairLabeller(judge_cfg, cache_dir, hummer.chunk, judge_factory)
     labels = labeller.label(pool)
     noise = [i for i, lab in enumerate(labels) if lab == NOISE]
     usable: list[Label | None] = [lab if isinstance(lab, tuple) else None for lab in labels]
@@ -377,13 +367,13 @@ def hummer_mix(
         "labelling": labeller.stats(),
     }
     mix = [pool[i] for i in kept]
-    if estimator == "reward_models":
+    if hummer.reward_models is not None and estimator == "reward_models":
         from mixmerge.mix.hummer_adc import reward_model_adc
 
         measured = reward_model_adc(
             mix,
             [lab[0] for lab in mix_labels],  # type: ignore[index]
-            dict(hum_cfg["reward_models"]),
+            hummer.reward_models,
             seed=seed,
             work_dir=Path(cache_dir) / "hummer_adc",
         )

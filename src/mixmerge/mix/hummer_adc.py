@@ -19,17 +19,8 @@ the accuracy scale (an ADC of 0.05 is an RMS drop of 5 points of accuracy), as t
 estimate in mixmerge.mix.hummer is on the scale of a share of pairs. 1 + |K| reward models are
 trained per measurement; at 8B that is GPU-hours, which is why `max_pairs_per_dimension` exists.
 
-adc_cfg keys (config `mixtures.hummer.reward_models`):
-    path                     reward model checkpoint to start from (a causal LM gets a new
-                             one-output head)                                         required
-    revision                 hub revision of `path`                                    default null
-    max_pairs_per_dimension  train pairs per dimension (null = all)                    default null
-    test_fraction            share of each dimension's pairs held out                  default 0.2
-    learning_rate            default 1e-5;  epochs: default 1;  batch_size: default 8
-    max_length               tokens per sequence                                       default 1024
-    dtype                    compute precision: float32, or bfloat16 (bf16 autocast over fp32
-                             master weights, as the DPO stage: pure bf16 loses the updates)
-                                                                                        default float32
+The settings (config `mixtures.hummer.reward_models`, their defaults and meaning) are
+`mixmerge.mix.settings.AdcRewardModelSettings`; a causal LM at `path` gets a new one-output head.
 """
 
 from __future__ import annotations
@@ -42,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from mixmerge.mix.common import Pair, seeded_rng
+from mixmerge.mix.settings import AdcRewardModelSettings
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +90,7 @@ def _rows(pairs: Sequence[Pair]) -> list[dict[str, Any]]:
 
 
 def train_reward_model(
-    init: str | Path, pairs: Sequence[Pair], adc_cfg: Mapping[str, Any], out: Path, seed: int
+    init: str | Path, pairs: Sequence[Pair], models: AdcRewardModelSettings, out: Path, seed: int
 ) -> Path:
     """Bradley-Terry training with trl's RewardTrainer; the model is saved to `out`."""
     import datasets
@@ -109,7 +101,8 @@ def train_reward_model(
     from mixmerge.chat import prepare_conversation
     from mixmerge.hub import model_source
 
-    source, revision = model_source(init, adc_cfg.get("revision") if init == adc_cfg.get("path") else None)
+    # the configured checkpoint at its revision; a model trained here is a local directory
+    source, revision = model_source(init, models.revision if str(init) == models.path else None)
     tokenizer = AutoTokenizer.from_pretrained(source, revision=revision)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
@@ -126,12 +119,12 @@ def train_reward_model(
         row["prompt"] = prepare_conversation(row["prompt"], tokenizer)
     args = RewardConfig(
         output_dir=str(out.with_name(out.name + ".trainer")),
-        num_train_epochs=float(adc_cfg.get("epochs", 1)),
-        learning_rate=float(adc_cfg.get("learning_rate", 1e-5)),
-        per_device_train_batch_size=int(adc_cfg.get("batch_size", 8)),
-        max_length=int(adc_cfg.get("max_length", 1024)),
+        num_train_epochs=float(models.epochs),
+        learning_rate=float(models.learning_rate),
+        per_device_train_batch_size=models.batch_size,
+        max_length=models.max_length,
         seed=seed,
-        bf16=adc_cfg.get("dtype", "float32") == "bfloat16",
+        bf16=models.dtype == "bfloat16",
         use_cpu=not torch.cuda.is_available(),
         report_to=[],
         save_strategy="no",
@@ -154,18 +147,12 @@ def train_reward_model(
 
 
 def accuracy(
-    model_dir: Path, pairs: Sequence[Pair], adc_cfg: Mapping[str, Any], cache_dir: Path
+    model_dir: Path, pairs: Sequence[Pair], models: AdcRewardModelSettings, cache_dir: Path
 ) -> float:
     """Share of pairs whose chosen response the reward model scores above the rejected one."""
     from mixmerge.mix.reward import RewardScorer
 
-    rm_cfg = {
-        "path": str(model_dir),
-        "max_length": int(adc_cfg.get("max_length", 1024)),
-        "batch_size": int(adc_cfg.get("batch_size", 8)),
-        "dtype": adc_cfg.get("dtype", "float32"),
-    }
-    scorer = RewardScorer(rm_cfg, cache_dir, adc_cfg.get("device"))
+    scorer = RewardScorer(models.scorer(model_dir), cache_dir, models.device)
     try:
         items = [(p["prompt"], p["chosen"]) for p in pairs] + [
             (p["prompt"], p["rejected"]) for p in pairs
@@ -180,33 +167,29 @@ def accuracy(
 def reward_model_adc(
     pairs: Sequence[Pair],
     dimensions: Sequence[str],
-    adc_cfg: Mapping[str, Any],
+    models: AdcRewardModelSettings,
     *,
     seed: int,
     work_dir: str | Path,
 ) -> dict[str, Any]:
     """ADC of a labelled mix, measured with 1 + |K| reward models (see the module docstring)."""
-    if not adc_cfg.get("path"):
+    if not models.path:
         raise ValueError("mixtures.hummer.reward_models.path is required for adc: reward_models")
     work = Path(work_dir)
     train, test = split_by_dimension(
-        pairs,
-        dimensions,
-        float(adc_cfg.get("test_fraction", 0.2)),
-        seed,
-        adc_cfg.get("max_pairs_per_dimension"),
+        pairs, dimensions, models.test_fraction, seed, models.max_pairs_per_dimension
     )
     if len(train) < 2:  # nothing to deviate from: said in the stats, not a crash of the mix
         reason = f"pairs of 2 dimensions or more are needed, the mix has {sorted(train) or 'none'}"
         log.warning("hummer ADC not measured: %s", reason)
-        return {"adc": None, "not_measured": reason, "reward_model": str(adc_cfg["path"])}
+        return {"adc": None, "not_measured": reason, "reward_model": models.path}
     everything = [p for dim in sorted(train) for p in train[dim]]
-    reference_dir = train_reward_model(adc_cfg["path"], everything, adc_cfg, work / "rm_all", seed)
-    reference = {j: accuracy(reference_dir, test[j], adc_cfg, work / "cache") for j in test}
+    reference_dir = train_reward_model(models.path, everything, models, work / "rm_all", seed)
+    reference = {j: accuracy(reference_dir, test[j], models, work / "cache") for j in test}
     tuned: dict[str, dict[str, float]] = {}
     for k in sorted(train):
-        tuned_dir = train_reward_model(reference_dir, train[k], adc_cfg, work / f"rm_{k}", seed)
-        tuned[k] = {j: accuracy(tuned_dir, test[j], adc_cfg, work / "cache") for j in test}
+        tuned_dir = train_reward_model(reference_dir, train[k], models, work / f"rm_{k}", seed)
+        tuned[k] = {j: accuracy(tuned_dir, test[j], models, work / "cache") for j in test}
         shutil.rmtree(tuned_dir, ignore_errors=True)
     shutil.rmtree(reference_dir, ignore_errors=True)
     adc, deltas = adc_from_accuracies(reference, tuned)
@@ -217,5 +200,5 @@ def reward_model_adc(
         "accuracy_tuned": tuned,
         "train_pairs": {k: len(v) for k, v in train.items()},
         "test_pairs": {k: len(v) for k, v in test.items()},
-        "reward_model": str(adc_cfg["path"]),
+        "reward_model": models.path,
     }

@@ -16,6 +16,7 @@ from typing import Any
 from mixmerge.chat import prepare_conversation
 from mixmerge.io import read_jsonl
 from mixmerge.model_hash import write_hash
+from mixmerge.train.settings import LoraSettings, TrainSettings
 
 # Metrics of the final evaluation on the training pairs that go into mixmerge_train.json.
 FINAL_METRICS = (
@@ -46,17 +47,17 @@ def to_trl_rows(pairs: list[dict[str, Any]], tokenizer: Any) -> list[dict[str, A
     return rows
 
 
-def gradient_accumulation(train_cfg: dict[str, Any], world_size: int) -> int:
+def gradient_accumulation(settings: TrainSettings, world_size: int) -> int:
     """Accumulation steps that reach `global_batch_size` (paper: 128) on this many devices."""
-    per_device = int(train_cfg.get("per_device_batch_size", 1))
-    if not train_cfg.get("global_batch_size"):
-        return int(train_cfg.get("gradient_accumulation_steps", 1))
-    global_batch = int(train_cfg["global_batch_size"])
+    per_device = settings.per_device_train_batch_size
+    if not settings.global_batch_size:
+        return settings.gradient_accumulation_steps
+    global_batch = settings.global_batch_size
     steps, rest = divmod(global_batch, per_device * world_size)
     if steps < 1 or rest:
         raise ValueError(
-            f"train.global_batch_size={global_batch} is not a multiple of per_device_batch_size "
-            f"({per_device}) x devices ({world_size})"
+            f"train.global_batch_size={global_batch} is not a multiple of "
+            f"per_device_train_batch_size ({per_device}) x devices ({world_size})"
         )
     return steps
 
@@ -101,7 +102,7 @@ def _versions() -> dict[str, str]:
 
 def _model_card(summary: dict[str, Any]) -> str:
     hp = summary["hyperparameters"]
-    final = summary.get("final_metrics", {})
+    final = summary["final_metrics"]
     lines = [
         "---",
         "library_name: transformers",
@@ -110,8 +111,9 @@ def _model_card(summary: dict[str, Any]) -> str:
         f"# DPO model trained by mixmerge from `{summary['base_model']}`",
         "",
         f"- pairs: {summary['pairs']} from {', '.join(summary['sources'])}",
-        f"- beta {hp['beta']}, learning rate {hp['learning_rate']}, epochs {hp.get('epochs', 1)}, "
-        f"global batch {summary['global_batch_size']}, max length {hp.get('max_length')}",
+        f"- beta {hp['beta']}, learning rate {hp['learning_rate']}, "
+        f"epochs {hp['num_train_epochs']}, global batch {summary['global_batch_size']}, "
+        f"max length {hp['max_length']}",
         f"- steps: {summary['steps']}, train loss: {summary['train_loss']:.4f}",
     ]
     if final:
@@ -123,14 +125,16 @@ def _model_card(summary: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _lora_config(lora: dict[str, Any]):
+def _lora_config(lora: LoraSettings):
     from peft import LoraConfig
 
+    modules = lora.target_modules
     return LoraConfig(
-        r=int(lora.get("r", 16)),
-        lora_alpha=int(lora.get("alpha", 32)),
-        lora_dropout=float(lora.get("dropout", 0.05)),
-        target_modules=lora.get("target_modules", "all-linear"),
+        r=lora.r,
+        lora_alpha=int(lora.alpha),
+        lora_dropout=float(lora.dropout),
+        # peft matches a list (as a set) or one name / regex string; not a tuple
+        target_modules=modules if isinstance(modules, str) else list(modules),
         task_type="CAUSAL_LM",
     )
 
@@ -148,11 +152,10 @@ def train_dpo(
     model_path: str | Path,
     data: list[str | Path],
     out_dir: str | Path,
-    train_cfg: dict[str, Any],
-    seed: int = 0,
+    settings: TrainSettings,
     callbacks: list[Any] | None = None,
 ) -> dict[str, Any]:
-    """Train one DPO model; `train_cfg` is config["train"] with any sweep overrides applied."""
+    """Train one DPO model with `settings` (config `train`, a sweep candidate's beta and lr)."""
     import datasets
     import torch
     from accelerate import PartialState
@@ -174,36 +177,34 @@ def train_dpo(
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     rows = to_trl_rows(pairs, tokenizer)
+    seed = settings.seed
     dataset = datasets.Dataset.from_list(rows).shuffle(seed=seed)
 
-    on_cpu = train_cfg.get("device", "cuda") == "cpu" or not torch.cuda.is_available()
+    on_cpu = settings.device == "cpu" or not torch.cuda.is_available()
     # bf16 compute with fp32 master weights, on CPU too (torch's CPU autocast does bf16)
-    bf16 = bool(train_cfg.get("bf16", False))
+    bf16 = settings.bf16
     deepspeed = state.distributed_type == DistributedType.DEEPSPEED
     param_dtype = policy_dtype(bf16, deepspeed)
     model = AutoModelForCausalLM.from_pretrained(model_path, dtype=param_dtype)
-    accumulation = gradient_accumulation(train_cfg, state.num_processes)
-    per_device = int(train_cfg.get("per_device_batch_size", 1))
-    save_steps = int(train_cfg.get("save_steps", 0))
+    accumulation = gradient_accumulation(settings, state.num_processes)
+    per_device = settings.per_device_train_batch_size
+    save_steps = settings.save_steps
 
     args = DPOConfig(
         output_dir=str(checkpoints),
-        beta=float(train_cfg["beta"]),
-        learning_rate=float(train_cfg["learning_rate"]),
-        num_train_epochs=float(train_cfg.get("epochs", 1)),
+        beta=float(settings.beta),
+        learning_rate=float(settings.learning_rate),
+        num_train_epochs=float(settings.num_train_epochs),
         per_device_train_batch_size=per_device,
         per_device_eval_batch_size=per_device,
         gradient_accumulation_steps=accumulation,
-        max_length=int(train_cfg.get("max_length", 4096)),
-        lr_scheduler_type=train_cfg.get("lr_scheduler", "cosine"),
-        warmup_steps=float(train_cfg.get("warmup_ratio", 0.1)),  # a float < 1 is a ratio
-        optim=train_cfg.get("optimizer", "adamw_torch"),
+        max_length=settings.max_length,
+        lr_scheduler_type=settings.lr_scheduler_type,
+        warmup_steps=float(settings.warmup_steps),
+        optim=settings.optim,
         bf16=bf16,
         use_cpu=on_cpu,
-        **{
-            _checkpointing_field(DPOConfig): bool(train_cfg.get("gradient_checkpointing", False))
-            and not on_cpu
-        },
+        **{_checkpointing_field(DPOConfig): settings.gradient_checkpointing and not on_cpu},
         seed=seed,
         data_seed=seed,
         logging_steps=1,
@@ -213,7 +214,7 @@ def train_dpo(
         report_to=[],
         dataset_num_proc=1,
     )
-    peft_config = _lora_config(train_cfg["lora"]) if train_cfg.get("lora") else None
+    peft_config = _lora_config(settings.lora) if settings.lora is not None else None
     trainer = DPOTrainer(
         model=model,
         args=args,
@@ -226,7 +227,7 @@ def train_dpo(
     result = trainer.train(resume_from_checkpoint=resume)
 
     final_metrics: dict[str, float] = {}
-    n_final = int(train_cfg.get("final_eval_pairs", 0))
+    n_final = settings.final_eval_pairs
     if n_final:
         # Reward accuracy/margins of the trained policy on (a sample of) its own training pairs.
         sample = dataset.select(range(min(n_final, len(dataset))))
@@ -253,7 +254,7 @@ def train_dpo(
         "sources": sorted({p["source"] for p in pairs}),
         "pairs": len(rows),
         "seed": seed,
-        "hyperparameters": dict(train_cfg),
+        "hyperparameters": settings.record(),
         "devices": state.num_processes,
         "gradient_accumulation_steps": accumulation,
         "global_batch_size": per_device * accumulation * state.num_processes,
