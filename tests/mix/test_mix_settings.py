@@ -16,7 +16,7 @@ from mixmerge.mix.settings import (
     OnPolicySettings,
     RewardModelSettings,
 )
-from mixmerge.train.settings import SweepSettings
+from mixmerge.naming import SweepSettings
 
 REPO = Path(__file__).resolve().parents[2]
 

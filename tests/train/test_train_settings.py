@@ -11,8 +11,8 @@ import pytest
 import yaml
 
 from mixmerge.config import ConfigError, load, validate
-from mixmerge.naming import sweep_candidates
-from mixmerge.train.settings import LoraSettings, SweepSettings, TrainSettings
+from mixmerge.naming import SweepSettings
+from mixmerge.train.settings import LoraSettings, TrainSettings
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -40,7 +40,7 @@ def test_reads_the_paper_config() -> None:
     assert settings.warmup_steps == 0.1 and settings.lr_scheduler_type == "cosine"
     assert settings.sweep == SweepSettings(beta=(0.1, 0.5, 1.0, 2.0), learning_rate=(3e-7, 5e-7))
     assert settings.seed == 42  # the top-level seed
-    assert len(sweep_candidates(settings)) == 8
+    assert len(settings.candidates()) == 8
 
 
 def test_lora_and_candidate_overrides() -> None:
@@ -56,8 +56,8 @@ def test_lora_and_candidate_overrides() -> None:
 
 def test_a_sweep_side_left_out_takes_the_train_value() -> None:
     settings = TrainSettings(beta=0.1, learning_rate=1e-6, sweep=SweepSettings(beta=(0.1, 0.5)))
-    assert sweep_candidates(settings) == {"b0.1-lr1e-06": (0.1, 1e-6), "b0.5-lr1e-06": (0.5, 1e-6)}
-    assert sweep_candidates(settings, SweepSettings()) == {"b0.1-lr1e-06": (0.1, 1e-6)}
+    assert settings.candidates() == {"b0.1-lr1e-06": (0.1, 1e-6), "b0.5-lr1e-06": (0.5, 1e-6)}
+    assert settings.candidates(SweepSettings()) == {"b0.1-lr1e-06": (0.1, 1e-6)}
 
 
 def test_names_that_mean_a_dpo_config_field_are_trl_s() -> None:

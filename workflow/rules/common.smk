@@ -11,7 +11,7 @@ from mixmerge.judge.settings import missing_api_keys
 from mixmerge.fetch import config_artifacts
 from mixmerge.hub import activate as hub_activate, check_mirror
 from mixmerge.mix import MixSettings, heuristic_variants
-from mixmerge.naming import density_variant, seed_variant, sweep_candidates
+from mixmerge.naming import density_variant, seed_variant
 from mixmerge.train.settings import TrainSettings
 
 try:
@@ -47,7 +47,7 @@ TINY = config.get("tiny", {}).get("enabled", False)
 TRAIN = config["train"]  # as written: the training rules' param, so that editing it reruns them
 TRAIN_SETTINGS = TrainSettings.from_config(config)  # with every default filled in
 # candidate name -> (beta, learning rate); the sweep grid, or the single default setting.
-CANDIDATES = sweep_candidates(TRAIN_SETTINGS)
+CANDIDATES = TRAIN_SETTINGS.candidates()
 CONTINUAL = list(config.get("continual", {}).get("stages", []))
 MERGE_SWEEPS = config["merge"].get("sweeps", {})
 MIXTURES = config.get("mixtures", {})
@@ -56,7 +56,7 @@ MIX_STRATEGIES = list(MIX.strategies)
 # heuristic variant name (e.g. 1to10) -> ratio of (honesty + harmlessness) to helpfulness data
 HEURISTIC = heuristic_variants(MIX.heuristic) if "heuristic" in MIX_STRATEGIES else {}
 # The grid every mixture is trained over (default: the group models' own), best kept per strategy.
-MIX_CANDIDATES = sweep_candidates(TRAIN_SETTINGS, MIX.sweep)
+MIX_CANDIDATES = TRAIN_SETTINGS.candidates(MIX.sweep)
 
 # Jobs call the `mixmerge` installed beside this Snakemake (e.g. .venv/bin), even when the venv
 # is not activated; a conda env (--sdm conda) puts its own bin first when it is activated.

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from mixmerge.config import ConfigError
-from mixmerge.train.settings import SweepSettings
+from mixmerge.naming import SweepSettings
 
 STRATEGIES = ("heuristic", "armorm", "hummer")
 SIZES = ("paper", "constant")  # mixtures.heuristic.size, see mixmerge.mix.heuristic

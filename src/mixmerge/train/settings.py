@@ -10,13 +10,13 @@ rejected unknown keys and wrong types, so the builders only turn lists into tupl
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from mixmerge.naming import SweepSettings, sweep_candidates
 
-def _floats(values: Sequence[float] | None) -> tuple[float, ...] | None:
-    return None if values is None else tuple(float(v) for v in values)
+__all__ = ["LoraSettings", "SweepSettings", "TrainSettings"]
 
 
 @dataclass(frozen=True)
@@ -35,21 +35,6 @@ class LoraSettings:
         if modules is not None and not isinstance(modules, str):
             values["target_modules"] = tuple(modules)
         return cls(**values)
-
-
-@dataclass(frozen=True)
-class SweepSettings:
-    """A beta x learning-rate grid; a side left out (None) takes `train.beta` / `train.learning_rate`."""
-
-    beta: tuple[float, ...] | None = None
-    learning_rate: tuple[float, ...] | None = None
-
-    @classmethod
-    def from_block(cls, block: Mapping[str, Any] | None) -> SweepSettings:
-        block = block or {}
-        return cls(
-            beta=_floats(block.get("beta")), learning_rate=_floats(block.get("learning_rate"))
-        )
 
 
 @dataclass(frozen=True)
@@ -105,6 +90,12 @@ class TrainSettings:
         if learning_rate is not None:
             changes["learning_rate"] = float(learning_rate)
         return dataclasses.replace(self, **changes)
+
+    def candidates(self, sweep: SweepSettings | None = None) -> dict[str, tuple[float, float]]:
+        """candidate name -> (beta, learning rate) over `sweep` (None: train.sweep)."""
+        return sweep_candidates(
+            self.sweep if sweep is None else sweep, self.beta, self.learning_rate
+        )
 
     def record(self) -> dict[str, Any]:
         """A JSON-ready copy (mixmerge_train.json's `hyperparameters`)."""
