@@ -94,7 +94,7 @@ def _tiny_model(work: Path) -> Path:
 
 
 def _generate(model: Path, device: str, backend: str = "hf") -> list[str]:
-    from mixmerge.evaluate.generation import generate_chat
+    from mixmerge.runtime.generation import generate_chat
 
     cfg = {"backend": backend, "max_new_tokens": 16, "batch_size": 4, "temperature": 0.0}
     convs = [[{"role": "user", "content": p}] for p in PROMPTS]
