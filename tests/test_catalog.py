@@ -55,11 +55,11 @@ def test_every_registry_and_its_schema_enum_agree() -> None:
     """A dataset schema and a judge backend are one declaration each; the schema's enums must
     name exactly those (a new one fails here until its enum line is added)."""
     from mixmerge.data.loaders import LOADERS
-    from mixmerge.judge.settings import BACKENDS
+    from mixmerge.judge.settings import backends
 
     defs = SCHEMA["$defs"]
     assert set(defs["dataset"]["properties"]["loader"]["enum"]) == set(LOADERS)
-    assert set(defs["judge"]["properties"]["backend"]["enum"]) == set(BACKENDS)
+    assert set(defs["judge"]["properties"]["backend"]["enum"]) == set(backends())
 
 
 def test_xstest_verdicts_follow_the_prompt_label() -> None:

@@ -182,7 +182,7 @@ def test_vllm_path_gets_folded_conversations(
 
 def test_hf_judge_and_reward_model_render_folded(mistral_model_dir: Path) -> None:
     from mixmerge.judge import JudgePrompt
-    from mixmerge.judge.hf import HFJudge
+    from mixmerge.judge.backends.hf import HFJudge
     from mixmerge.mix.reward import HFRewardModel
 
     judge = HFJudge(mistral_model_dir, mode="likelihood", device="cpu")

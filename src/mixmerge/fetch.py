@@ -22,7 +22,7 @@ from typing import Any
 from mixmerge import hub
 from mixmerge.catalog import Benchmark, catalog
 from mixmerge.io import write_json
-from mixmerge.judge.settings import BACKENDS, JudgeSettings
+from mixmerge.judge.settings import JudgeSettings, backend
 
 log = logging.getLogger(__name__)
 
@@ -139,7 +139,7 @@ def config_artifacts(config: Mapping[str, Any]) -> list[hub.Artifact]:
                 _benchmark_data(found, spec, inherited, f"{where}.{key}")
     for where, judge in judges.items():
         settings = JudgeSettings.from_config(judge)
-        if BACKENDS[settings.backend].loads_model:
+        if backend(settings.backend).loads_model:
             found.model({"model": settings.model, "revision": settings.revision}, f"{where}.judge", key="model")
     return found.artifacts()
 

@@ -26,12 +26,12 @@ from mixmerge.judge.base import (
     verdict_counts,
 )
 from mixmerge.judge.prompts import PromptFile, PromptTemplate, load_prompt, load_prompt_file
-from mixmerge.judge.settings import BACKENDS, JudgeSettings, make_judge_from_settings
+from mixmerge.judge.settings import JudgeSettings, backends, make_judge_from_settings
 
 __all__ = [
-    "BACKENDS",
     "Judge",
     "JudgeSettings",
+    "backends",
     "JudgePrompt",
     "PromptFile",
     "PromptTemplate",
@@ -74,7 +74,7 @@ def make_judge(
 ) -> Judge:
     """Build the judge a judge config block (see `judge_config`) or its settings describe: its
     backend's factory (mixmerge/judge/settings.py: `JudgeSettings` holds every key and default,
-    `BACKENDS` the backends). The `cache_dir` argument wins over the settings' cache_dir."""
+    `backends()` the backends, one module each under judge/backends/). The `cache_dir` argument wins over the settings' cache_dir."""
     settings = (
         judge_cfg if isinstance(judge_cfg, JudgeSettings) else JudgeSettings.from_config(judge_cfg)
     )

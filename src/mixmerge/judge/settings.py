@@ -1,16 +1,17 @@
 """The judge's settings, built once from a config block, and the registry of judge backends.
 
 `JudgeSettings` holds every judge key of the config schema (`$defs.judge`) with its default, the
-one place the defaults live. A backend is one module with a `from_settings(settings, cache_dir)`
-factory plus one `register_backend` line below; the registration names the API-key variable the
-backend reads by default (None: it needs no key), which the key warning and the docs use.
+one place the defaults live. A backend is one module under mixmerge/judge/backends/ that ends
+with its `register_backend(...)` call: its factory (settings, cache_dir) -> Judge, and the
+API-key variable it reads by default (None: it needs no key), which the key warning uses.
 """
 
 from __future__ import annotations
 
 import importlib
 import os
-from collections.abc import Mapping
+import pkgutil
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -20,56 +21,51 @@ from mixmerge.catalog import judged_benchmarks
 
 @dataclass(frozen=True)
 class Backend:
-    """A judge backend: where its factory lives and what it needs."""
+    """A judge backend: its factory and what it needs."""
 
     name: str
-    factory: str  # "module:function" taking (JudgeSettings, cache_dir) -> Judge; imported lazily
+    factory: Callable[[JudgeSettings, str | Path | None], Any]  # settings, cache_dir -> Judge
     api_key_env: str | None = None  # the variable holding its API key by default; None = no key
     defaults: Mapping[str, Any] = field(default_factory=dict)  # settings this name implies
     loads_model: bool = False  # its `model` is a hub model or local folder (mirrored by fetch)
     doc: str = ""
 
 
-BACKENDS: dict[str, Backend] = {}
+_BACKENDS: dict[str, Backend] = {}
 
 
 def register_backend(
     name: str,
-    factory: str,
+    factory: Callable[[JudgeSettings, str | Path | None], Any],
     *,
     api_key_env: str | None = None,
     defaults: Mapping[str, Any] | None = None,
     loads_model: bool = False,
     doc: str = "",
 ) -> Backend:
-    if name in BACKENDS:
+    """Called by each module of mixmerge/judge/backends/ for the backend(s) it provides."""
+    if name in _BACKENDS:
         raise ValueError(f"judge backend {name!r} is registered twice")
-    BACKENDS[name] = Backend(name, factory, api_key_env, dict(defaults or {}), loads_model, doc)
-    return BACKENDS[name]
+    _BACKENDS[name] = Backend(name, factory, api_key_env, dict(defaults or {}), loads_model, doc)
+    return _BACKENDS[name]
 
 
-register_backend(
-    "openai",
-    "mixmerge.judge.openai_judge:from_settings",
-    api_key_env="OPENAI_API_KEY",
-    doc="any OpenAI-compatible chat endpoint (base_url)",
-)
-register_backend(
-    "hf", "mixmerge.judge.hf:from_settings", loads_model=True, doc="a local transformers model"
-)
-register_backend(
-    "local",
-    "mixmerge.judge.hf:from_settings",
-    defaults={"mode": "likelihood"},
-    loads_model=True,
-    doc="hf in likelihood mode (the older name)",
-)
+def backends() -> dict[str, Backend]:
+    """Every registered backend: the modules of mixmerge/judge/backends/, imported on first use
+    (each imports its heavy library, openai or torch, only when a judge is made)."""
+    if not _BACKENDS:
+        import mixmerge.judge.backends as package
+
+        for module in pkgutil.iter_modules(package.__path__):
+            importlib.import_module(f"{package.__name__}.{module.name}")
+    return _BACKENDS
 
 
 def backend(name: str) -> Backend:
-    if name not in BACKENDS:
-        raise ValueError(f"unknown judge backend {name!r} (known: {', '.join(BACKENDS)})")
-    return BACKENDS[name]
+    known = backends()
+    if name not in known:
+        raise ValueError(f"unknown judge backend {name!r} (known: {', '.join(sorted(known))})")
+    return known[name]
 
 
 _UNSET = "<backend default>"
@@ -139,9 +135,8 @@ class JudgeSettings:
 
 def make_judge_from_settings(settings: JudgeSettings, cache_dir: str | Path | None = None) -> Any:
     """Build the judge `settings` describe (its backend's factory)."""
-    module, func = backend(settings.backend).factory.split(":")
     cache = cache_dir if cache_dir is not None else settings.cache_dir
-    return getattr(importlib.import_module(module), func)(settings, cache)
+    return backend(settings.backend).factory(settings, cache)
 
 
 def missing_api_keys(

@@ -24,7 +24,7 @@ from mixmerge.chat import render_chat
 from mixmerge.hub import model_identity
 from mixmerge.judge.base import Judge, JudgePrompt, Verdict, VerdictParser
 from mixmerge.judge.cache import JsonlCache, cache_key
-from mixmerge.judge.settings import JudgeSettings
+from mixmerge.judge.settings import JudgeSettings, register_backend
 from mixmerge.model_hash import model_digest
 
 log = logging.getLogger(__name__)
@@ -305,3 +305,13 @@ def from_settings(settings: JudgeSettings, cache_dir: str | Path | None) -> HFJu
         trust_remote_code=settings.trust_remote_code,
         cache_dir=cache_dir,
     )
+
+
+register_backend("hf", from_settings, loads_model=True, doc="a local transformers model")
+register_backend(
+    "local",
+    from_settings,
+    defaults={"mode": "likelihood"},
+    loads_model=True,
+    doc="hf in likelihood mode (the older name)",
+)

@@ -28,7 +28,7 @@ from typing import Any
 
 from mixmerge.judge.base import Judge, JudgePrompt, Verdict, VerdictParser
 from mixmerge.judge.cache import JsonlCache, cache_key
-from mixmerge.judge.settings import JudgeSettings
+from mixmerge.judge.settings import JudgeSettings, register_backend
 
 log = logging.getLogger(__name__)
 
@@ -291,3 +291,11 @@ def from_settings(settings: JudgeSettings, cache_dir: str | Path | None) -> Open
         price_output_per_1k=settings.price_output_per_1k,
         cache_dir=cache_dir,
     )
+
+
+register_backend(
+    "openai",
+    from_settings,
+    api_key_env="OPENAI_API_KEY",
+    doc="any OpenAI-compatible chat endpoint (base_url)",
+)
