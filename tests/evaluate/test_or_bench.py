@@ -16,7 +16,6 @@ from mixmerge.io import read_jsonl
 from mixmerge.tiny.judged_fixtures import OR_BENCH_CATEGORIES, write_judged_fixtures
 
 
-
 def load_or_bench(bench_cfg: dict) -> list[dict]:
     return load_rows(bench_cfg, benchmark("or_bench"))[0]
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from mixmerge.evaluate.registry import EvalContext
 from mixmerge.evaluate.judged import run as salad_bench
+from mixmerge.evaluate.registry import EvalContext
 from mixmerge.evaluate.salad_bench import load_rows as load_salad
 from mixmerge.evaluate.salad_bench import md_judge_score
 from mixmerge.tiny.judged_fixtures import write_judged_fixtures
