@@ -57,6 +57,7 @@ from mixmerge.evaluate.evalplus_sandbox import run_sandbox
 from mixmerge.evaluate.registry import EvalContext
 from mixmerge.hub import EVALPLUS_URLS, resolve_data_file, url_file
 from mixmerge.io import atomic_file
+from mixmerge.runtime.settings import GenerationSettings
 
 log = logging.getLogger(__name__)
 
@@ -216,13 +217,14 @@ def generate_solutions(
     """
     from mixmerge.runtime import generation
 
-    backend = gen_cfg.get("backend", "hf")
+    g = GenerationSettings.from_config(gen_cfg)
+    backend = g.backend
     if backend not in generation.BACKENDS:
         raise ValueError(
             f"{ctx.benchmark}: unknown generation backend {backend!r} (known: hf, vllm)"
         )
     device = (ctx.bench_cfg or {}).get("device") or (ctx.eval_cfg or {}).get("device") or "cpu"
-    max_new_tokens = int(gen_cfg.get("max_new_tokens", 512))
+    max_new_tokens = int(g.max_new_tokens)
     settings = {**gen_cfg, "device": device, "max_new_tokens": max_new_tokens}
     settings["stop"] = stop_strings()
     tokenizer = generation.load_tokenizer(ctx.model_dir)
@@ -238,7 +240,7 @@ def generate_solutions(
 
         if backend == "hf":
             model, tokenizer = generation.load_hf_model(
-                ctx.model_dir, device, gen_cfg.get("dtype", "auto")
+                ctx.model_dir, device, g.dtype
             )
             # The template already holds BOS (evalplus's own HF decoder would add a second one).
             generation.hf_generate(

@@ -51,6 +51,8 @@ import yaml
 
 from mixmerge.judge import JudgePrompt
 from mixmerge.judge.cache import JsonlCache
+from mixmerge.judge.settings import JudgeSettings
+from mixmerge.judge.settings import backend as judge_backend
 from mixmerge.mix.common import (
     Pair,
     allocate,
@@ -239,14 +241,15 @@ class PairLabeller:
         self.judge_cfg = dict(judge_cfg)
         self.prompt = load_hummer_prompt()
         model = str(self.judge_cfg["model"])
-        backend = self.judge_cfg.get("backend", "hf")
+        settings = JudgeSettings.from_config(self.judge_cfg)
+        backend = settings.backend
         # a local judge model is identified by its files (a rebuilt model invalidates labels);
         # an API model by its name
         self.identity = [
             backend,
             self.judge_cfg.get("mode"),
-            model if backend == "openai" else model_identity(model),
-            float(self.judge_cfg.get("temperature", 0.0)),
+            model_identity(model) if judge_backend(backend).loads_model else model,
+            float(settings.temperature),
         ]
         self.cache = JsonlCache(Path(cache_dir) / "hummer" / f"{slug(model)}.jsonl")
         self.chunk = max(int(chunk), 1)

@@ -45,6 +45,7 @@ from typing import Any
 
 from mixmerge.chat import prepare_conversation, render_chat
 from mixmerge.runtime.cache import GenerationCache
+from mixmerge.runtime.settings import GenerationSettings
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +94,8 @@ def generate_chat(
     if not conversations:
         return []
     gen_cfg = resolve_sampling(gen_cfg, model_dir)
-    backend = gen_cfg.get("backend", "hf")
+    g = GenerationSettings.from_config(gen_cfg)
+    backend = g.backend
     if backend not in BACKENDS:
         raise ValueError(f"unknown generation backend {backend!r} (known: {', '.join(BACKENDS)})")
     tokenizer = load_tokenizer(model_dir)
@@ -116,7 +118,7 @@ def generate_chat(
             save([todo[j] for j in local], replies)
 
         if backend == "hf":
-            model, tok = load_hf_model(model_dir, device, gen_cfg.get("dtype", "auto"))
+            model, tok = load_hf_model(model_dir, device, g.dtype)
             hf_generate(
                 model,
                 tok,
@@ -147,16 +149,17 @@ def decoding_settings(
 ) -> dict[str, Any]:
     """What, besides the model and the prompt, decides a reply: the generation cache's key.
     Sampling knobs count only when sampling; the seed is the configured one (`item_seed`)."""
+    g = GenerationSettings.from_config(gen_cfg)
     settings: dict[str, Any] = {
-        "max_new_tokens": int(gen_cfg.get("max_new_tokens", 512)),
+        "max_new_tokens": int(g.max_new_tokens),
         "temperature": float(temperature),
-        "dtype": str(gen_cfg.get("dtype", "auto")),
+        "dtype": str(g.dtype),
         "device": str(device).split(":")[0],
     }
     if temperature > 0:
-        settings["top_p"] = float(gen_cfg.get("top_p", 1.0))
-        settings["top_k"] = int(gen_cfg.get("top_k", 0))
-        settings["seed"] = int(gen_cfg.get("seed", 0))
+        settings["top_p"] = float(g.top_p)
+        settings["top_k"] = int(g.top_k)
+        settings["seed"] = int(g.seed)
     return {**settings, **extra}
 
 
@@ -201,7 +204,7 @@ def resolve_sampling(gen_cfg: dict[str, Any], model_dir: str | Path) -> dict[str
 def _temperatures(
     n: int, gen_cfg: dict[str, Any], temperatures: Sequence[float | None] | None
 ) -> list[float]:
-    default_t = float(gen_cfg.get("temperature", 0.0))
+    default_t = float(GenerationSettings.from_config(gen_cfg).temperature)
     if temperatures is None:
         temps = [default_t] * n
     else:
@@ -348,11 +351,12 @@ def hf_generate(
     from tqdm.auto import tqdm
     from transformers import GenerationConfig, LogitsProcessorList
 
-    batch_size = int(gen_cfg.get("batch_size", 8))
-    max_new_tokens = int(gen_cfg.get("max_new_tokens", 512))
-    top_p = float(gen_cfg.get("top_p", 1.0))
-    top_k = int(gen_cfg.get("top_k", 0))
-    seed = int(gen_cfg.get("seed", 0))
+    g = GenerationSettings.from_config(gen_cfg)
+    batch_size = int(g.batch_size)
+    max_new_tokens = int(g.max_new_tokens)
+    top_p = float(g.top_p)
+    top_k = int(g.top_k)
+    seed = int(g.seed)
     if batch_size < 1:
         raise ValueError("generation batch_size must be >= 1")
     texts = list(texts)
@@ -460,15 +464,16 @@ def _vllm_engine(model_dir: Path, gen_cfg: dict[str, Any]) -> Any:
             "generation backend 'vllm' needs the vllm package (pip install vllm) on a GPU machine; "
             "or set evaluate.generation.backend: hf"
         ) from None
+    g = GenerationSettings.from_config(gen_cfg)
     llm_kwargs: dict[str, Any] = {
         "model": str(model_dir),
-        "dtype": gen_cfg.get("dtype", "auto"),
-        "seed": int(gen_cfg.get("seed", 0)),
-        "tensor_parallel_size": int(gen_cfg.get("tensor_parallel_size", 1)),
-        "gpu_memory_utilization": float(gen_cfg.get("gpu_memory_utilization", 0.9)),
+        "dtype": g.dtype,
+        "seed": int(g.seed),
+        "tensor_parallel_size": int(g.tensor_parallel_size),
+        "gpu_memory_utilization": float(g.gpu_memory_utilization),
     }
-    if gen_cfg.get("max_model_len"):
-        llm_kwargs["max_model_len"] = int(gen_cfg["max_model_len"])
+    if g.max_model_len:
+        llm_kwargs["max_model_len"] = int(g.max_model_len)
     key = (_model_key(model_dir), *sorted(llm_kwargs.items())[1:])
     if key not in _VLLM_ENGINES:
         # vLLM sizes its cache from the GPU memory it finds free: keep one engine at a time and
@@ -495,10 +500,11 @@ def _generate_vllm(
     llm = _vllm_engine(model_dir, gen_cfg)
     from vllm import SamplingParams
 
-    max_new_tokens = int(gen_cfg.get("max_new_tokens", 512))
-    top_p = float(gen_cfg.get("top_p", 1.0))
-    top_k = int(gen_cfg.get("top_k", 0))
-    seed = int(gen_cfg.get("seed", 0))
+    g = GenerationSettings.from_config(gen_cfg)
+    max_new_tokens = int(g.max_new_tokens)
+    top_p = float(g.top_p)
+    top_k = int(g.top_k)
+    seed = int(g.seed)
     # One SamplingParams per conversation carries the per-item temperature (temperature 0 is
     # greedy in vLLM); a per-item seed from the rendered prompt keeps sampled replies the same
     # whichever chunk or rerun generates them.

@@ -8,6 +8,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from mixmerge.runtime.settings import GenerationSettings
+
 log = logging.getLogger(__name__)
 
 
@@ -20,11 +22,13 @@ def lm_settings(
 ) -> tuple[str, dict[str, Any]]:
     """(lm-eval model type, its model_args) from the config: backend hf | vllm."""
     bench_cfg, eval_cfg = bench_cfg or {}, eval_cfg or {}
-    gen_cfg = {**(eval_cfg.get("generation") or {}), **(bench_cfg.get("generation") or {})}
-    backend = gen_cfg.get("backend", "hf")
+    g = GenerationSettings.from_config(
+        {**(eval_cfg.get("generation") or {}), **(bench_cfg.get("generation") or {})}
+    )
+    backend = g.backend
     path = Path(model_dir)
     pretrained = str(path.resolve()) if path.exists() else str(model_dir)
-    dtype = bench_cfg.get("dtype") or eval_cfg.get("dtype") or gen_cfg.get("dtype") or "auto"
+    dtype = bench_cfg.get("dtype") or eval_cfg.get("dtype") or g.dtype
     if backend == "hf":
         return backend, {
             "pretrained": pretrained,
@@ -38,12 +42,12 @@ def lm_settings(
             "dtype": dtype,
             # vLLM schedules its own batches; evaluate.batch_size is for the hf backend
             "batch_size": bench_cfg.get("batch_size") or "auto",
-            "tensor_parallel_size": int(gen_cfg.get("tensor_parallel_size", 1)),
-            "gpu_memory_utilization": float(gen_cfg.get("gpu_memory_utilization", 0.9)),
-            "seed": int(gen_cfg.get("seed", 0)),
+            "tensor_parallel_size": int(g.tensor_parallel_size),
+            "gpu_memory_utilization": float(g.gpu_memory_utilization),
+            "seed": int(g.seed),
         }
-        if gen_cfg.get("max_model_len"):
-            args["max_model_len"] = int(gen_cfg["max_model_len"])
+        if g.max_model_len:
+            args["max_model_len"] = int(g.max_model_len)
         return backend, args
     raise ValueError(f"{benchmark}: unknown generation backend {backend!r} (known: hf, vllm)")
 
