@@ -57,6 +57,7 @@ from mixmerge.evaluate.evalplus_sandbox import run_sandbox
 from mixmerge.evaluate.registry import EvalContext
 from mixmerge.hub import EVALPLUS_URLS, resolve_data_file, url_file
 from mixmerge.io import atomic_file
+from mixmerge.runtime import vllm_backend
 from mixmerge.runtime.settings import GenerationSettings
 
 log = logging.getLogger(__name__)
@@ -259,12 +260,12 @@ def generate_solutions(
         from mixmerge.runtime.lm_eval_model import release_lms
 
         release_lms()  # an lm-eval vLLM engine of this process would hold GPU memory beside ours
-        llm = generation._vllm_engine(Path(ctx.model_dir), gen_cfg)
+        llm = vllm_backend.vllm_engine(Path(ctx.model_dir), gen_cfg)
         tokenizer = llm.get_tokenizer()
         # as evalplus's VllmDecoder: greedy, stop strings applied by vLLM
         params = SamplingParams(temperature=0.0, max_tokens=max_new_tokens, stop=stop_strings())
-        for start in range(0, len(todo), generation.VLLM_CHUNK):
-            part = list(range(start, min(start + generation.VLLM_CHUNK, len(todo))))
+        for start in range(0, len(todo), vllm_backend.VLLM_CHUNK):
+            part = list(range(start, min(start + vllm_backend.VLLM_CHUNK, len(todo))))
             prompts = [
                 {"prompt_token_ids": tokenizer(texts[todo[j]], add_special_tokens=False)["input_ids"]}
                 for j in part
