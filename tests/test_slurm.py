@@ -533,11 +533,13 @@ def _timelimit(minutes: int) -> str:
 
 def _scores(root: Path) -> dict[str, dict]:
     """Every score record, with the run's own directory (in lm-eval's task config) made relative
-    and the wall time left out: the only two things that may differ between two runs."""
+    and the bookkeeping (wall time, what was generated or read from a cache, judge requests) left
+    out: the only things that may differ between two runs."""
     out = {}
     for path in sorted((root / "results" / "tiny" / "scores").rglob("*.json")):
         data = json.loads(path.read_text().replace(str(root), "<workdir>"))
-        for bookkeeping in ("seconds", "generated", "cached"):  # how the run went, not results
+        # how the run went, not results (a resumed run reads judge verdicts from its cache)
+        for bookkeeping in ("seconds", "generated", "cached", "judge_usage"):
             data.pop(bookkeeping, None)
         out[str(path.relative_to(root))] = data
     return out
