@@ -37,9 +37,10 @@ from typing import Any
 from mixmerge.evaluate.judged import judge_rows, load_rows
 from mixmerge.evaluate.registry import EvalContext
 from mixmerge.judge import load_prompt_file
+from mixmerge.judge.settings import JudgeSettings
+from mixmerge.judge.settings import backend as judge_backend
 
 log = logging.getLogger(__name__)
-
 
 
 def prepare(ctx: EvalContext) -> EvalContext:
@@ -47,8 +48,8 @@ def prepare(ctx: EvalContext) -> EvalContext:
     evaluation-wide model (this benchmark's `judge` block names none)."""
     upstream_model = str(load_prompt_file("or_bench").data["upstream_judge_model"])
     own = dict(ctx.bench_cfg.get("judge") or {})
-    backend = own.get("backend") or (ctx.eval_cfg.get("judge") or {}).get("backend")
-    if backend != "openai" or own.get("model"):
+    judge = JudgeSettings.from_config({**(ctx.eval_cfg.get("judge") or {}), **own})
+    if judge_backend(judge.backend).loads_model or own.get("model"):  # not an API judge
         return ctx
     log.info("or_bench: judged by OR-Bench's default judge %s", upstream_model)
     # the evaluation-wide prices are another model's: no cost estimate unless set here

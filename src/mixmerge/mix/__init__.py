@@ -88,6 +88,8 @@ def build_mix(
             gen_cfg=context.generation,
         )
     else:
+        from mixmerge.judge.settings import JudgeSettings
+        from mixmerge.judge.settings import backend as judge_backend
         from mixmerge.mix.hummer import hummer_mix
 
         hummer = settings.hummer
@@ -96,7 +98,8 @@ def build_mix(
             raise ValueError(
                 "mix strategy hummer needs a judge (mixtures.hummer.judge or evaluate.judge)"
             )
-        if context.device and judge_cfg.get("backend") != "openai":
+        # a local judge model runs on the mixing job's device; an API judge has none
+        if context.device and judge_backend(JudgeSettings.from_config(judge_cfg).backend).loads_model:
             judge_cfg.setdefault("device", context.device)
         params = _parameters(hummer, leave_out=("judge",))  # the judge is in the stats
         pool = _capped(pool, hummer.pool_size, seed, strategy)
