@@ -146,7 +146,7 @@ def test_check_passes_then_names_each_problem(mirror: Path) -> None:
     lock = lock_from_records({}, hub.read_manifest(mirror))
     lock["artifacts"]["model:org/model"]["commit"] = "c" * 40
     (mirror / "datasets/org/pairs/data/test-00000-of-00001.parquet").write_bytes(b"short")
-    problems = check(_config(), mirror, None) + hub.check_mirror(
+    problems = check(_config(), mirror, None) + fetch.check_mirror(
         fetch.config_artifacts(_config()), mirror, lock, subsets=False
     )
     assert any(
@@ -346,6 +346,6 @@ def test_pins_a_replica_stands_in_for_and_the_hint_for_a_missing_one(
     assert resolve_data_file(url, pin)[1] == actual  # the replica's own hash is what is recorded
     assert len(hub.load_dataset("org/pairs", split="test", revision="v1.0")) == 1
     art = hub.Artifact("url", url, sha256=pin)
-    assert hub.check_mirror([art], mirror, subsets=False) == []
+    assert fetch.check_mirror([art], mirror, subsets=False) == []
     with pytest.raises(ValueError, match="config expects"):
         resolve_data_file(url, "e" * 64)  # another pin than the one it stands in for

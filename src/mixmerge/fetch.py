@@ -252,4 +252,123 @@ def check(config: dict[str, Any], mirror: Path, lock_file: Path | None) -> list[
     if not mirror.is_dir():
         return [f"the hub mirror {mirror} does not exist"]
     lock = read_lock(lock_file) if lock_file else {}
-    return hub.check_mirror(config_artifacts(config), mirror, lock)
+    return check_mirror(config_artifacts(config), mirror, lock)
+
+
+# ------------------------------------------------------------------ does a mirror serve a config
+
+
+def check_mirror(
+    artifacts: list[hub.Artifact],
+    mirror: Path,
+    lock: Mapping[str, Any] | None = None,
+    subsets: bool = True,
+) -> list[str]:
+    """Problems, one line each: artifacts missing from the mirror, files that are not what the
+    manifest or the lock says, dataset config names and splits that do not exist."""
+    manifest = hub.read_manifest(mirror)
+    locked = (lock or {}).get("artifacts", {})
+    problems: list[str] = []
+    for art in artifacts:
+        path = hub.local_path(mirror, art.kind, art.id)
+        record = manifest.get(art.key)
+        if not path.exists() or record is None:
+            problems.append(f"missing: {art.describe()} (expected {path})")
+            continue
+        if art.kind == "url":
+            actual = hub.sha256_file(path)
+            for source, expected in (
+                ("config", art.sha256),
+                ("lock", locked.get(art.key, {}).get("sha256")),
+            ):
+                if expected and actual != expected and not hub.stands_in(record, "sha256", expected):
+                    problems.append(
+                        f"sha256 mismatch: {art.describe()}: {actual}, {source} pins {expected}"
+                    )
+            continue
+        for rel, size in (record.get("files") or {}).items():
+            file = path / rel
+            if not file.is_file():
+                problems.append(f"incomplete: {art.describe()}: {rel} is missing")
+                break
+            if file.stat().st_size != size:
+                problems.append(
+                    f"incomplete: {art.describe()}: {rel} has {file.stat().st_size} bytes, not {size}"
+                )
+                break
+        commit = record.get("commit")
+        pinned = locked.get(art.key, {}).get("commit")
+        if pinned and commit != pinned:
+            problems.append(
+                f"commit mismatch: {art.describe()}: the mirror holds {commit}, the lock pins {pinned}"
+            )
+        if not hub.revision_matches(record, art.revision):
+            held = record.get("revision") or "main"
+            problems.append(
+                f"revision mismatch: {art.describe()}: the mirror holds {commit} ({held})"
+            )
+        if art.kind == "dataset" and subsets:
+            problems += _check_subsets(art, path)
+    return problems
+
+
+def card_configs(folder: Path) -> dict[str, list[str]] | None:
+    """{config name: splits} from the `configs:` of a dataset repo's card (README.md front
+    matter), which is what `datasets` builds the repo's configs from; None without one (the
+    library then infers them from file names, and the check asks it instead)."""
+    readme = folder / "README.md"
+    if not readme.is_file():
+        return None
+    text = readme.read_text(encoding="utf-8")
+    if not text.startswith("---"):
+        return None
+    import yaml
+
+    front = yaml.safe_load(text[3:].split("\n---", 1)[0]) or {}
+    entries = front.get("configs") if isinstance(front, dict) else None
+    if not entries:
+        return None
+    configs: dict[str, list[str]] = {}
+    for entry in entries:
+        files = entry.get("data_files") or []
+        if isinstance(files, (str, dict)):
+            files = [files]
+        splits = [f.get("split", "train") if isinstance(f, dict) else "train" for f in files]
+        configs[entry.get("config_name", "default")] = splits
+    return configs
+
+
+def _check_subsets(art: hub.Artifact, path: Path) -> list[str]:
+    """Config names and splits a dataset artifact is read with, against the repo's own card."""
+    import datasets
+
+    problems = []
+    names = {name for name, _ in art.subsets}
+    card = card_configs(path)
+    try:
+        configs = list(card) if card is not None else datasets.get_dataset_config_names(str(path))
+    except Exception as err:  # an unreadable card or layout: say so instead of crashing the check
+        return [f"unreadable: {art.describe()}: {type(err).__name__}: {err}".splitlines()[0]]
+    for name in sorted(names, key=str):
+        actual = configs[0] if name is None and len(configs) == 1 else name  # the default config
+        if actual not in configs:
+            problems.append(
+                f"wrong config: {art.describe()}: config {name!r} does not exist "
+                f"(configs: {', '.join(configs)})"
+            )
+            continue
+        splits = [s for n, s in art.subsets if n == name and s is not None]
+        if not splits:
+            continue
+        have = (
+            card[actual]
+            if card is not None
+            else datasets.get_dataset_split_names(str(path), actual)
+        )
+        for split in splits:
+            if split not in have:
+                problems.append(
+                    f"wrong split: {art.describe()}: config {name!r} has no split {split!r} "
+                    f"(splits: {', '.join(have)})"
+                )
+    return problems

@@ -57,8 +57,8 @@ def _repo(mirror: Path, kind: str, ident: str) -> Path:
 
 def test_every_artifact_of_both_paper_configs_is_in_the_manifest(built: dict, mirror: Path):
     from mixmerge.config import load
-    from mixmerge.fetch import config_artifacts
-    from mixmerge.hub import check_mirror, read_manifest
+    from mixmerge.fetch import check_mirror, config_artifacts
+    from mixmerge.hub import read_manifest
 
     manifest = read_manifest(mirror)
     for config in PAPER:

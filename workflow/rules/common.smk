@@ -8,8 +8,8 @@ import yaml
 
 from mixmerge.config import ConfigError, validate
 from mixmerge.judge.settings import missing_api_keys
-from mixmerge.fetch import config_artifacts
-from mixmerge.hub import activate as hub_activate, check_mirror
+from mixmerge.fetch import check_mirror, config_artifacts
+from mixmerge.hub import activate as hub_activate
 from mixmerge.mix import MixSettings, heuristic_variants
 from mixmerge.naming import density_variant, seed_variant
 from mixmerge.train.settings import TrainSettings
