@@ -57,14 +57,6 @@ def test_paper_configs_validate() -> None:
         load(path)
 
 
-def test_merge_method_enum_matches_registry() -> None:
-    from mixmerge.merge import METHOD_NAMES
-
-    schema = yaml.safe_load((REPO / "workflow/schemas/config.schema.yaml").read_text())
-    enum = schema["$defs"]["merge_method"]["properties"]["merge_method"]["enum"]
-    assert set(METHOD_NAMES) <= set(enum)
-
-
 def test_the_catalog_names_the_benchmarks_a_config_may_set(tmp_path: Path) -> None:
     """The schema's benchmark names are the catalog's (filled in when a config is validated)."""
     from mixmerge.catalog import catalog
