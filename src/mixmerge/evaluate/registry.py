@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mixmerge.catalog import Benchmark, benchmark, catalog
+from mixmerge.catalog import Benchmark, benchmark
 from mixmerge.runtime.cache import GenerationCache
 
 # runner -> "module:function"
@@ -45,10 +45,6 @@ class EvalContext:
     def spec(self) -> Benchmark:
         """The benchmark's declaration in the catalog."""
         return benchmark(self.benchmark)
-
-
-def benchmark_names() -> list[str]:
-    return list(catalog())
 
 
 def get_benchmark(name: str) -> Callable[[EvalContext], dict[str, Any]]:
