@@ -11,6 +11,7 @@ import pytest
 from mixmerge.catalog import judged_benchmarks
 from mixmerge.evaluate.run import evaluate_model
 from mixmerge.io import read_json, read_jsonl
+from mixmerge.report.stats import score_of, units
 from mixmerge.runtime import generation
 from mixmerge.tiny.judged_fixtures import mt_bench_data_files, write_judged_fixtures
 
@@ -69,5 +70,7 @@ def test_the_judged_benchmarks_in_one_process(
         assert record["judge_model"] == str(tiny_model_dir) and record["judge_mode"] == "likelihood"
         assert len(record["judge_prompt_sha256"]) == 64 and sum(record["counts"].values()) >= 6
         assert record["judge_usage"]["cost_usd"] is None
-        assert read_jsonl(out / f"{name}.samples.jsonl")
+        samples = read_jsonl(out / f"{name}.samples.jsonl")
+        # the report's bootstrap reads the same score back from the samples
+        assert score_of(name, units(name, samples)) == pytest.approx(record["score"]), name
     generation.release_models()
