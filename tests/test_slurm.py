@@ -622,7 +622,7 @@ def test_the_local_tiny_run_is_complete_and_clean(runs: dict) -> None:
     noise, and nothing half-written is left (a rerun had nothing to do: the recovery test)."""
     from transformers import AutoModelForCausalLM
 
-    from mixmerge.report.scores import COLUMNS, EXTRA_COLUMNS
+    from mixmerge.report.scores import TITLES
 
     local = runs["local_dir"]
     rows = list(csv.DictReader((local / "results/tiny/tables/static.csv").open()))
@@ -635,8 +635,7 @@ def test_the_local_tiny_run_is_complete_and_clean(runs: dict) -> None:
     assert len(scored) == 1 + len(config["groups"]) + 1 + len(merges)  # + the mixture
     for row in scored:
         for bench in config["evaluate"]["benchmarks"]:
-            title = {**COLUMNS, **EXTRA_COLUMNS}[bench]
-            assert 0.0 <= float(row[title]) <= 100.0, (row["model"], bench)
+            assert 0.0 <= float(row[TITLES[bench]]) <= 100.0, (row["model"], bench)
     # the paper's averages are over its own benchmarks only (here: ARC-C, in Helpful Avg)
     assert all(row["Helpful Avg"] == row["ARC-C"] for row in scored)
     models = sorted(p.parent for p in (local / "results/tiny/models").rglob("config.json"))

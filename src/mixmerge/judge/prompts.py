@@ -22,6 +22,7 @@ The sha256 of the file's bytes goes into every score file that used it.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from dataclasses import dataclass, field
 from importlib import resources
@@ -107,8 +108,9 @@ def prompt_names() -> list[str]:
     return sorted(p.name[: -len(".yaml")] for p in folder.iterdir() if p.name.endswith(".yaml"))
 
 
+@functools.cache
 def load_prompt_file(name: str) -> PromptFile:
-    """Load and check mixmerge/judge/prompts/<name>.yaml."""
+    """Load and check mixmerge/judge/prompts/<name>.yaml (once per process: package data)."""
     path = resources.files("mixmerge.judge").joinpath("prompts", f"{name}.yaml")
     if not path.is_file():
         raise FileNotFoundError(

@@ -31,6 +31,8 @@ GROUPS: dict[str, tuple[str, ...]] = paper_groups()
 EXTRA_COLUMNS: dict[str, str] = {
     name: b.title for name, b in catalog().items() if name not in COLUMNS
 }
+# every benchmark's column title: the paper's, then the extra ones
+TITLES: dict[str, str] = {**COLUMNS, **EXTRA_COLUMNS}
 AVG = "AVG"
 AVERAGES: tuple[str, ...] = (*GROUPS, AVG)
 ALL_COLUMNS: tuple[str, ...] = (*COLUMNS.values(), *AVERAGES)
@@ -107,9 +109,8 @@ def summarize(
     for bench, title in EXTRA_COLUMNS.items():  # beyond the paper: printed, in no average
         if scores.get(bench) is not None:
             values[title] = round2(scores[bench])
-    titles = {**COLUMNS, **EXTRA_COLUMNS}
     left_out = {
-        titles[b]: int(n) for b, n in (unparsed or {}).items() if b in titles and int(n) > 0
+        TITLES[b]: int(n) for b, n in (unparsed or {}).items() if b in TITLES and int(n) > 0
     }
     return Summary(values, partial, basis, left_out)
 

@@ -36,14 +36,12 @@ import numpy as np
 
 from mixmerge.catalog import Benchmark
 from mixmerge.catalog import benchmark as catalog_benchmark
-from mixmerge.report.scores import AVG, COLUMNS, EXTRA_COLUMNS, GROUPS
+from mixmerge.report.scores import AVG, COLUMNS, GROUPS, TITLES
 
 log = logging.getLogger(__name__)
 
 DEFAULT_BOOTSTRAP = 1000
 DEFAULT_ALPHA = 0.05
-# every column a score can have an interval in: the paper's, then the extra ones
-TITLES = {**COLUMNS, **EXTRA_COLUMNS}
 
 Unit = tuple[str, float, float]  # (item key, good, counted)
 

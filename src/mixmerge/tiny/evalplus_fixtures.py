@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from mixmerge.io import write_jsonl
+from mixmerge.tiny import text
 
 MBPP_FIRST_ID = 901  # above every real MBPP+ id: no special input handling in evalplus
 N_BASE, N_PLUS = 3, 6
@@ -276,22 +277,21 @@ def mbpp_plus_rows(n_items: int, seed: int) -> list[dict[str, Any]]:
     return rows
 
 
+def _write(out_dir: str | Path, relpath: str, rows: Callable[[int, int], list], n_items: int, seed: int) -> Path:
+    text.check_items(n_items)
+    path = Path(out_dir) / relpath
+    write_jsonl(path, rows(n_items, seed))
+    return path
+
+
 def humaneval_plus(out_dir: str | Path, n_items: int, seed: int) -> Path:
     """`humaneval_plus/HumanEvalPlus.jsonl`."""
-    if n_items < 1:
-        raise ValueError(f"n_items must be >= 1, got {n_items}")
-    path = Path(out_dir) / "humaneval_plus" / "HumanEvalPlus.jsonl"
-    write_jsonl(path, humaneval_plus_rows(n_items, seed))
-    return path
+    return _write(out_dir, "humaneval_plus/HumanEvalPlus.jsonl", humaneval_plus_rows, n_items, seed)
 
 
 def mbpp_plus(out_dir: str | Path, n_items: int, seed: int) -> Path:
     """`mbpp_plus/MbppPlus.jsonl`."""
-    if n_items < 1:
-        raise ValueError(f"n_items must be >= 1, got {n_items}")
-    path = Path(out_dir) / "mbpp_plus" / "MbppPlus.jsonl"
-    write_jsonl(path, mbpp_plus_rows(n_items, seed))
-    return path
+    return _write(out_dir, "mbpp_plus/MbppPlus.jsonl", mbpp_plus_rows, n_items, seed)
 
 
 def write_evalplus_fixtures(out_dir: str | Path, n_items: int, seed: int) -> dict[str, Path]:

@@ -369,14 +369,9 @@ def mt_bench_data_files(out_dir: Path) -> dict[str, str]:
     }
 
 
-def _check(n_items: int) -> None:
-    if n_items < 1:
-        raise ValueError("n_items must be >= 1")
-
-
 def or_bench(out_dir: Path, n_items: int, seed: int) -> None:
     """`or_bench/or-bench-hard-1k.jsonl` and `or_bench/or-bench-toxic.jsonl`."""
-    _check(n_items)
+    text.check_items(n_items)
     folder = Path(out_dir) / "or_bench"
     write_jsonl(folder / "or-bench-hard-1k.jsonl", or_bench_rows(n_items, seed))
     write_jsonl(folder / "or-bench-toxic.jsonl", or_bench_toxic_rows(n_items, seed))
@@ -384,7 +379,7 @@ def or_bench(out_dir: Path, n_items: int, seed: int) -> None:
 
 def mt_bench(out_dir: Path, n_items: int, seed: int) -> None:
     """`mt_bench/{question,judge_prompts}.jsonl` and `mt_bench/reference_answer/gpt-4.jsonl`."""
-    _check(n_items)
+    text.check_items(n_items)
     files = mt_bench_data_files(out_dir)
     questions, references = mt_bench_rows(n_items, seed)
     write_jsonl(files["question"], questions)
@@ -394,20 +389,20 @@ def mt_bench(out_dir: Path, n_items: int, seed: int) -> None:
 
 def halueval_wild(out_dir: Path, n_items: int, seed: int) -> None:
     """`halueval_wild/HaluEval_Wild_6types.json`."""
-    _check(n_items)
+    text.check_items(n_items)
     path = Path(out_dir) / "halueval_wild" / "HaluEval_Wild_6types.json"
     _write_json_array(path, halueval_wild_rows(n_items, seed))
 
 
 def salad_bench(out_dir: Path, n_items: int, seed: int) -> None:
     """`salad_bench/base_set.json`."""
-    _check(n_items)
+    text.check_items(n_items)
     _write_json_array(Path(out_dir) / "salad_bench" / "base_set.json", salad_rows(n_items, seed))
 
 
 def xstest(out_dir: Path, n_items: int, seed: int) -> None:
     """`xstest/xstest_prompts.jsonl`."""
-    _check(n_items)
+    text.check_items(n_items)
     write_jsonl(Path(out_dir) / "xstest" / "xstest_prompts.jsonl", xstest_rows(n_items, seed))
 
 

@@ -182,21 +182,16 @@ def _rng(seed: int, name: str, split: str) -> random.Random:
     return random.Random(f"{seed}:{name}:{split}")
 
 
-def _check(n_items: int) -> None:
-    if n_items < 1:
-        raise ValueError(f"n_items must be >= 1, got {n_items}")
-
-
 def gsm8k(out_dir: Path, n_items: int, seed: int) -> None:
     """`gsm8k/{train,test}.jsonl`: openai/gsm8k (main)."""
-    _check(n_items)
+    text.check_items(n_items)
     for split, n in (("train", max(n_items, MIN_FEWSHOT_ROWS)), ("test", n_items)):
         rng = _rng(seed, "gsm8k", split)
         write_jsonl(Path(out_dir) / "gsm8k" / f"{split}.jsonl", [_gsm8k_row(rng) for _ in range(n)])
 
 
 def _arc(out_dir: Path, n_items: int, seed: int, name: str, challenge: bool) -> None:
-    _check(n_items)
+    text.check_items(n_items)
     prefix = "ARC-Challenge" if challenge else "ARC-Easy"
     shots = max(n_items, MIN_FEWSHOT_ROWS)
     for split, n in (("train", shots), ("validation", n_items), ("test", n_items)):
@@ -217,7 +212,7 @@ def arc_easy(out_dir: Path, n_items: int, seed: int) -> None:
 
 def mmlu(out_dir: Path, n_items: int, seed: int) -> None:
     """`mmlu/{dev,test}.jsonl`: cais/mmlu (all)."""
-    _check(n_items)
+    text.check_items(n_items)
     for split, n in (("dev", max(n_items, MIN_FEWSHOT_ROWS)), ("test", n_items)):
         rng = _rng(seed, "mmlu", split)
         write_jsonl(Path(out_dir) / "mmlu" / f"{split}.jsonl", [_mmlu_row(rng) for _ in range(n)])
@@ -225,7 +220,7 @@ def mmlu(out_dir: Path, n_items: int, seed: int) -> None:
 
 def math(out_dir: Path, n_items: int, seed: int) -> None:
     """`math/{train,test}.jsonl`: EleutherAI/hendrycks_math."""
-    _check(n_items)
+    text.check_items(n_items)
     for split, n in (("train", max(n_items, MIN_FEWSHOT_ROWS)), ("test", n_items)):
         rng = _rng(seed, "math", split)
         write_jsonl(Path(out_dir) / "math" / f"{split}.jsonl", [_math_row(rng) for _ in range(n)])
@@ -233,7 +228,7 @@ def math(out_dir: Path, n_items: int, seed: int) -> None:
 
 def truthfulqa_mc2(out_dir: Path, n_items: int, seed: int) -> None:
     """`truthfulqa_mc2/validation.jsonl`: truthfulqa/truthful_qa (multiple_choice)."""
-    _check(n_items)
+    text.check_items(n_items)
     rng = _rng(seed, "truthfulqa_mc2", "validation")
     rows = [_truthfulqa_row(rng) for _ in range(n_items)]
     write_jsonl(Path(out_dir) / "truthfulqa_mc2" / "validation.jsonl", rows)

@@ -68,6 +68,12 @@ HARMFUL = [
 ]
 
 
+def check_items(n_items: int) -> None:
+    """A fixture needs at least one item."""
+    if n_items < 1:
+        raise ValueError(f"n_items must be >= 1, got {n_items}")
+
+
 def sentence(rng: random.Random) -> str:
     return f"{rng.choice(SUBJECTS).capitalize()} {rng.choice(VERBS)} {rng.choice(OBJECTS)}."
 
