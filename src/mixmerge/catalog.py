@@ -17,6 +17,11 @@ a benchmark: the evaluate registry, the config schema's benchmark names, the rep
     hub       the hub or URL data its jobs read without `data_files` (what `mixmerge fetch`
               mirrors): {datasets: [{path, names, splits}]} and/or {urls: [url]}
     fixture   "module:function" writing its tiny-profile fixture files (tiny/)
+    dev       where `mixmerge search` scores it, on items disjoint from the reported ones:
+              {split, key} (lm_eval: another split of the source), {key[, data]} (judged: the
+              source's items outside the reported ones, `data` naming another hub config), or
+              {unavailable: why} (left out of the search's objectives); `key` is the row field
+              whose text identifies an item (its content hash)
 
 This module reads only YAML: loading a config or the report imports no benchmark code.
 """
@@ -37,7 +42,7 @@ SCALES = ("percent", "rating")
 RUNNERS = ("lm_eval", "evalplus", "judged", "mt_bench")
 _KEYS = {
     "id", "title", "group", "order", "scale", "paper", "judged", "runner", "options", "hub",
-    "fixture",
+    "fixture", "dev",
 }  # fmt: skip
 
 
@@ -56,6 +61,14 @@ class Benchmark:
     options: Mapping[str, Any] = field(default_factory=dict)
     hub: Mapping[str, Any] = field(default_factory=dict)
     fixture: str | None = None
+    dev: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def dev_unavailable(self) -> str | None:
+        """Why the search cannot score this benchmark on held-out items (None: it can)."""
+        if not self.dev:
+            return "no held-out source is declared"
+        return self.dev.get("unavailable")
 
     @property
     def multiplier(self) -> float:
@@ -87,7 +100,12 @@ def _parse(path: Path) -> Benchmark:
     for key, allowed in (("group", GROUPS), ("runner", RUNNERS), ("scale", SCALES)):
         if key in data and data[key] not in allowed:
             raise ValueError(f"{where}: {key} {data[key]!r} (allowed: {', '.join(allowed)})")
-    return Benchmark(**{**data, "options": data.get("options") or {}, "hub": data.get("hub") or {}})
+    dev = data.get("dev") or {}
+    if dev and "unavailable" not in dev and "key" not in dev:
+        raise ValueError(f"{where}: dev needs `key` (the field identifying an item) or `unavailable`")
+    return Benchmark(
+        **{**data, "options": data.get("options") or {}, "hub": data.get("hub") or {}, "dev": dev}
+    )
 
 
 @functools.cache

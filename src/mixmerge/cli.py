@@ -199,6 +199,12 @@ def cmd_report(args: argparse.Namespace) -> None:
     run(args)
 
 
+def cmd_search(args: argparse.Namespace) -> None:
+    from mixmerge.search.commands import run
+
+    run(args, _config(args.config))
+
+
 def cmd_diagnose(args: argparse.Namespace) -> None:
     from mixmerge.merge.diagnostics import diagnose
 
@@ -353,6 +359,9 @@ def build_parser() -> argparse.ArgumentParser:
     from mixmerge.report.commands import add_report_parser  # the report stage owns its options
 
     add_report_parser(sub).set_defaults(func=cmd_report)
+    from mixmerge.search.commands import add_search_parser
+
+    add_search_parser(sub).set_defaults(func=cmd_search)
     return parser
 
 

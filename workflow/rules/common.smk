@@ -141,6 +141,7 @@ def evaluated_model_ids():
     ids += [f"continual/stage{k}" for k in range(1, len(CONTINUAL) + 1)]
     ids += [f"merge/{s}/{m}" for s in MERGE_SETTINGS for m in MERGE_METHODS]
     ids += [f"merge/sweep/{m}/{v}" for m, v in merge_variants()]  # static setting, one variant each
+    ids += searched_model_ids()  # search.smk: the points each search space selected
     return ids
 
 

@@ -17,7 +17,7 @@ rule evaluate_model:
         benchmarks=",".join(BENCHMARKS),
         scores=lambda wc: f"{R}/scores/{wc.model}",
     wildcard_constraints:
-        model=r"base|dpo/[^/]+/[^/]+|continual/stage\d+|mix/(heuristic/)?[^/]+/[^/]+|merge/(static|continual)/[^/]+|merge/sweep/[^/]+/[^/]+",
+        model=r"base|dpo/[^/]+/[^/]+|continual/stage\d+|mix/(heuristic/)?[^/]+/[^/]+|merge/(static|continual)/[^/]+|merge/sweep/[^/]+/[^/]+|merge/searched/[^/]+/[^/]+",
     conda:
         "../../envs/eval.yaml"
     resources:

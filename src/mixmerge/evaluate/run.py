@@ -77,8 +77,16 @@ def judge_tally(record: dict[str, Any]) -> Tally:
 
 
 def evaluate_model(
-    cfg: dict[str, Any], model_dir: Path, benchmark: str, out_dir: Path
+    cfg: dict[str, Any],
+    model_dir: Path,
+    benchmark: str,
+    out_dir: Path,
+    digest: str | None = None,
 ) -> dict[str, Any]:
+    """Score `benchmark` on the model in `model_dir` and write its score and samples to `out_dir`.
+
+    `digest` names the weights when they are not in `model_dir` (a model held in memory by
+    `runtime.generation.pin_model`): it keys the model's replies in the generation cache."""
     eval_cfg = cfg["evaluate"]
     if benchmark not in eval_cfg["benchmarks"]:
         raise ValueError(f"benchmark {benchmark!r} is not configured under evaluate.benchmarks")
@@ -94,7 +102,7 @@ def evaluate_model(
         bench_cfg=dict(eval_cfg["benchmarks"][benchmark] or {}),
         eval_cfg=eval_cfg,
         work_dir=work_dir,
-        generations=GenerationCache(model_dir, cache_dir),
+        generations=GenerationCache(model_dir, cache_dir, digest),
     )
     started = time.time()
     try:

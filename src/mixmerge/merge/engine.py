@@ -25,6 +25,7 @@ from mixmerge.merge.execute import merge_tensors, tune_malloc
 from mixmerge.merge.modelio import ShardWriter, parse_size
 from mixmerge.merge.plan import MergeJob, plan_merge
 from mixmerge.merge.recipe import Recipe, dtype_name, load_recipe
+from mixmerge.merge.resident import ResidentWriter
 from mixmerge.model_hash import write_hash
 
 DEFAULT_SHARD_SIZE = "2GB"
@@ -139,3 +140,32 @@ def run_merge(
             merge_tensors(job, writer, progress)
             writer.finish()
             _write_model_files(job, tmp, writer.sha256)
+
+
+def merge_into(
+    recipe: str | Path | Mapping[str, Any],
+    targets: Mapping[str, torch.Tensor],
+    device: str = "cpu",
+    seed: int | None = None,
+    progress: bool = False,
+) -> str:
+    """Merge `recipe` into `targets` (the state dict of a model in memory, in the merge's output
+    dtype) instead of a model directory; return the merged weights' content digest.
+
+    Every tensor of the merge must have its place in `targets`, and every float tensor of
+    `targets` must be written (tied tensors count once): a trial never scores a half-merged model.
+    """
+    rec = load_recipe(recipe)
+    tune_malloc()
+    with contextlib.ExitStack() as stack:
+        job = plan_merge(rec, stack, torch.device(device), 0 if seed is None else int(seed))
+        writer = ResidentWriter(targets)
+        merge_tensors(job, writer, progress)
+    storages = {t.untyped_storage().data_ptr() for n, t in targets.items() if n in writer.written}
+    missed = [
+        n for n, t in targets.items()
+        if t.is_floating_point() and t.untyped_storage().data_ptr() not in storages
+    ]
+    if missed:
+        raise MergeError(f"the merge wrote no values for {len(missed)} tensors, e.g. {missed[0]}")
+    return writer.digest()

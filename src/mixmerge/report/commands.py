@@ -110,6 +110,9 @@ def add_report_parser(sub: Any) -> argparse.ArgumentParser:
         help="diagnostics files, drawn as <out>/diagnostics_<stem>",
     )
     p.add_argument("--out", required=True, metavar="DIR", help="figures directory")
+    p = subverb("search", "draw the fronts of `mixmerge search run` (front.json files)")
+    p.add_argument("fronts", nargs="+", metavar="JSON", help="front.json of each search space")
+    p.add_argument("--out", required=True, metavar="PNG", help="the figure (a PDF beside it)")
     p = subverb("config-page", "the run's config (YAML) as an HTML page")
     p.add_argument("--config", required=True, metavar="YAML", help="the run's config file")
     p.add_argument(
@@ -126,7 +129,14 @@ def _actions() -> dict[str, Callable[[argparse.Namespace], list[Path]]]:
         "figures": _figures,
         "diagnostics": _diagnostics,
         "config-page": _config_page,
+        "search": _search,
     }
+
+
+def _search(args: argparse.Namespace) -> list[Path]:
+    from mixmerge.report.search_figure import search_figure
+
+    return search_figure(args.fronts, args.out)
 
 
 def run(args: argparse.Namespace) -> list[Path]:

@@ -129,11 +129,23 @@ def _merge_rows(
     ]
 
 
+def _searched_rows(summaries: Mapping[str, Summary]) -> list[Row]:
+    """merge/searched/<space>/<point>: the points the 3H search selected (on held-out items)."""
+    pattern = re.compile(r"merge/searched/([^/]+)/([^/]+)")
+    found = sorted(m.groups() for i in summaries if (m := pattern.fullmatch(i)))
+    return [
+        _row("Searched merge", f"Searched: {space} ({point})", f"merge/searched/{space}/{point}",
+             summaries, ranked=True)
+        for space, point in found
+    ]
+
+
 def static_table(summaries: Mapping[str, Summary], selections: Selections) -> Table:
     rows = [_row("Base", "Base", "base", summaries)]
     rows += _group_rows(summaries, selections)
     rows += _mixture_rows(summaries, selections)
     rows += _merge_rows("static", summaries)
+    rows += _searched_rows(summaries)
     columns = table_columns(r.summary for r in rows)
     return Table("static", "Static setting (5 group models merged)", columns, rows)
 

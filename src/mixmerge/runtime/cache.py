@@ -66,12 +66,20 @@ class Tally:
 class GenerationCache:
     """The cached replies of one model (by content digest); see the module docstring."""
 
-    def __init__(self, model_dir: str | Path | None = None, root: str | Path | None = None) -> None:
+    def __init__(
+        self,
+        model_dir: str | Path | None = None,
+        root: str | Path | None = None,
+        digest: str | None = None,
+    ) -> None:
         """`root` None keeps the replies in memory only, for this one model (tests, callers
-        outside evaluation): nothing names the model then, so never share such a cache."""
+        outside evaluation): nothing names the model then, so never share such a cache.
+        `digest` names a model whose weights are not on disk (the search's in-memory merges)."""
         # absolute: lm-eval resolves its cache path inside its own working directory
         self.root = None if root is None else Path(root).resolve()
-        self.dir = None if root is None else Path(root) / "generations" / model_digest(model_dir)
+        if root is not None and digest is None:
+            digest = model_digest(model_dir)
+        self.dir = None if root is None else Path(root) / "generations" / str(digest)
         self.digest = "" if self.dir is None else self.dir.name
         self.tally = Tally()
         self._data: dict[str, str] = {}

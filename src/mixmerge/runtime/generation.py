@@ -58,6 +58,7 @@ MAX_LOADED_MODELS = int(os.environ.get("MIXMERGE_MAX_LOADED_MODELS", "2"))
 _HF_MODELS: OrderedDict[tuple[Any, ...], tuple[Any, Any]] = OrderedDict()
 _VLLM_ENGINES: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
 _TOKENIZERS: dict[tuple[Any, ...], Any] = {}
+_PINNED: dict[str, tuple[Any, Any]] = {}  # model path -> (model, tokenizer) held in memory
 
 
 def merged_generation_config(
@@ -270,7 +271,10 @@ def load_hf_model(
     revision: str | None = None,
     trust_remote_code: bool = False,
 ) -> tuple[Any, Any]:
-    """(model, tokenizer), loaded once per process per (path, device, dtype, revision, remote)."""
+    """(model, tokenizer), loaded once per process per (path, device, dtype, revision, remote);
+    a model `pin_model` put in memory for `path` serves it as it is."""
+    if _model_key(path) in _PINNED:
+        return _PINNED[_model_key(path)]
     key = (_model_key(path), device, dtype or "auto", revision, bool(trust_remote_code))
     if key in _HF_MODELS:
         _HF_MODELS.move_to_end(key)
@@ -299,8 +303,15 @@ def load_hf_model(
     return model, tokenizer
 
 
+def pin_model(path: str | Path, model: Any, tokenizer: Any) -> None:
+    """Serve every load of `path` in this process with `model`, already in memory: the search
+    merges each trial into one resident model, whose weights never reach `path`."""
+    _PINNED[_model_key(path)] = (model, tokenizer)
+
+
 def release_models() -> None:
     """Drop every cached model and vLLM engine of this process (frees GPU memory)."""
+    _PINNED.clear()
     _HF_MODELS.clear()
     _VLLM_ENGINES.clear()
     _TOKENIZERS.clear()

@@ -370,10 +370,14 @@ def mt_bench_data_files(out_dir: Path) -> dict[str, str]:
 
 
 def or_bench(out_dir: Path, n_items: int, seed: int) -> None:
-    """`or_bench/or-bench-hard-1k.jsonl` and `or_bench/or-bench-toxic.jsonl`."""
+    """`or_bench/or-bench-hard-1k.jsonl`, `or_bench/or-bench-toxic.jsonl` and
+    `or_bench/or-bench-80k.jsonl` (the search's held-out source: hard-1k's rows and as many more,
+    as the real hard-1k is drawn from the 80k)."""
     text.check_items(n_items)
     folder = Path(out_dir) / "or_bench"
-    write_jsonl(folder / "or-bench-hard-1k.jsonl", or_bench_rows(n_items, seed))
+    hard = or_bench_rows(n_items, seed)
+    write_jsonl(folder / "or-bench-hard-1k.jsonl", hard)
+    write_jsonl(folder / "or-bench-80k.jsonl", or_bench_rows(n_items, seed + 1) + hard)
     write_jsonl(folder / "or-bench-toxic.jsonl", or_bench_toxic_rows(n_items, seed))
 
 

@@ -213,7 +213,7 @@ def arc_easy(out_dir: Path, n_items: int, seed: int) -> None:
 def mmlu(out_dir: Path, n_items: int, seed: int) -> None:
     """`mmlu/{dev,test}.jsonl`: cais/mmlu (all)."""
     text.check_items(n_items)
-    for split, n in (("dev", max(n_items, MIN_FEWSHOT_ROWS)), ("test", n_items)):
+    for split, n in (("dev", max(n_items, MIN_FEWSHOT_ROWS)), ("validation", n_items), ("test", n_items)):
         rng = _rng(seed, "mmlu", split)
         write_jsonl(Path(out_dir) / "mmlu" / f"{split}.jsonl", [_mmlu_row(rng) for _ in range(n)])
 
