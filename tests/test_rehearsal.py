@@ -312,3 +312,55 @@ def test_fetch_check_names_what_is_wrong(
         "config 'llama2_7b' has no split 'train' (splits: pretrained_gen, selftruth_gen)"
         in bad.stdout
     )
+
+
+def _deep_merge(base: dict, over: dict) -> dict:
+    """Snakemake's merge of config files: mappings key by key, anything else replaced."""
+    out = dict(base)
+    for key, value in over.items():
+        out[key] = _deep_merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+def test_search_dev_items_are_disjoint_on_the_mirror(
+    mirror: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The search's held-out items of the paper config, read from the hub-shaped mirror (MMLU's
+    57 configs, MATH's 7, OR-Bench-80k beside hard-1k), share no item with what the tables report."""
+    import datasets
+
+    from mixmerge.catalog import benchmark
+    from mixmerge.evaluate.dev_items import content_hash, write_dev_items
+    from mixmerge.evaluate.judged import _hook, load_rows
+    from mixmerge.evaluate.lm_eval_tasks import SPECS
+    from mixmerge.hub import MIRROR_ENV, activate, mirrored_load_dataset
+
+    monkeypatch.setenv(MIRROR_ENV, str(mirror))
+    activate({})
+    evaluated = _deep_merge(_paper("llama3-8b"), _overlay())["evaluate"]["benchmarks"]
+    start = time.monotonic()
+    manifest = write_dev_items(evaluated, {}, [], 4, 0, tmp_path / "dev")
+    print(f"\nheld-out items of llama3-8b from the mirror: {time.monotonic() - start:.1f} s")
+    assert set(manifest["benchmarks"]) == {
+        "math", "gsm8k", "arc_easy", "arc_challenge", "mmlu", "salad_bench", "or_bench"
+    }
+    for name, entry in manifest["benchmarks"].items():
+        bench, cfg = benchmark(name), evaluated[name] or {}
+        key = bench.dev["key"]
+        if bench.runner == "lm_eval":  # the reported split, every config name of it
+            split = SPECS[name].eval_split
+            with mirrored_load_dataset():
+                reported = {
+                    content_hash(row[key])
+                    for data in bench.hub["datasets"]
+                    for config in data["names"]
+                    for row in datasets.load_dataset(data["path"], config, split=split)
+                }
+        else:
+            rows, _ = (_hook(bench, "load_rows") or load_rows)(cfg, bench)
+            reported = {content_hash(r[key]) for r in rows}
+        data = entry["config"]["data_files"]
+        scored = Path(data if isinstance(data, str) else data[SPECS[name].eval_split])
+        held_out = [content_hash(json.loads(line)[key]) for line in scored.read_text().splitlines()]
+        assert held_out == entry["dev_items"] and 0 < len(held_out) <= 4, name
+        assert reported and not set(held_out) & reported, f"{name}: a held-out item is reported"

@@ -37,7 +37,10 @@ START = REPO / "scripts" / "slurm" / "start-local-slurm.sh"
 STOP = REPO / "scripts" / "slurm" / "stop-local-slurm.sh"
 ACCOUNT = os.environ.get("MIXMERGE_SLURM_ACCOUNT", "mixmerge-test")
 # Rules of the slice that must run on the GPU partition with GPUs (profile + rule resources).
-SLICE_GPU_RULES = {"train_candidate", "train_mix", "evaluate_model", "merge_models"}
+SLICE_GPU_RULES = {
+    "train_candidate", "train_mix", "evaluate_model", "merge_models", "search_space",
+    "merge_searched_models",
+}  # fmt: skip
 ENABLED = os.environ.get("MIXMERGE_SLURM_TEST") == "1"
 TARGET = "report_tables"  # the 3H tables: every stage of the slice, none of the figures
 
@@ -67,7 +70,8 @@ def _snakemake(
 def slice_config() -> dict:
     """The tiny default cut to a slice that still has every stage up to the tables, and every
     conda env: 2 groups of 1 dataset, 1 sweep candidate, 1 heuristic data mixture, no continual
-    stage, 2 merge methods, 3 benchmarks (ARC-C, TruthfulQA, XSTest). 22 jobs (target `report_tables`): each SLURM job costs
+    stage, 2 merge methods, 3 benchmarks (ARC-C, TruthfulQA, XSTest), a 2-trial search of one
+    space and its selected merge. 27 jobs (target `report_tables`): each SLURM job costs
     a Snakemake start inside the job, and this machine has 2 cores."""
     config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
     groups = {"harmlessness": ["ultrasafety"], "helpful_honest": ["ultrafeedback"]}
@@ -94,6 +98,10 @@ def slice_config() -> dict:
     keep = ("arc_challenge", "truthfulqa_mc2", "xstest")
     config["evaluate"]["benchmarks"] = {name: benches[name] for name in keep}
     config["report"] = {"settings": ["static"]}
+    # a search of one space, 2 trials, one selected point (its merge is evaluated like the rest);
+    # the harmless objective: OR-Bench-80k's held-out prompts (XSTest has none)
+    config["search"].update(trials=2, items=2, select=["best_avg"])
+    config["search"]["spaces"] = {"ties": config["search"]["spaces"]["ties"]}
     return config
 
 
@@ -588,8 +596,8 @@ def test_a_forced_reevaluation_generates_nothing(runs: dict) -> None:
 
 def test_slurm_results_equal_a_local_run(runs: dict) -> None:
     slurm, local = _scores(runs["slurm_dir"]), _scores(runs["local_dir"])
-    # base, 2 DPO, 1 mixture, 2 merges, each on every benchmark of the slice
-    assert len(slurm) == 6 * len(slice_config()["evaluate"]["benchmarks"])
+    # base, 2 DPO, 1 mixture, 2 merges, 1 searched merge, each on every benchmark of the slice
+    assert len(slurm) == 7 * len(slice_config()["evaluate"]["benchmarks"])
     assert slurm == local
     assert _tensors(runs["slurm_dir"]) == _tensors(runs["local_dir"])  # bitwise, every model
     table = "results/tiny/tables/static.csv"
@@ -632,7 +640,9 @@ def test_the_local_tiny_run_is_complete_and_clean(runs: dict) -> None:
     # the slice's own models (the table also lists the paper's other groups, as n/a)
     scores = local / "results/tiny/scores"
     scored = [r for r in rows if r["model"] and (scores / r["model"]).is_dir()]
-    assert len(scored) == 1 + len(config["groups"]) + 1 + len(merges)  # + the mixture
+    assert len(scored) == 1 + len(config["groups"]) + 1 + len(merges) + 1  # + mixture, searched
+    searched = [(r["label"], r["model"]) for r in rows if r["section"] == "Searched merge"]
+    assert searched == [("Searched: ties (best_avg)", "merge/searched/ties/best_avg")]
     for row in scored:
         for bench in config["evaluate"]["benchmarks"]:
             assert 0.0 <= float(row[TITLES[bench]]) <= 100.0, (row["model"], bench)

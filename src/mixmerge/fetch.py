@@ -104,6 +104,27 @@ def _benchmark_data(
         found.add("url", url, where, sha256=sha if isinstance(sha, str) else None)
 
 
+def _search_data(found: _Collector, config: Mapping[str, Any]) -> None:
+    """What `mixmerge search dev-items` reads beyond the evaluated data: the held-out sources
+    named by a declaration's `dev.data` (OR-Bench-80k), and the benchmarks only the search
+    scores (search.benchmarks)."""
+    search = config.get("search") or {}
+    if not search:
+        return
+    evaluated = (config.get("evaluate") or {}).get("benchmarks") or {}
+    extra = search.get("benchmarks") or {}
+    for bench in dict.fromkeys([*evaluated, *extra]):
+        spec, where = catalog()[bench], f"search.benchmarks.{bench}"
+        if spec.dev_unavailable or bench in (search.get("exclude") or ()):
+            continue
+        source = dict(evaluated.get(bench) or {})
+        if spec.dev.get("data"):  # another hub config than the reported one
+            source = {k: v for k, v in source.items() if k != "data_files"} | dict(spec.dev["data"])
+        elif bench in evaluated:
+            continue  # its held-out items come from the data it is evaluated on: listed already
+        _benchmark_data(found, spec, {**source, **dict(extra.get(bench) or {})}, where)
+
+
 def config_artifacts(config: Mapping[str, Any]) -> list[hub.Artifact]:
     """Every hub repo and URL file the config's jobs will read, with who reads it."""
     found = _Collector()
@@ -137,6 +158,7 @@ def config_artifacts(config: Mapping[str, Any]) -> list[hub.Artifact]:
             if cfg.get(key):
                 inherited = {"path": cfg.get("path"), **defaults, **cfg[key]}
                 _benchmark_data(found, spec, inherited, f"{where}.{key}")
+    _search_data(found, config)
     for where, judge in judges.items():
         settings = JudgeSettings.from_config(judge)
         if backend(settings.backend).loads_model:

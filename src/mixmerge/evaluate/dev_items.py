@@ -11,7 +11,7 @@ benchmark's own runner scores unchanged (same prompts, shots, judge and metric):
   from the shots' pool, so no item is shown as its own example.
 - judged benchmarks: a seeded sample of the source's items outside the reported ones (SaladBench's
   base_set outside the reported `sample_size` sample), or of another hub config (`data`:
-  OR-Bench-80k outside hard-1k). OR-Bench's toxic set has no such source: the dev score is the
+  OR-Bench-80k outside all of hard-1k, whatever `limit` the tables use). OR-Bench's toxic set has no such source: the dev score is the
   main set's only.
 
 Every dev row whose identifying text (`dev.key`) hashes like a reported item's is dropped
@@ -80,13 +80,15 @@ def _lm_eval_split(bench: Benchmark, bench_cfg: Mapping[str, Any], split: str) -
             )
         paths = files[split] if isinstance(files[split], list) else [files[split]]
         return [row for p in paths for row in read_json_or_jsonl(Path(p))]
-    from mixmerge.hub import load_dataset
+    import datasets
+
+    from mixmerge.hub import mirrored_load_dataset
 
     rows: list[dict] = []
-    for data in bench.hub.get("datasets", ()):
-        for name in data["names"]:
-            ds = load_dataset(data["path"], name, split=split, key=f"search.{bench.id}")
-            rows += [dict(r) for r in ds]
+    with mirrored_load_dataset():  # the copy lm-eval's own task reads (the mirror's, if any)
+        for data in bench.hub.get("datasets", ()):
+            for name in data["names"]:
+                rows += [dict(r) for r in datasets.load_dataset(data["path"], name, split=split)]
     return rows
 
 
@@ -152,7 +154,10 @@ def _judged_dev(
     key = bench.dev["key"]
     load = _hook(bench, "load_rows") or load_rows
     test_keys: set[str] = set()
-    if reported:  # the items the table reports, exactly as the runner picks them
+    if reported and bench.dev.get("data"):  # another source: all of the reported set is out
+        rows, _ = load({k: v for k, v in bench_cfg.items() if k not in _SAMPLING_KEYS}, bench)
+        test_keys = {content_hash(r[key]) for r in rows}
+    elif reported:  # the same source: the items the table reports, as the runner picks them
         rows, _ = load(bench_cfg, bench)
         if bench_cfg.get("limit") is not None:
             rows = rows[: int(bench_cfg["limit"])]

@@ -142,6 +142,13 @@ def run_merge(
             _write_model_files(job, tmp, writer.sha256)
 
 
+def output_dtype(recipe: str | Path | Mapping[str, Any]) -> torch.dtype:
+    """The dtype a merge of `recipe` writes (out_dtype, else the checkpoint's), read from the
+    recipe and the models' headers only."""
+    with contextlib.ExitStack() as stack:
+        return plan_merge(load_recipe(recipe), stack, torch.device("cpu"), 0).out_dtype
+
+
 def merge_into(
     recipe: str | Path | Mapping[str, Any],
     targets: Mapping[str, torch.Tensor],

@@ -75,13 +75,13 @@ def objectives(scores: Mapping[str, float], groups: Mapping[str, str]) -> tuple[
 class Resident:
     """The base model loaded once; every trial's merge is written into its tensors."""
 
-    def __init__(self, base: Path, model_dir: Path, device: str, dtype: str) -> None:
-        import torch
+    def __init__(self, base: Path, model_dir: Path, device: str, dtype: Any) -> None:
         from transformers import AutoModelForCausalLM
 
         from mixmerge.runtime.generation import load_tokenizer, pin_model
 
-        self.model = AutoModelForCausalLM.from_pretrained(str(base), dtype=getattr(torch, dtype))
+        # in the merge's output dtype: the resident model is what the merge would write to disk
+        self.model = AutoModelForCausalLM.from_pretrained(str(base), dtype=dtype)
         self.model.to(device).eval()
         self.targets = self.model.state_dict()
         pin_model(model_dir, self.model, load_tokenizer(base))
@@ -123,16 +123,19 @@ class Search:
         self.device = str(cfg["evaluate"].get("device", "cpu"))
         self.merge_device = str(cfg["merge"].get("device", "cpu"))
         self.merge_seed = int(cfg.get("seed", 0))
-        backend = (cfg["evaluate"].get("generation") or {}).get("backend", "hf")
+        generation = {**(cfg["evaluate"].get("generation") or {}), **self.settings.generation}
+        backend = generation.get("backend", "hf")
         if self.settings.in_memory and backend != "hf":
             raise ValueError(
                 "search.in_memory needs evaluate.generation.backend hf (vLLM loads weights from "
-                "disk): set search.in_memory: false to merge each trial to a scratch directory"
+                "disk): set search.generation.backend: hf, or search.in_memory: false to merge "
+                "each trial to a scratch directory"
             )
         self.eval_cfg = {
             **self.cfg,
             "evaluate": {
                 **cfg["evaluate"],
+                "generation": generation,
                 "benchmarks": {b: e["config"] for b, e in self.manifest["benchmarks"].items()},
             },
         }
@@ -143,11 +146,12 @@ class Search:
     def _merge(self, recipe: dict[str, Any], trial_dir: Path) -> tuple[Path, str | None]:
         """Merge the trial; (the model directory to evaluate, its digest if not on disk)."""
         if self.settings.in_memory:
-            from mixmerge.merge.engine import merge_into
+            from mixmerge.merge.engine import merge_into, output_dtype
 
             model_dir = _trial_model_dir(self.base, self.out)
             if self._resident is None:
-                self._resident = Resident(self.base, model_dir, self.device, self.dtype)
+                dtype = output_dtype(recipe)
+                self._resident = Resident(self.base, model_dir, self.device, dtype)
             digest = merge_into(recipe, self._resident.targets, self.merge_device, self.merge_seed)
             return model_dir, digest
         from mixmerge.merge.engine import run_merge

@@ -11,6 +11,8 @@
                                # is not evaluated (e.g. truthfulqa_mc2 as the honesty objective)
       exclude: []              # evaluated benchmarks left out of the objectives
       in_memory: true          # merge each trial into one resident model (hf backend only)
+      generation: {}           # overrides of evaluate.generation for the held-out items (e.g.
+                               # backend: hf where the tables are generated with vLLM)
       select: [best_avg, knee] # + {name: <point>, weights: {helpful: 1, honest: 1, harmless: 2}}
       spaces:
         <name>: {merge_method, parameters, model_parameters, search: {<param>: <range>}}
@@ -66,6 +68,7 @@ class SearchSettings:
     benchmarks: dict[str, dict[str, Any]]
     exclude: tuple[str, ...]
     in_memory: bool
+    generation: dict[str, Any]
     select: tuple[Point, ...]
     spaces: dict[str, Space]
 
@@ -99,6 +102,7 @@ class SearchSettings:
             benchmarks={k: dict(v or {}) for k, v in dict(block.get("benchmarks") or {}).items()},
             exclude=tuple(block.get("exclude") or ()),
             in_memory=bool(block.get("in_memory", True)),
+            generation=dict(block.get("generation") or {}),
             select=points,
             spaces=spaces,
         )
