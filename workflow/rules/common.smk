@@ -8,6 +8,7 @@ import yaml
 
 from mixmerge.config import ConfigError, validate
 from mixmerge.judge.settings import missing_api_keys
+from mixmerge.evaluate.isolation import sandbox_warning
 from mixmerge.fetch import check_mirror, config_artifacts
 from mixmerge.hub import activate as hub_activate
 from mixmerge.mix import MixSettings, heuristic_variants
@@ -22,6 +23,8 @@ except ConfigError as err:
 for _variable, _users in missing_api_keys(config).items():
     _where = ", ".join(_users)
     print(f"warning: {_variable} is not set: the API judge of {_where} reads its key from it", file=sys.stderr)
+if sandbox_warning(config):
+    print(f"warning: {sandbox_warning(config)}", file=sys.stderr)
 
 # With a hub mirror, every artifact the run reads must be in it: say which are not (or hold a
 # wrong config name, split or revision) now, not in a job hours later.

@@ -28,10 +28,12 @@ cached in the user's home, no 20 s watchdog thread at exit as with the CLI):
    process with evalplus's per-input time limits (max(min_time_limit, gt_time_limit_factor x
    reference time)), a whole-run timeout after which it is killed, evalplus's
    `reliability_guard` and an address-space limit (`max_memory_mb`, EVALPLUS_MAX_MEMORY_BYTES).
-   The sandbox children are forked from a fresh worker interpreter (`python -m` this module,
-   with evalplus's pool of `parallel` processes), without torch or model weights, never from
-   the pipeline's own process: the memory limit is not eaten by the model's address space and
-   generated code never runs in it.
+   The sandbox children are forked from a fresh worker interpreter (`python -m`
+   `mixmerge.evaluate.evalplus_sandbox`, with evalplus's pool of `parallel` processes), without
+   torch or model weights, never from the pipeline's own process: the memory limit is not eaten
+   by the model's address space and generated code never runs in it. Unlike evalplus, that
+   worker runs inside an OS-level boundary (`evaluate.sandbox`, `mixmerge.evaluate.isolation`;
+   recorded as `sandbox.boundary`); verdicts are evalplus's.
 6. Score: pass@1 on "base + extra tests" (a sample passes when both the base and the plus run
    pass) x 100 = the HumanEval+ / MBPP+ number of the table; base-only pass@1 is kept as
    `base_score`.
@@ -53,6 +55,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from mixmerge.evaluate import isolation
 from mixmerge.evaluate.evalplus_sandbox import run_sandbox
 from mixmerge.evaluate.registry import EvalContext
 from mixmerge.hub import EVALPLUS_URLS, resolve_data_file, url_file
@@ -322,6 +325,7 @@ def evaluate_benchmark(
     factor = _positive(bench_cfg, "gt_time_limit_factor", DEFAULT_GT_TIME_LIMIT_FACTOR, benchmark)
     max_memory_mb = int(_positive(bench_cfg, "max_memory_mb", 4096, benchmark))
     workers = int(_positive(bench_cfg, "parallel", max(1, (os.cpu_count() or 2) // 2), benchmark))
+    boundary = isolation.choose(eval_cfg.get("sandbox"))  # before any generation: fails fast
 
     problems, source, data_md5 = load_problems(
         benchmark, bench_cfg.get("data_files"), bench_cfg.get("sha256")
@@ -356,6 +360,7 @@ def evaluate_benchmark(
         gt_time_limit_factor=factor,
         max_memory_mb=max_memory_mb,
         parallel=workers,
+        sandbox=boundary,
     )
     if cache_file is not None and any(task_id not in cached for task_id in oracles):
         with atomic_file(cache_file, "wb") as handle:
@@ -400,6 +405,7 @@ def evaluate_benchmark(
             "gt_time_limit_factor": factor,
             "max_memory_mb": max_memory_mb,
             "parallel": workers,
+            "boundary": boundary,  # evaluate.sandbox's choice: bwrap | unshare | none
         },
         "status_counts": {
             part: {
