@@ -6,6 +6,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
 TORCH_SPEC=${TORCH_SPEC:-torch==2.13.0}
+# bubblewrap: the boundary around the code HumanEval+ / MBPP+ run (evaluate.sandbox). Installed
+# only as root, with apt-get, where bwrap is missing; elsewhere util-linux unshare stands in.
+if ! command -v bwrap >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap; } \
+    >/dev/null 2>&1 || echo "warning: could not install bubblewrap (util-linux unshare is used)" >&2
+fi
 if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
