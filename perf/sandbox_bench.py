@@ -29,7 +29,11 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--parallel", type=int, default=2)
     args = parser.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="sandbox-bench-"))
+    with tempfile.TemporaryDirectory(prefix="sandbox-bench-") as tmp:
+        return bench(args, Path(tmp))
+
+
+def bench(args: argparse.Namespace, work: Path) -> int:
     path = write_evalplus_fixtures(work / "fixtures", n_items=args.items, seed=0)["humaneval_plus"]
     problems, _, _ = load_problems("humaneval_plus", str(path))
     solutions = {k: p["prompt"] + p["canonical_solution"] for k, p in problems.items()}
