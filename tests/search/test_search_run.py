@@ -63,6 +63,8 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path) -> P
     (root / "search.yaml").write_text(yaml.safe_dump(cfg))
     disk = {**cfg, "search": {**cfg["search"], "in_memory": False}}
     (root / "search-disk.yaml").write_text(yaml.safe_dump(disk))
+    other = {**cfg, "search": {**cfg["search"], "seed": 1}}
+    (root / "search-seed1.yaml").write_text(yaml.safe_dump(other))
     cwd = os.getcwd()
     os.chdir(root)
     try:
@@ -112,6 +114,14 @@ def test_search_is_reproducible_resumable_and_exact_in_memory(run_dir: Path) -> 
     assert first["hypervolume"] == sorted(first["hypervolume"])  # never shrinks
     recipe = yaml.safe_load((run_dir / "results/t/recipes/a/knee.yaml").read_text())
     assert recipe["merge_method"] == "ties" and len(recipe["models"]) == 3
+    # a finished study run again does nothing; under another seed it is refused, not mixed
+    assert _search(run_dir, "a")["trials"] == first["trials"]
+    refused = subprocess.run(
+        [MIXMERGE, "search", "run", "--config", "search-seed1.yaml", "--space", "ties", "--dev",
+         "results/t/search/dev", "--out", "results/t/search/a", "--recipes", "results/t/recipes/a"],
+        cwd=run_dir, capture_output=True, text=True, timeout=300,
+    )
+    assert refused.returncode == 1 and "holds a study of another space, sampler, seed" in refused.stderr
 
     # killed mid-trial with SIGKILL, after its first trial finished; then the same command
     proc = _search(run_dir, "b", wait=False)

@@ -47,6 +47,9 @@ rule search_space:
         pin=PIN_GPUS,
         config=CONFIG,
         space=lambda wc: config["search"]["spaces"][wc.space],
+        # editing these reruns the job: more trials continue the study; another sampler, seed or
+        # held-out set is refused by it (a study resumes only what it began)
+        study={k: v for k, v in (config.get("search") or {}).items() if k != "spaces"},
         out=lambda wc: f"{R}/search/{wc.space}",
         recipes=lambda wc: f"{R}/recipes/searched/{wc.space}",
         dev=f"{R}/search/dev",

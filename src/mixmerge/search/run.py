@@ -20,6 +20,9 @@ files and samples), and one recipe per selected point in `--recipes`.
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
 import logging
 import shutil
 import time
@@ -194,18 +197,40 @@ class Search:
 
     # -- the study -----------------------------------------------------------------------------
 
+    def identity(self) -> str:
+        """What a study's trials depend on: the space, the sampler and its seed, the models and
+        the held-out items. A study resumes only under the same identity."""
+        what = {
+            "space": dataclasses.asdict(self.space),
+            "sampler": [self.settings.sampler, self.settings.seed],
+            "models": self.models,
+            "merge_seed": self.merge_seed,
+            "dev": {b: e["dev_items"] for b, e in self.manifest["benchmarks"].items()},
+        }
+        return hashlib.sha256(json.dumps(what, sort_keys=True, default=str).encode()).hexdigest()
+
     def study(self) -> Any:
         import optuna
 
         self.out.mkdir(parents=True, exist_ok=True)
-        storage = optuna.storages.RDBStorage(f"sqlite:///{(self.out / 'study.db').resolve()}")
-        return optuna.create_study(
+        db = (self.out / "study.db").resolve()
+        study = optuna.create_study(
             study_name=self.space.name,
-            storage=storage,
+            storage=optuna.storages.RDBStorage(f"sqlite:///{db}"),
             directions=["maximize"] * len(GROUPS),
             load_if_exists=True,
             sampler=make_sampler(self.settings, 0),
         )
+        identity = self.identity()
+        found = study.user_attrs.get("identity")
+        if found is None:
+            study.set_user_attr("identity", identity)
+        elif found != identity:
+            raise ValueError(
+                f"{db} holds a study of another space, sampler, seed, model set or held-out "
+                f"items than this config's: delete it to start {self.space.name} again"
+            )
+        return study
 
     def run(self) -> dict[str, Any]:
         import optuna
