@@ -19,7 +19,7 @@ SPLITS = {
     "gsm8k": ["test", "train"],
     "arc_easy": ["test", "train", "validation"],
     "arc_challenge": ["test", "train", "validation"],
-    "mmlu": ["dev", "test"],
+    "mmlu": ["dev", "test", "validation"],
     "math": ["test", "train"],
 }
 
@@ -239,9 +239,9 @@ def test_missing_data_file(tmp_path: Path, fixtures: Path) -> None:
 
 
 def test_unknown_split(tmp_path: Path, fixtures: Path) -> None:
-    files = data_files(fixtures, "mmlu") | {"validation": str(fixtures / "mmlu" / "dev.jsonl")}
+    files = data_files(fixtures, "mmlu") | {"train": str(fixtures / "mmlu" / "dev.jsonl")}
     with pytest.raises(
-        ValueError, match=r"mmlu: unknown split 'validation' in data_files \(known: dev, test\)"
+        ValueError, match=r"mmlu: unknown split 'train' in data_files \(known: dev, validation, test\)"
     ):
         lm_eval_tasks.run(make_ctx(tmp_path, "unused", "mmlu", data_files=files))
 

@@ -13,6 +13,7 @@ from mixmerge.fetch import check_mirror, config_artifacts
 from mixmerge.hub import activate as hub_activate
 from mixmerge.mix import MixSettings, heuristic_variants
 from mixmerge.naming import density_variant, seed_variant
+from mixmerge.search.settings import SearchSettings
 from mixmerge.train.settings import TrainSettings
 
 try:
@@ -60,6 +61,12 @@ MIX_STRATEGIES = list(MIX.strategies)
 HEURISTIC = heuristic_variants(MIX.heuristic) if "heuristic" in MIX_STRATEGIES else {}
 # The grid every mixture is trained over (default: the group models' own), best kept per strategy.
 MIX_CANDIDATES = TRAIN_SETTINGS.candidates(MIX.sweep)
+try:  # the search: block, checked against the registered methods' parameters (search.smk)
+    SEARCH = SearchSettings.from_config(config) if config.get("search") else None
+except ValueError as err:
+    sys.exit(f"config error: {err}")
+SEARCH_SPACES = list(SEARCH.spaces) if SEARCH else []
+SEARCH_POINTS = SEARCH.point_names if SEARCH else []
 
 # Jobs call the `mixmerge` installed beside this Snakemake (e.g. .venv/bin), even when the venv
 # is not activated; a conda env (--sdm conda) puts its own bin first when it is activated.
@@ -144,8 +151,13 @@ def evaluated_model_ids():
     ids += [f"continual/stage{k}" for k in range(1, len(CONTINUAL) + 1)]
     ids += [f"merge/{s}/{m}" for s in MERGE_SETTINGS for m in MERGE_METHODS]
     ids += [f"merge/sweep/{m}/{v}" for m, v in merge_variants()]  # static setting, one variant each
-    ids += searched_model_ids()  # search.smk: the points each search space selected
+    ids += searched_model_ids()
     return ids
+
+
+def searched_model_ids():
+    """The merges of the points each search space selected (search.smk)."""
+    return [f"merge/searched/{s}/{p}" for s in SEARCH_SPACES for p in SEARCH_POINTS]
 
 
 def score_files(model_id):

@@ -34,7 +34,7 @@ def report_outputs():
         f"{R}/figures/diagnostics_{s}.{ext}" for s in DIAGNOSTIC_SETTINGS for ext in ("png", "pdf")
     ]
     outputs.append(f"{R}/report/config.html")
-    if SEARCH_SPACES:  # search.smk
+    if (config.get("search") or {}).get("spaces"):  # the search's fronts (search.smk)
         outputs += [f"{R}/figures/search.{ext}" for ext in ("png", "pdf")]
     return outputs
 

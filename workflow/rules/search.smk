@@ -1,18 +1,7 @@
 # Search stage (config `search:`): the held-out items, one Optuna study per space (resumable:
 # its study.db is not an output, so a killed job's rerun continues it), and the merges of the
 # points each study selects, evaluated on the test items like every other model.
-from mixmerge.search.settings import SearchSettings
-
-try:
-    SEARCH = SearchSettings.from_config(config) if config.get("search") else None
-except ValueError as err:
-    sys.exit(f"config error: {err}")
-SEARCH_SPACES = list(SEARCH.spaces) if SEARCH else []
-SEARCH_POINTS = SEARCH.point_names if SEARCH else []
-
-
-def searched_model_ids():
-    return [f"merge/searched/{s}/{p}" for s in SEARCH_SPACES for p in SEARCH_POINTS]
+# Uses from common.smk: SEARCH (the typed search: block), SEARCH_SPACES, SEARCH_POINTS.
 
 
 rule search_dev_items:
@@ -26,7 +15,7 @@ rule search_dev_items:
         config=CONFIG,
         search=config.get("search"),
         benchmarks=config["evaluate"]["benchmarks"],
-        out=f"{R}/search/dev",
+        out=lambda wc, output: os.path.dirname(output[0]),
     conda:
         "../../envs/eval.yaml"
     shell:
@@ -50,9 +39,9 @@ rule search_space:
         # editing these reruns the job: more trials continue the study; another sampler, seed or
         # held-out set is refused by it (a study resumes only what it began)
         study={k: v for k, v in (config.get("search") or {}).items() if k != "spaces"},
-        out=lambda wc: f"{R}/search/{wc.space}",
-        recipes=lambda wc: f"{R}/recipes/searched/{wc.space}",
-        dev=f"{R}/search/dev",
+        out=lambda wc, output: os.path.dirname(output.front),
+        recipes=lambda wc, output: os.path.dirname(output.recipes[0]),
+        dev=lambda wc, input: os.path.dirname(input.dev),
     wildcard_constraints:
         space="|".join(map(regex_escape, SEARCH_SPACES)) or "^$",
     conda:
