@@ -100,7 +100,7 @@ def slice_config() -> dict:
     config["report"] = {"settings": ["static"]}
     # a search of one space, 2 trials, one selected point (its merge is evaluated like the rest);
     # the harmless objective: OR-Bench-80k's held-out prompts (XSTest has none)
-    config["search"].update(trials=2, items=2, select=["best_avg"])
+    config["search"].update(trials=2, items=1, select=["best_avg"])
     config["search"]["spaces"] = {"ties": config["search"]["spaces"]["ties"]}
     return config
 
