@@ -97,7 +97,7 @@ def test_the_same_seed_proposes_the_same_values() -> None:
 )
 def test_bad_spaces_are_one_line_errors(block: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message) as err:
-        Space.from_block("s", block)
+        Space.from_block("s", block).check()
     assert "search.spaces.s" in str(err.value) and "\n" not in str(err.value)
 
 

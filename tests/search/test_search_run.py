@@ -104,7 +104,18 @@ def _sequence(front: dict) -> list[tuple]:
 
 
 def test_search_is_reproducible_and_resumable(run_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    first = _search(run_dir, "a")
+    # run A in this process (the search's API); run B, killed and resumed, by the CLI
+    from mixmerge.runtime.generation import release_models
+    from mixmerge.search.run import Search, write_outputs
+
+    monkeypatch.chdir(run_dir)
+    cfg = yaml.safe_load((run_dir / "search.yaml").read_text())
+    out = Path("results/t/search/a")
+    try:
+        first = Search(cfg, "ties", Path("results/t/search/dev"), out).run()
+    finally:
+        release_models()  # the resident model is pinned in this process
+    write_outputs(first, out, Path("results/t/recipes/a"))
     assert len(first["trials"]) == 3 and first["failed_trials"] == 0
     assert set(first["selected"]) == {"best_avg", "knee"}
     assert first["front"] and all(n in [t["number"] for t in first["trials"]] for n in first["front"])
@@ -112,9 +123,6 @@ def test_search_is_reproducible_and_resumable(run_dir: Path, monkeypatch: pytest
     recipe = yaml.safe_load((run_dir / "results/t/recipes/a/knee.yaml").read_text())
     assert recipe["merge_method"] == "ties" and len(recipe["models"]) == 3
     # under another seed the study is refused, not mixed
-    from mixmerge.search.run import Search
-
-    monkeypatch.chdir(run_dir)
     other = yaml.safe_load((run_dir / "search.yaml").read_text())
     other["search"]["seed"] = 1
     with pytest.raises(ValueError, match="holds a study of another space, sampler, seed"):

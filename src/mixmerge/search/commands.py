@@ -36,6 +36,8 @@ def run(args: argparse.Namespace, cfg: dict[str, Any]) -> None:
         from mixmerge.search.settings import SearchSettings
 
         settings = SearchSettings.from_config(cfg)
+        for space in settings.spaces.values():  # the first search job: a bad space stops here
+            space.check()
         manifest = write_dev_items(
             cfg["evaluate"]["benchmarks"], settings.benchmarks, settings.exclude, settings.items,
             settings.seed, Path(args.out),

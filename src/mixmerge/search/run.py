@@ -108,7 +108,7 @@ class Search:
         self.settings = SearchSettings.from_config(cfg)
         if space not in self.settings.spaces:
             raise ValueError(f"unknown search space {space!r} (search.spaces: {', '.join(self.settings.spaces)})")
-        self.space: Space = self.settings.spaces[space]
+        self.space: Space = self.settings.spaces[space].check()
         self.out = Path(out)
         self.manifest = read_json(Path(dev_dir) / MANIFEST)
         self.groups = {b: e["group"] for b, e in self.manifest["benchmarks"].items()}

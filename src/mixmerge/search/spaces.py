@@ -14,17 +14,18 @@ A range is [low, high] or {low, high, log, per_model}; `{choices: [...]}` is cat
 preference vector): w_g = -log(u_g) / sum, u_g uniform, i.e. a flat Dirichlet. Whether a name is a
 global or a per-model parameter, and its allowed range, come from the method's own declaration
 (mixmerge.merge.methods), so a space can search any parameter of any registered method.
+
+Parsing a space reads only its config (the workflow does it at start, without importing torch);
+`Space.check()` reads the method's declarations, and the search's jobs call it before any work.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
-
-from mixmerge.merge.from_config import NO_BASE_METHODS
-from mixmerge.merge.registry import METHODS
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,9 @@ class Dimension:
 
 
 def _dimension(space: str, method_name: str, name: str, spec: Any) -> Dimension:
+    """One searched parameter, checked against the method's declaration of it."""
+    from mixmerge.merge.registry import METHODS
+
     where = f"search.spaces.{space}.search.{name}"
     method = METHODS[method_name]
     declared = {p.name: (p, False) for p in method.global_params}
@@ -68,8 +72,11 @@ def _dimension(space: str, method_name: str, name: str, spec: Any) -> Dimension:
     low, high = float(spec["low"]), float(spec["high"])
     if param.kind not in (float, int) or not low < high:
         raise ValueError(f"{where}: a numeric range low < high, got [{low}, {high}]")
-    param.coerce(low, f" ({where}.low)")  # the method's own range check
-    param.coerce(high, f" ({where}.high)")
+    try:  # the method's own range check
+        param.coerce(low, f" ({where}.low)")
+        param.coerce(high, f" ({where}.high)")
+    except Exception as err:  # MergeError: a ValueError to the search's callers
+        raise ValueError(str(err)) from None
     log = bool(spec.get("log", False))
     if log and low <= 0:
         raise ValueError(f"{where}: a log range needs low > 0")
@@ -85,29 +92,41 @@ class Space:
     merge_method: str
     parameters: dict[str, Any] = field(default_factory=dict)
     model_parameters: dict[str, Any] = field(default_factory=dict)
-    dimensions: tuple[Dimension, ...] = ()
+    searched: dict[str, Any] = field(default_factory=dict)  # param -> its range, as configured
     dtype: str | None = None
 
     @classmethod
     def from_block(cls, name: str, block: Mapping[str, Any]) -> Space:
-        method = block.get("merge_method")
-        if method not in METHODS:
-            raise ValueError(
-                f"search.spaces.{name}.merge_method: {method!r} is not a registered method "
-                f"(known: {', '.join(METHODS)})"
-            )
         searched = dict(block.get("search") or {})
         if not searched:
             raise ValueError(f"search.spaces.{name}: `search` names no parameter to search")
-        dims = tuple(_dimension(name, method, key, spec) for key, spec in searched.items())
         return cls(
             name=name,
-            merge_method=method,
+            merge_method=str(block.get("merge_method")),
             parameters=dict(block.get("parameters") or {}),
             model_parameters=dict(block.get("model_parameters") or {}),
-            dimensions=dims,
+            searched=searched,
             dtype=block.get("dtype"),
         )
+
+    @functools.cached_property
+    def dimensions(self) -> tuple[Dimension, ...]:
+        """The searched parameters, checked against the method's declarations."""
+        from mixmerge.merge.registry import METHODS
+
+        if self.merge_method not in METHODS:
+            raise ValueError(
+                f"search.spaces.{self.name}.merge_method: {self.merge_method!r} is not a "
+                f"registered method (known: {', '.join(METHODS)})"
+            )
+        return tuple(
+            _dimension(self.name, self.merge_method, key, spec) for key, spec in self.searched.items()
+        )
+
+    def check(self) -> Space:
+        """Raise a one-line ValueError for a parameter or range the method does not take."""
+        _ = self.dimensions
+        return self
 
     def suggest(self, trial: Any, groups: Sequence[str]) -> dict[str, Any]:
         """The trial's values: {param: value} for global and shared ones, {param: {group: v}}
@@ -128,6 +147,8 @@ class Space:
         self, values: Mapping[str, Any], models: Mapping[str, str], base: str, dtype: str
     ) -> dict[str, Any]:
         """The MergeKit-style recipe of one point of the space over `models` (group -> path)."""
+        from mixmerge.merge.from_config import NO_BASE_METHODS
+
         per_model = {d.name for d in self.dimensions if d.per_model}
         recipe: dict[str, Any] = {"merge_method": self.merge_method}
         if self.merge_method not in NO_BASE_METHODS:
