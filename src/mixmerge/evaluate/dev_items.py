@@ -22,6 +22,7 @@ manifest says why. Files: `<out>/<id>/...` and `<out>/manifest.json`.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import random
 from collections.abc import Mapping, Sequence
@@ -30,6 +31,7 @@ from typing import Any
 
 from mixmerge.catalog import Benchmark, benchmark
 from mixmerge.evaluate.data_files import read_json_or_jsonl
+from mixmerge.hub import mirror_dir
 from mixmerge.io import write_json, write_jsonl
 
 MANIFEST = "manifest.json"
@@ -80,16 +82,23 @@ def _lm_eval_split(bench: Benchmark, bench_cfg: Mapping[str, Any], split: str) -
             )
         paths = files[split] if isinstance(files[split], list) else [files[split]]
         return [row for p in paths for row in read_json_or_jsonl(Path(p))]
+    rows: list[dict] = []
+    for data in bench.hub.get("datasets", ()):
+        for name in data["names"]:
+            rows += [dict(r) for r in _hub_config(data["path"], name, mirror_dir())[split]]
+    return rows
+
+
+@functools.cache
+def _hub_config(path: str, name: str, mirror: Path | None) -> Any:
+    """Every split of one hub config, loaded once per mirror (MMLU's 57 configs are read for
+    three splits): the copy lm-eval's own task reads, the mirror's when one is active."""
     import datasets
 
     from mixmerge.hub import mirrored_load_dataset
 
-    rows: list[dict] = []
-    with mirrored_load_dataset():  # the copy lm-eval's own task reads (the mirror's, if any)
-        for data in bench.hub.get("datasets", ()):
-            for name in data["names"]:
-                rows += [dict(r) for r in datasets.load_dataset(data["path"], name, split=split)]
-    return rows
+    with mirrored_load_dataset():
+        return datasets.load_dataset(path, name)
 
 
 def _lm_eval_dev(
