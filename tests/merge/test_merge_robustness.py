@@ -35,12 +35,19 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[Path]]:
     return b, fts
 
 
+# Methods of the base and one other model, or of one model (MergeKit's slerp, nearswap,
+# passthrough): they get the first fine-tune only.
+ONE_MODEL = {"slerp", "nearswap", "passthrough"}
+
+
 def recipe(method: str, base: Path, fts: list[Path], **params: object) -> dict:
     """A recipe giving each model the weight/density its method declares (density < 1, so that
-    sparsifying methods sparsify); the base only where the method needs one."""
+    sparsifying methods sparsify), every required global parameter 0.4, and the base only where
+    the method needs one."""
     declared = {p.name for p in METHODS[method].model_params}
+    params = {**{p.name: 0.4 for p in METHODS[method].global_params if p.required}, **params}
     entries = []
-    for i, m in enumerate(fts):
+    for i, m in enumerate(fts[:1] if method in ONE_MODEL else fts):
         p: dict = {}
         if "weight" in declared:
             p["weight"] = [0.5, 0.3, 0.2][i]

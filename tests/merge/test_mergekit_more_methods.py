@@ -1,0 +1,103 @@
+"""slerp, nearswap and passthrough (MergeKit 0.1.5) against hand-derived values on small
+tensors, and their bad inputs."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+import torch
+from merge_helpers import read_state, write_model
+
+from mixmerge.merge import MergeError, run_merge
+
+
+def _merge(tmp_path: Path, method: str, base: dict | None, others: list[dict], **recipe) -> dict:
+    per_model = recipe.pop("model_parameters", [{}] * len(others))
+    models = [write_model(tmp_path / f"m{i}", s) for i, s in enumerate(others)]
+    raw = {"merge_method": method, **recipe}
+    raw["models"] = [
+        {"model": str(m), **({"parameters": p} if p else {})}
+        for m, p in zip(models, per_model, strict=True)
+    ]
+    if base is not None:
+        raw["base_model"] = str(write_model(tmp_path / "base", base))
+    run_merge(raw, tmp_path / "out", progress=False)
+    return read_state(tmp_path / "out")
+
+
+def test_slerp_by_hand(tmp_path: Path) -> None:
+    base = {"w": torch.tensor([[2.0, 0.0]]), "norm": torch.tensor([1.0, 1.0]), "z": torch.zeros(3)}
+    other = {"w": torch.tensor([[0.0, 2.0]]), "norm": torch.tensor([2.0, 2.0]), "z": torch.zeros(3)}
+    out = _merge(tmp_path, "slerp", base, [other], parameters={"t": 0.5})
+    # 90 degrees apart: sin(pi/4) / sin(pi/2) of each, on the unnormalised inputs
+    c = math.sin(math.pi / 4)
+    torch.testing.assert_close(out["w"], torch.tensor([[2 * c, 2 * c]]))
+    # collinear: plain interpolation; zero norms count as 1 (dot 0: slerp of zeros is zero)
+    torch.testing.assert_close(out["norm"], torch.tensor([1.5, 1.5]))
+    assert torch.equal(out["z"], torch.zeros(3))
+
+
+def test_slerp_ends_and_gradient(tmp_path: Path) -> None:
+    gen = torch.Generator().manual_seed(0)
+    base, other = torch.randn(4, 8, generator=gen), torch.randn(4, 8, generator=gen)
+    at0 = _merge(tmp_path / "a", "slerp", {"w": base}, [{"w": other}], parameters={"t": 0.0})
+    at1 = _merge(tmp_path / "b", "slerp", {"w": base}, [{"w": other}], parameters={"t": 1.0})
+    torch.testing.assert_close(at0["w"], base)
+    torch.testing.assert_close(at1["w"], other)
+    # the angle is the whole tensor's: the result's norm lies between the two inputs' on the arc
+    mid = _merge(tmp_path / "c", "slerp", {"w": base}, [{"w": other}], parameters={"t": 0.3})["w"]
+    a, b = base.flatten() / base.norm(), other.flatten() / other.norm()
+    theta = math.acos(float((a * b).sum()))
+    want = (math.sin(0.7 * theta) * base + math.sin(0.3 * theta) * other) / math.sin(theta)
+    torch.testing.assert_close(mid, want, rtol=1e-5, atol=1e-6)
+
+
+def test_nearswap_by_hand(tmp_path: Path) -> None:
+    base = {"w": torch.tensor([0.0, 0.0, 0.0, 1.0])}
+    other = {"w": torch.tensor([1.0, 0.1, 1e-9, 3.0])}
+    out = _merge(tmp_path, "nearswap", base, [other], parameters={"t": 0.5})
+    # w = clamp(0.5 / max(|a-b|, 1e-6), 0, 1): 0.5, 1, 1, 0.25
+    torch.testing.assert_close(out["w"], torch.tensor([0.5, 0.1, 1e-9, 1.5]))
+
+
+def test_passthrough_scales_one_model(tmp_path: Path) -> None:
+    state = {"w": torch.tensor([1.0, -2.0]), "b": torch.tensor([3.0])}
+    out = _merge(tmp_path / "a", "passthrough", None, [state], model_parameters=[{"scale": 2.0}])
+    assert torch.equal(out["w"], torch.tensor([2.0, -4.0])) and torch.equal(out["b"], torch.tensor([6.0]))
+    same = _merge(tmp_path / "b", "passthrough", None, [state])
+    assert torch.equal(same["w"], state["w"])
+
+
+@pytest.mark.parametrize(
+    ("method", "base", "others", "recipe", "message"),
+    [
+        ("slerp", True, 2, {"parameters": {"t": 0.5}}, "exactly one other model, got 2"),
+        ("slerp", False, 1, {"parameters": {"t": 0.5}}, "requires base_model"),
+        ("slerp", True, 1, {}, "missing required parameter 't'"),
+        ("slerp", True, 1, {"parameters": {"t": "half"}}, "must be a number"),
+        ("nearswap", True, 2, {"parameters": {"t": 0.1}}, "exactly one other model, got 2"),
+        ("nearswap", True, 1, {"parameters": {"t": float("nan")}}, "must be finite"),
+        ("passthrough", False, 2, {}, "exactly one model, got 2"),
+    ],
+)
+def test_bad_inputs_are_clear_errors(
+    tmp_path: Path, method: str, base: bool, others: int, recipe: dict, message: str
+) -> None:
+    state = {"w": torch.ones(2)}
+    with pytest.raises(MergeError, match=message):
+        _merge(tmp_path, method, state if base else None, [state] * others, **recipe)
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("method", ["slerp", "nearswap"])
+def test_nan_and_shape_mismatch(tmp_path: Path, method: str) -> None:
+    with pytest.raises(MergeError, match="non-finite"):
+        _merge(tmp_path / "a", method, {"w": torch.ones(2)}, [{"w": torch.tensor([1.0, math.nan])}], parameters={"t": 0.5})
+    with pytest.raises(MergeError, match="shape mismatch for tensor w"):
+        _merge(tmp_path / "b", method, {"w": torch.ones(2)}, [{"w": torch.ones(3)}], parameters={"t": 0.5})
+    with pytest.raises(MergeError, match="tensor x missing from model"):
+        _merge(tmp_path / "c", method, {"w": torch.ones(2), "x": torch.ones(1)}, [{"w": torch.ones(2)}], parameters={"t": 0.5})
+
+
