@@ -120,20 +120,32 @@ def build_models(workdir: Path, scale: float, n_models: int) -> tuple[Path, list
     return dirs[0], dirs[1:], shapes
 
 
+# Methods of a fixed number of models besides the base (MergeKit's contracts), and their
+# required global parameter.
+MODEL_COUNT = {"slerp": 1, "nearswap": 1, "passthrough": 1, "nuslerp": 2}
+GLOBAL_T = {"slerp": 0.4, "nearswap": 0.001}
+
+
 def recipe_for(method: str, base: Path, models: list[Path], svd: str) -> dict:
+    models = models[: MODEL_COUNT.get(method, len(models))]
     entries = []
     for m in models:
-        params: dict = {} if method in NO_WEIGHTS else {"weight": 1.0 / len(models)}
+        params: dict = (
+            {} if method in NO_WEIGHTS or method in GLOBAL_T or method == "passthrough"
+            else {"weight": 1.0 / len(models)}
+        )
         if method in RANDOM_SPARSE or method in DELLA:
             params["density"] = 0.5
         if method in DELLA:
             params["epsilon"] = 0.1
         entries.append({"model": str(m), "parameters": params} if params else {"model": str(m)})
     recipe: dict = {"merge_method": method, "models": entries, "dtype": "float32"}
-    if method != "linear":
+    if method not in ("linear", "passthrough"):
         recipe["base_model"] = str(base)
     if method in ("tsvm", "r_tsvm"):
         recipe["parameters"] = {"svd": svd}
+    if method in GLOBAL_T:
+        recipe["parameters"] = {"t": GLOBAL_T[method]}
     return recipe
 
 

@@ -36,8 +36,9 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[Path]]:
 
 
 # Methods of the base and one other model, or of one model (MergeKit's slerp, nearswap,
-# passthrough): they get the first fine-tune only.
+# passthrough), get the first fine-tune only; nuslerp, of two models, the first two.
 ONE_MODEL = {"slerp", "nearswap", "passthrough"}
+TWO_MODELS = {"nuslerp"}
 
 
 def recipe(method: str, base: Path, fts: list[Path], **params: object) -> dict:
@@ -47,7 +48,8 @@ def recipe(method: str, base: Path, fts: list[Path], **params: object) -> dict:
     declared = {p.name for p in METHODS[method].model_params}
     params = {**{p.name: 0.4 for p in METHODS[method].global_params if p.required}, **params}
     entries = []
-    for i, m in enumerate(fts[:1] if method in ONE_MODEL else fts):
+    count = 1 if method in ONE_MODEL else 2 if method in TWO_MODELS else len(fts)
+    for i, m in enumerate(fts[:count]):
         p: dict = {}
         if "weight" in declared:
             p["weight"] = [0.5, 0.3, 0.2][i]

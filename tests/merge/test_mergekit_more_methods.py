@@ -1,4 +1,4 @@
-"""slerp, nearswap and passthrough (MergeKit 0.1.5) against hand-derived values on small
+"""slerp, nuslerp, nearswap and passthrough (MergeKit 0.1.5) against hand-derived values on small
 tensors, and their bad inputs."""
 
 from __future__ import annotations
@@ -54,6 +54,29 @@ def test_slerp_ends_and_gradient(tmp_path: Path) -> None:
     torch.testing.assert_close(mid, want, rtol=1e-5, atol=1e-6)
 
 
+def test_nuslerp_by_hand(tmp_path: Path) -> None:
+    c = math.sin(math.pi / 4)
+    a, b = {"w": torch.tensor([[2.0, 0.0]])}, {"w": torch.tensor([[0.0, 2.0]])}
+    even = [{"weight": 1.0}, {"weight": 1.0}]
+    out = _merge(tmp_path / "a", "nuslerp", None, [a, b], model_parameters=even)
+    torch.testing.assert_close(out["w"], torch.tensor([[2 * c, 2 * c]]))
+    # with a base, the task vectors [1, 0] and [0, 1] are interpolated, then added to it
+    base = {"w": torch.tensor([[1.0, 1.0]])}
+    ta, tb = {"w": torch.tensor([[2.0, 1.0]])}, {"w": torch.tensor([[1.0, 2.0]])}
+    out = _merge(tmp_path / "b", "nuslerp", base, [ta, tb], model_parameters=even)
+    torch.testing.assert_close(out["w"], torch.tensor([[1 + c, 1 + c]]))
+    # t = w1 / (w0 + w1) = 1: the second model; weights summing to ~0: t = 0.5
+    one = _merge(tmp_path / "c", "nuslerp", None, [a, b], model_parameters=[{"weight": 0.0}, {"weight": 3.0}])
+    torch.testing.assert_close(one["w"], b["w"])
+    zero = _merge(tmp_path / "d", "nuslerp", None, [a, b], model_parameters=[{"weight": 1.0}, {"weight": -1.0}])
+    torch.testing.assert_close(zero["w"], torch.tensor([[2 * c, 2 * c]]))
+    # one angle per row (nuslerp_flatten: false): row 0 is collinear (a plain mean), row 1 not
+    rows = {"w": torch.tensor([[1.0, 0.0], [1.0, 0.0]])}, {"w": torch.tensor([[3.0, 0.0], [0.0, 1.0]])}
+    out = _merge(tmp_path / "e", "nuslerp", None, list(rows), model_parameters=even,
+                 parameters={"nuslerp_flatten": False})  # fmt: skip
+    torch.testing.assert_close(out["w"], torch.tensor([[2.0, 0.0], [c, c]]))
+
+
 def test_nearswap_by_hand(tmp_path: Path) -> None:
     base = {"w": torch.tensor([0.0, 0.0, 0.0, 1.0])}
     other = {"w": torch.tensor([1.0, 0.1, 1e-9, 3.0])}
@@ -80,6 +103,8 @@ def test_passthrough_scales_one_model(tmp_path: Path) -> None:
         ("nearswap", True, 2, {"parameters": {"t": 0.1}}, "exactly one other model, got 2"),
         ("nearswap", True, 1, {"parameters": {"t": float("nan")}}, "must be finite"),
         ("passthrough", False, 2, {}, "exactly one model, got 2"),
+        ("nuslerp", False, 3, {"parameters": {"weight": 1.0}}, "exactly two models, got 3"),
+        ("nuslerp", False, 2, {}, "missing required parameter 'weight'"),
     ],
 )
 def test_bad_inputs_are_clear_errors(
