@@ -1,4 +1,4 @@
-"""slerp, nuslerp, nearswap and passthrough (MergeKit 0.1.5) against hand-derived values on small
+"""slerp, nuslerp, multislerp, karcher, nearswap and passthrough (MergeKit 0.1.5) against hand-derived values on small
 tensors, and their bad inputs."""
 
 from __future__ import annotations
@@ -77,6 +77,53 @@ def test_nuslerp_by_hand(tmp_path: Path) -> None:
     torch.testing.assert_close(out["w"], torch.tensor([[2.0, 0.0], [c, c]]))
 
 
+def test_multislerp_by_hand(tmp_path: Path) -> None:
+    c = math.sin(math.pi / 4)
+    a, b = {"w": torch.tensor([1.0, 0.0])}, {"w": torch.tensor([0.0, 1.0])}
+    even = [{"weight": 1.0}, {"weight": 1.0}]
+    # orthogonal unit vectors, equal weights: the tangent mean is zero, the result the mean point
+    out = _merge(tmp_path / "a", "multislerp", None, [a, b], model_parameters=even)
+    torch.testing.assert_close(out["w"], torch.tensor([c, c]))
+    # with a base, on the task vectors; a listed base is no input
+    base = {"w": torch.tensor([1.0, 1.0])}
+    ta, tb = {"w": torch.tensor([2.0, 1.0])}, {"w": torch.tensor([1.0, 2.0])}
+    out = _merge(tmp_path / "b", "multislerp", base, [ta, tb], model_parameters=even)
+    torch.testing.assert_close(out["w"], torch.tensor([1 + c, 1 + c]))
+    # antipodal pair with equal weights: MergeKit's linear fallback
+    neg = {"w": torch.tensor([-1.0, 0.0])}
+    out = _merge(tmp_path / "c", "multislerp", None, [a, neg], model_parameters=even)
+    torch.testing.assert_close(out["w"], torch.tensor([0.0, 0.0]))
+    one = _merge(tmp_path / "d", "multislerp", None, [ta], model_parameters=[{"weight": 2.0}])
+    assert torch.equal(one["w"], ta["w"])
+    with pytest.raises(MergeError, match="weighted mean of the inputs is zero at tensor w"):
+        _merge(tmp_path / "e", "multislerp", None, [a, neg, {"w": torch.zeros(2)}],
+               model_parameters=even + [{"weight": 1.0}])  # fmt: skip
+
+
+def test_karcher_by_hand(tmp_path: Path) -> None:
+    c = math.sin(math.pi / 4)
+    a, b = {"w": torch.tensor([2.0, 0.0])}, {"w": torch.tensor([0.0, 2.0])}
+    # the geodesic midpoint of the unit vectors, scaled by the mean norm
+    torch.testing.assert_close(_merge(tmp_path / "a", "karcher", None, [a, b])["w"], torch.tensor([2 * c, 2 * c]))
+    # norms only scale: 3 and 1 give the same direction, mean norm 2
+    a3, b1 = {"w": torch.tensor([3.0, 0.0])}, {"w": torch.tensor([0.0, 1.0])}
+    torch.testing.assert_close(_merge(tmp_path / "b", "karcher", None, [a3, b1])["w"], torch.tensor([2 * c, 2 * c]))
+    # a base_model not listed is one more input (MergeKit adds it)
+    torch.testing.assert_close(_merge(tmp_path / "c", "karcher", b, [a])["w"], torch.tensor([2 * c, 2 * c]))
+    # a zero model is left out of the mean but weighs in the norm: 0.5 * 0 + 0.5 * 2
+    zero = {"w": torch.zeros(2)}
+    torch.testing.assert_close(_merge(tmp_path / "d", "karcher", None, [zero, a])["w"], torch.tensor([1.0, 0.0]))
+    # three directions: the iteration converges to the point whose log maps balance
+    gen = torch.Generator().manual_seed(0)
+    xs = [{"w": torch.randn(6, generator=gen, dtype=torch.float64)} for _ in range(3)]
+    got = _merge(tmp_path / "e", "karcher", None, xs, parameters={"max_iter": 50, "tol": 1e-12}, dtype="float64")["w"]
+    m = got / got.norm()
+    units = [x["w"] / x["w"].norm() for x in xs]
+    logs = [(torch.arccos((m @ u).clamp(-1, 1)) / torch.sin(torch.arccos((m @ u).clamp(-1, 1)))) * (u - (m @ u) * m) for u in units]
+    assert float(sum(logs).norm()) < 1e-9
+    torch.testing.assert_close(got.norm(), sum(x["w"].norm() for x in xs) / 3)
+
+
 def test_nearswap_by_hand(tmp_path: Path) -> None:
     base = {"w": torch.tensor([0.0, 0.0, 0.0, 1.0])}
     other = {"w": torch.tensor([1.0, 0.1, 1e-9, 3.0])}
@@ -105,6 +152,8 @@ def test_passthrough_scales_one_model(tmp_path: Path) -> None:
         ("passthrough", False, 2, {}, "exactly one model, got 2"),
         ("nuslerp", False, 3, {"parameters": {"weight": 1.0}}, "exactly two models, got 3"),
         ("nuslerp", False, 2, {}, "missing required parameter 'weight'"),
+        ("multislerp", False, 2, {"parameters": {"weight": 0.0}}, "weights sum to 0 at tensor w"),
+        ("karcher", False, 2, {"parameters": {"max_iter": 0}}, "out of range"),
     ],
 )
 def test_bad_inputs_are_clear_errors(

@@ -176,12 +176,15 @@ class MergeMethod(abc.ABC):
     - `needs_base`: recipe must name `base_model`; a model equal to the base is dropped from
       the inputs (MergeKit skips it when building task vectors).
     - `uses_rng`: the method draws random numbers (via `ctx.generator`/`ctx.bernoulli`).
+    - `optional_base`: a `base_model` is optional; when given, a model equal to it is dropped
+      from the inputs too (MergeKit's BasePolicy.OPTIONAL: the base is not a "non-base" input).
     """
 
     name: ClassVar[str] = ""
     pretty_name: ClassVar[str] = ""
     reference_url: ClassVar[str] = ""
     needs_base: ClassVar[bool] = False
+    optional_base: ClassVar[bool] = False
     uses_rng: ClassVar[bool] = False
     global_params: ClassVar[tuple[Param, ...]] = ()
     model_params: ClassVar[tuple[Param, ...]] = ()

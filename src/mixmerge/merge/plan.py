@@ -112,7 +112,7 @@ def plan_merge(
     ref_path = recipe.base_path if recipe.base_path is not None else recipe.models[0].path
     ref = readers[ref_path.resolve()]
     base = readers[recipe.base_path.resolve()] if recipe.base_path is not None else None
-    skip_base = recipe.method.needs_base and base is not None
+    skip_base = (recipe.method.needs_base or recipe.method.optional_base) and base is not None
     inputs = [
         (e, readers[e.path.resolve()])
         for e in recipe.models

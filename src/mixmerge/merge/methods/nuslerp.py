@@ -49,7 +49,7 @@ class NuSlerpMerge(MergeMethod):
     name = "nuslerp"
     pretty_name = "NuSLERP"
     reference_url = "https://github.com/arcee-ai/mergekit"
-    needs_base = False  # optional: with a base, the task vectors are interpolated
+    optional_base = True  # with a base, the task vectors are interpolated
     global_params = (
         Param("nuslerp_row_wise", bool, default=False),
         Param("nuslerp_flatten", bool, default=True),
