@@ -40,7 +40,7 @@ GIB = 2**30
 MIB = 2**20
 RANDOM_SPARSE = {"ties", "dare_linear", "dare_ties", "breadcrumbs", "breadcrumbs_ties"}
 DELLA = {"della", "della_linear"}
-NO_WEIGHTS = {"model_stock", "tsvm", "r_tsvm", "karcher"}
+NO_WEIGHTS = {"model_stock", "tsvm", "r_tsvm", "karcher", "sce", "ram", "ramplus_tl"}
 LOWRANK = [2, 10]  # niter, oversample used by --svd-shapes (the methods' defaults)
 
 

@@ -1,4 +1,5 @@
-"""slerp, nuslerp, multislerp, karcher, nearswap and passthrough (MergeKit 0.1.5) against hand-derived values on small
+"""slerp, nuslerp, multislerp, karcher, sce, ram, ramplus_tl, nearswap and passthrough (MergeKit
+0.1.5) against hand-derived values on small
 tensors, and their bad inputs."""
 
 from __future__ import annotations
@@ -122,6 +123,30 @@ def test_karcher_by_hand(tmp_path: Path) -> None:
     logs = [(torch.arccos((m @ u).clamp(-1, 1)) / torch.sin(torch.arccos((m @ u).clamp(-1, 1)))) * (u - (m @ u) * m) for u in units]
     assert float(sum(logs).norm()) < 1e-9
     torch.testing.assert_close(got.norm(), sum(x["w"].norm() for x in xs) / 3)
+
+
+def test_ram_and_ramplus_tl_by_hand(tmp_path: Path) -> None:
+    base = {"w": torch.zeros(4)}
+    m1, m2 = {"w": torch.tensor([1.0, 1.0, 0.0, 1e-7])}, {"w": torch.tensor([0.0, 3.0, 0.0, 0.0])}
+    # entry 0: one model changed it (its value); entry 1: two did (their mean); entry 3's change
+    # is below epsilon (dropped)
+    torch.testing.assert_close(_merge(tmp_path / "a", "ram", base, [m1, m2])["w"], torch.tensor([1.0, 2.0, 0.0, 0.0]))
+    # rho = shared / unique entries per model: 1 / 1 and 1 / max(0, eps); lambda = 1 + 0.1 * min(rho, 0.2)
+    out = _merge(tmp_path / "b", "ramplus_tl", base, [m1, m2])["w"]
+    torch.testing.assert_close(out, torch.tensor([1.02, 2.0, 0.0, 0.0]))
+
+
+def test_sce_by_hand(tmp_path: Path) -> None:
+    base = {"w": torch.zeros(3)}
+    m1, m2 = {"w": torch.tensor([1.0, -2.0, 0.5])}, {"w": torch.tensor([3.0, 1.0, 0.5])}
+    w1, w2 = 5.25 / 3, 10.25 / 3  # mean squares of the task vectors
+    w1, w2 = w1 / (w1 + w2), w2 / (w1 + w2)
+    # the elected signs (+, -, +) erase model 2's entry 1
+    want = torch.tensor([(1 * w1 + 3 * w2) / (w1 + w2), -2.0, 0.5])
+    torch.testing.assert_close(_merge(tmp_path / "a", "sce", base, [m1, m2])["w"], want)
+    # select_topk 0.5: of the 2 entries of non-zero variance (1 and 2.25), entry 1 is kept
+    out = _merge(tmp_path / "b", "sce", base, [m1, m2], parameters={"select_topk": 0.5})["w"]
+    torch.testing.assert_close(out, torch.tensor([0.0, -2.0, 0.0]))
 
 
 def test_nearswap_by_hand(tmp_path: Path) -> None:
