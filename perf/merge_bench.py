@@ -40,7 +40,9 @@ GIB = 2**30
 MIB = 2**20
 RANDOM_SPARSE = {"ties", "dare_linear", "dare_ties", "breadcrumbs", "breadcrumbs_ties"}
 DELLA = {"della", "della_linear"}
-NO_WEIGHTS = {"model_stock", "tsvm", "r_tsvm", "karcher", "sce", "ram", "ramplus_tl"}
+NO_WEIGHTS = {
+    "model_stock", "tsvm", "r_tsvm", "karcher", "sce", "ram", "ramplus_tl", "arcee_fusion",
+}  # fmt: skip
 LOWRANK = [2, 10]  # niter, oversample used by --svd-shapes (the methods' defaults)
 
 
@@ -122,7 +124,7 @@ def build_models(workdir: Path, scale: float, n_models: int) -> tuple[Path, list
 
 # Methods of a fixed number of models besides the base (MergeKit's contracts), and their
 # required global parameter.
-MODEL_COUNT = {"slerp": 1, "nearswap": 1, "passthrough": 1, "nuslerp": 2}
+MODEL_COUNT = {"slerp": 1, "nearswap": 1, "passthrough": 1, "arcee_fusion": 1, "nuslerp": 2}
 GLOBAL_T = {"slerp": 0.4, "nearswap": 0.001}
 
 

@@ -37,7 +37,7 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[Path]]:
 
 # Methods of the base and one other model, or of one model (MergeKit's slerp, nearswap,
 # passthrough), get the first fine-tune only; nuslerp, of two models, the first two.
-ONE_MODEL = {"slerp", "nearswap", "passthrough"}
+ONE_MODEL = {"slerp", "nearswap", "passthrough", "arcee_fusion"}
 TWO_MODELS = {"nuslerp"}
 
 

@@ -1,5 +1,5 @@
-"""slerp, nuslerp, multislerp, karcher, sce, ram, ramplus_tl, nearswap and passthrough (MergeKit
-0.1.5) against hand-derived values on small
+"""slerp, nuslerp, multislerp, karcher, sce, ram, ramplus_tl, nearswap, arcee_fusion and
+passthrough (MergeKit 0.1.5) against hand-derived values on small
 tensors, and their bad inputs."""
 
 from __future__ import annotations
@@ -149,6 +149,26 @@ def test_sce_by_hand(tmp_path: Path) -> None:
     torch.testing.assert_close(out, torch.tensor([0.0, -2.0, 0.0]))
 
 
+def test_arcee_fusion_by_hand(tmp_path: Path) -> None:
+    base = {"w": torch.zeros(1, 8)}
+    other = {"w": torch.tensor([[0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 5.0]])}
+    # one row: importance = k * |x - b| with one KL factor k > 0; sorted at floor(q * 7):
+    # q1 = 0.2k, median = 0.4k, q3 = 0.6k, threshold 0.4k + 1.5 * 0.4k = 1.0k: only 5.0 passes
+    out = _merge(tmp_path / "a", "arcee_fusion", base, [other])["w"]
+    torch.testing.assert_close(out, torch.tensor([[0.0] * 7 + [5.0]]))
+    # every importance equal (a flat IQR): all at the threshold, so all taken
+    flat = {"w": torch.full((1, 8), 0.5)}
+    out = _merge(tmp_path / "b", "arcee_fusion", base, [flat])["w"]
+    torch.testing.assert_close(out, flat["w"])
+    # above 10^6 entries the quantiles come from a sample drawn with the recipe's seed
+    gen = torch.Generator().manual_seed(0)
+    big_base, big = {"w": torch.randn(1001, 1000, generator=gen)}, {"w": torch.randn(1001, 1000, generator=gen)}
+    runs = [_merge(tmp_path / f"big{i}", "arcee_fusion", big_base, [big])["w"] for i in range(2)]
+    assert torch.equal(runs[0], runs[1])
+    taken = runs[0] == big["w"]
+    assert 0 < int(taken.sum()) < taken.numel()
+
+
 def test_nearswap_by_hand(tmp_path: Path) -> None:
     base = {"w": torch.tensor([0.0, 0.0, 0.0, 1.0])}
     other = {"w": torch.tensor([1.0, 0.1, 1e-9, 3.0])}
@@ -179,6 +199,7 @@ def test_passthrough_scales_one_model(tmp_path: Path) -> None:
         ("nuslerp", False, 2, {}, "missing required parameter 'weight'"),
         ("multislerp", False, 2, {"parameters": {"weight": 0.0}}, "weights sum to 0 at tensor w"),
         ("karcher", False, 2, {"parameters": {"max_iter": 0}}, "out of range"),
+        ("arcee_fusion", True, 2, {}, "exactly one other model, got 2"),
     ],
 )
 def test_bad_inputs_are_clear_errors(
