@@ -157,7 +157,8 @@ def test_error_unknown_parameters(
         "models": [{"model": str(base_dir), "parameters": {"weight": 1, "density": 0.5}}],
     }
     assert_fails(linear, tmp_path, "unknown parameter 'density'")
-    assert_fails(dict(recipe, slices=[]), tmp_path, "'slices' is not supported")
+    assert_fails(dict(recipe, slices=[]), tmp_path, "both 'slices' and 'models'")
+    assert_fails(dict(recipe, modules={}), tmp_path, "'modules' is not supported")
 
 
 def test_error_missing_model(base_dir: Path, tmp_path: Path) -> None:

@@ -221,3 +221,44 @@ def test_nan_and_shape_mismatch(tmp_path: Path, method: str) -> None:
         _merge(tmp_path / "c", method, {"w": torch.ones(2), "x": torch.ones(1)}, [{"w": torch.ones(2)}], parameters={"t": 0.5})
 
 
+
+
+def test_a_mergekit_slerp_recipe_with_slices_runs_unchanged(
+    base_dir: Path, make_finetune, tmp_path: Path
+) -> None:
+    """MergeKit's own SLERP example: one slice over both whole models, t per filter and layer."""
+    other = make_finetune(1)
+    t = [
+        {"filter": "self_attn", "value": [0, 0.5, 0.3, 0.7, 1]},
+        {"filter": "mlp", "value": [1, 0.5, 0.7, 0.3, 0]},
+        {"value": 0.5},
+    ]
+    sliced = {
+        "slices": [{"sources": [{"model": str(base_dir), "layer_range": [0, 2]},
+                                {"model": str(other), "layer_range": [0, 2]}]}],
+        "merge_method": "slerp",
+        "base_model": str(base_dir),
+        "parameters": {"t": t},
+        "dtype": "float32",
+    }  # fmt: skip
+    run_merge(sliced, tmp_path / "sliced", progress=False)
+    as_models = {**{k: v for k, v in sliced.items() if k != "slices"},
+                 "models": [{"model": str(base_dir)}, {"model": str(other)}]}  # fmt: skip
+    run_merge(as_models, tmp_path / "models", progress=False)
+    a, b = read_state(tmp_path / "sliced"), read_state(tmp_path / "models")
+    assert all(torch.equal(a[n], b[n]) for n in a)
+    # the filters and the layer gradient reached the tensors: over 2 layers the gradients' ends,
+    # t = 0 (the base) and t = 1 (the other model), exactly; the rest at t = 0.5
+    base, tuned = read_state(base_dir), read_state(other)
+    for layer, attn, mlp in ((0, base, tuned), (1, tuned, base)):
+        q, up = f"model.layers.{layer}.self_attn.q_proj.weight", f"model.layers.{layer}.mlp.up_proj.weight"
+        assert torch.equal(a[q], attn[q]) and torch.equal(a[up], mlp[up]), layer
+    norm = "model.norm.weight"
+    assert not torch.equal(a[norm], base[norm]) and not torch.equal(a[norm], tuned[norm])
+    cut = {**sliced, "slices": [{"sources": [{"model": str(base_dir), "layer_range": [0, 1]},
+                                              {"model": str(other), "layer_range": [0, 1]}]}]}  # fmt: skip
+    with pytest.raises(MergeError, match=r"layer_range \[0, 1\] is not the whole model \(\[0, 2\]\)"):
+        run_merge(cut, tmp_path / "cut", progress=False)
+    two = {**sliced, "slices": sliced["slices"] * 2}
+    with pytest.raises(MergeError, match="only one slice over the whole models"):
+        run_merge(two, tmp_path / "two", progress=False)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from collections.abc import Mapping
@@ -30,7 +31,7 @@ _KNOWN_KEYS = {
     "tokenizer_source",
     "name",
 }
-_UNSUPPORTED_KEYS = {"slices", "modules", "tokenizer", "chat_template"}
+_UNSUPPORTED_KEYS = {"modules", "tokenizer", "chat_template"}
 
 DTYPES: dict[str, torch.dtype] = {
     "float32": torch.float32, "fp32": torch.float32, "float": torch.float32,
@@ -80,6 +81,48 @@ def _plain(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [_plain(v) for v in value]
     return value
+
+
+def _slices_as_models(raw: dict[str, Any]) -> dict[str, Any]:
+    """MergeKit's `slices:` form of a whole-model merge (one slice whose every source spans its
+    model's layers, as MergeKit's own SLERP examples write it) as the `models:` form; slices
+    that stack or cut layers (frankenmerges) are refused with one line."""
+    slices = raw["slices"]
+    if "models" in raw:
+        raise MergeError("recipe has both 'slices' and 'models': give one")
+    if not isinstance(slices, list) or len(slices) != 1 or not isinstance(slices[0], Mapping):
+        raise MergeError(
+            "recipe 'slices': only one slice over the whole models is supported (layer "
+            "stacking or cutting is not); write it as `models:` or one full-range slice"
+        )
+    extra = set(slices[0]) - {"sources"}
+    if extra:
+        raise MergeError(f"slices[0]: unsupported key {sorted(extra)[0]!r}")
+    models = []
+    for i, source in enumerate(slices[0].get("sources") or []):
+        if not isinstance(source, Mapping) or "model" not in source:
+            raise MergeError(f"slices[0].sources[{i}] must be a mapping with a 'model' key")
+        unknown = set(source) - {"model", "parameters", "layer_range"}
+        if unknown:
+            raise MergeError(f"slices[0].sources[{i}]: unknown key {sorted(unknown)[0]!r}")
+        label = _model_ref(source["model"], f"slices[0].sources[{i}]")
+        if "layer_range" in source:
+            layers = _num_layers(Path(label).expanduser())
+            if list(source["layer_range"]) != [0, layers]:
+                raise MergeError(
+                    f"slices[0].sources[{i}] ({label}): layer_range {source['layer_range']} is not "
+                    f"the whole model ([0, {layers}]): layer stacking or cutting is not supported"
+                )
+        models.append({k: v for k, v in source.items() if k != "layer_range"})
+    rest = {k: v for k, v in raw.items() if k != "slices"}
+    return {**rest, "models": models}
+
+
+def _num_layers(model_dir: Path) -> int | None:
+    config = model_dir / "config.json"
+    if not config.is_file():
+        raise MergeError(f"no config.json in {model_dir}: cannot check its layer_range")
+    return json.loads(config.read_text(encoding="utf-8")).get("num_hidden_layers")
 
 
 def _model_ref(value: Any, where: str) -> str:
@@ -159,6 +202,8 @@ def load_recipe(recipe: str | Path | Mapping[str, Any]) -> Recipe:
     if not isinstance(raw, Mapping):
         raise MergeError("recipe must be a mapping with merge_method and models")
     raw = _plain(raw)
+    if "slices" in raw:
+        raw = _slices_as_models(raw)
 
     for key in raw:
         if key in _UNSUPPORTED_KEYS:
