@@ -130,12 +130,13 @@ def _merge_rows(
 
 
 def _searched_rows(summaries: Mapping[str, Summary]) -> list[Row]:
-    """merge/searched/<space>/<point>: the points the 3H search selected (on held-out items)."""
+    """merge/searched/<space>/<point>: the points the 3H search selected (on held-out items).
+    Unranked: the best / second marks stay among the paper's merge methods."""
     pattern = re.compile(r"merge/searched/([^/]+)/([^/]+)")
     found = sorted(m.groups() for i in summaries if (m := pattern.fullmatch(i)))
     return [
         _row("Searched merge", f"Searched: {space} ({point})", f"merge/searched/{space}/{point}",
-             summaries, ranked=True)
+             summaries)
         for space, point in found
     ]
 
