@@ -327,13 +327,12 @@ def test_search_dev_items_are_disjoint_on_the_mirror(
 ) -> None:
     """The search's held-out items of the paper config, read from the hub-shaped mirror (MMLU's
     57 configs, MATH's 7, OR-Bench-80k beside hard-1k), share no item with what the tables report."""
-    import datasets
 
     from mixmerge.catalog import benchmark
-    from mixmerge.evaluate.dev_items import content_hash, write_dev_items
+    from mixmerge.evaluate.dev_items import _hub_config, content_hash, write_dev_items
     from mixmerge.evaluate.judged import _hook, load_rows
     from mixmerge.evaluate.lm_eval_tasks import SPECS
-    from mixmerge.hub import MIRROR_ENV, activate, mirrored_load_dataset
+    from mixmerge.hub import MIRROR_ENV, activate, mirror_dir
 
     monkeypatch.setenv(MIRROR_ENV, str(mirror))
     activate({})
@@ -348,14 +347,13 @@ def test_search_dev_items_are_disjoint_on_the_mirror(
         bench, cfg = benchmark(name), evaluated[name] or {}
         key = bench.dev["key"]
         if bench.runner == "lm_eval":  # the reported split, every config name of it
-            split = SPECS[name].eval_split
-            with mirrored_load_dataset():
-                reported = {
-                    content_hash(row[key])
-                    for data in bench.hub["datasets"]
-                    for config in data["names"]
-                    for row in datasets.load_dataset(data["path"], config, split=split)
-                }
+            split = SPECS[name].eval_split  # each config as datasets loads it from the mirror
+            reported = {
+                content_hash(row[key])
+                for data in bench.hub["datasets"]
+                for config in data["names"]
+                for row in _hub_config(data["path"], config, mirror_dir())[split]
+            }
         else:
             rows, _ = (_hook(bench, "load_rows") or load_rows)(cfg, bench)
             reported = {content_hash(r[key]) for r in rows}

@@ -59,7 +59,7 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path) -> P
     cfg["evaluate"]["benchmarks"] = {b: cfg["evaluate"]["benchmarks"][b] for b in BENCHMARKS}
     cfg["evaluate"]["judge"]["model"] = "results/t/models/base"
     cfg["merge"]["settings"] = {"static": list(GROUPS)}
-    cfg["search"].update(trials=3, items=2, benchmarks={})
+    cfg["search"].update(trials=3, items=1, benchmarks={})
     cfg["search"]["spaces"] = {"ties": cfg["search"]["spaces"]["ties"]}
     (root / "search.yaml").write_text(yaml.safe_dump(cfg))
     cwd = os.getcwd()
@@ -120,6 +120,10 @@ def test_search_is_reproducible_and_resumable(run_dir: Path, monkeypatch: pytest
     assert set(first["selected"]) == {"best_avg", "knee"}
     assert first["front"] and all(n in [t["number"] for t in first["trials"]] for n in first["front"])
     assert first["hypervolume"] == sorted(first["hypervolume"])  # never shrinks
+    from mixmerge.report.search_figure import search_figure
+
+    drawn = search_figure([out / "front.json"], run_dir / "figures" / "search.png")
+    assert [p.suffix for p in drawn] == [".png", ".pdf"] and all(p.stat().st_size for p in drawn)
     recipe = yaml.safe_load((run_dir / "results/t/recipes/a/knee.yaml").read_text())
     assert recipe["merge_method"] == "ties" and len(recipe["models"]) == 3
     # under another seed the study is refused, not mixed
@@ -144,7 +148,10 @@ def test_search_is_reproducible_and_resumable(run_dir: Path, monkeypatch: pytest
         if len(before) < 3:
             break
     assert started.is_file() and 0 < len(before) < 3, f"no kill landed mid-trial: {before}"
-    resumed = _search(run_dir, out)
+    try:  # the same study, resumed (in this process: the CLI's path is the killed run's)
+        resumed = Search(cfg, "ties", Path("results/t/search/dev"), Path("results/t/search") / out).run()
+    finally:
+        release_models()
     after = _completed(run_dir, out)
     rerun = [n for n, when in before.items() if after.get(n) != when]
     print(f"\nsearch killed after {len(before)} finished trial(s); finished trials re-run: {len(rerun)}; "

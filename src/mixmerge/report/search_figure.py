@@ -43,6 +43,7 @@ def search_figure(front_files: Sequence[str | Path], png: str | Path) -> list[Pa
         hv = front["hypervolume"]
         axes[2].plot(range(1, len(hv) + 1), hv, color=color, marker=".", label=front["space"])
     axes[2].set_xlabel("trials")
+    axes[2].xaxis.get_major_locator().set_params(integer=True)
     axes[2].set_ylabel("hypervolume (dev, from 0,0,0)")
     axes[0].legend(fontsize=7, loc="best")
     marks = ", ".join(f"{m} {p}" for p, m in MARKERS.items())
