@@ -40,9 +40,6 @@ GIB = 2**30
 MIB = 2**20
 RANDOM_SPARSE = {"ties", "dare_linear", "dare_ties", "breadcrumbs", "breadcrumbs_ties"}
 DELLA = {"della", "della_linear"}
-NO_WEIGHTS = {
-    "model_stock", "tsvm", "r_tsvm", "karcher", "sce", "ram", "ramplus_tl", "arcee_fusion",
-}  # fmt: skip
 LOWRANK = [2, 10]  # niter, oversample used by --svd-shapes (the methods' defaults)
 
 
@@ -122,20 +119,17 @@ def build_models(workdir: Path, scale: float, n_models: int) -> tuple[Path, list
     return dirs[0], dirs[1:], shapes
 
 
-# Methods of a fixed number of models besides the base (MergeKit's contracts), and their
-# required global parameter.
-MODEL_COUNT = {"slerp": 1, "nearswap": 1, "passthrough": 1, "arcee_fusion": 1, "nuslerp": 2}
-GLOBAL_T = {"slerp": 0.4, "nearswap": 0.001}
-
-
 def recipe_for(method: str, base: Path, models: list[Path], svd: str) -> dict:
-    models = models[: MODEL_COUNT.get(method, len(models))]
+    """Each model weighted 1/T where the method takes weights, as many models as it takes (its
+    `exact_models`), every required global parameter 0.4."""
+    from mixmerge.merge.registry import METHODS
+
+    cls = METHODS[method]
+    models = models[: cls.exact_models or len(models)]
+    takes_weight = any(p.name == "weight" for p in cls.model_params)
     entries = []
     for m in models:
-        params: dict = (
-            {} if method in NO_WEIGHTS or method in GLOBAL_T or method == "passthrough"
-            else {"weight": 1.0 / len(models)}
-        )
+        params: dict = {"weight": 1.0 / len(models)} if takes_weight else {}
         if method in RANDOM_SPARSE or method in DELLA:
             params["density"] = 0.5
         if method in DELLA:
@@ -144,10 +138,11 @@ def recipe_for(method: str, base: Path, models: list[Path], svd: str) -> dict:
     recipe: dict = {"merge_method": method, "models": entries, "dtype": "float32"}
     if method not in ("linear", "passthrough"):
         recipe["base_model"] = str(base)
+    required = {p.name: 0.4 for p in cls.global_params if p.required}
     if method in ("tsvm", "r_tsvm"):
-        recipe["parameters"] = {"svd": svd}
-    if method in GLOBAL_T:
-        recipe["parameters"] = {"t": GLOBAL_T[method]}
+        required["svd"] = svd
+    if required:
+        recipe["parameters"] = required
     return recipe
 
 

@@ -35,21 +35,16 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[Path]]:
     return b, fts
 
 
-# Methods of the base and one other model, or of one model (MergeKit's slerp, nearswap,
-# passthrough), get the first fine-tune only; nuslerp, of two models, the first two.
-ONE_MODEL = {"slerp", "nearswap", "passthrough", "arcee_fusion"}
-TWO_MODELS = {"nuslerp"}
 
 
 def recipe(method: str, base: Path, fts: list[Path], **params: object) -> dict:
     """A recipe giving each model the weight/density its method declares (density < 1, so that
-    sparsifying methods sparsify), every required global parameter 0.4, and the base only where
-    the method needs one."""
+    sparsifying methods sparsify), every required global parameter 0.4, as many models as the
+    method takes, and the base only where the method needs one."""
     declared = {p.name for p in METHODS[method].model_params}
     params = {**{p.name: 0.4 for p in METHODS[method].global_params if p.required}, **params}
     entries = []
-    count = 1 if method in ONE_MODEL else 2 if method in TWO_MODELS else len(fts)
-    for i, m in enumerate(fts[:count]):
+    for i, m in enumerate(fts[: METHODS[method].exact_models or len(fts)]):
         p: dict = {}
         if "weight" in declared:
             p["weight"] = [0.5, 0.3, 0.2][i]

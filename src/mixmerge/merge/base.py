@@ -178,6 +178,8 @@ class MergeMethod(abc.ABC):
     - `uses_rng`: the method draws random numbers (via `ctx.generator`/`ctx.bernoulli`).
     - `optional_base`: a `base_model` is optional; when given, a model equal to it is dropped
       from the inputs too (MergeKit's BasePolicy.OPTIONAL: the base is not a "non-base" input).
+    - `exact_models`: the number of inputs (besides the base) the method takes, when fixed
+      (MergeKit's input contracts: slerp 1, nuslerp 2, ...); the plan checks it.
     """
 
     name: ClassVar[str] = ""
@@ -185,6 +187,7 @@ class MergeMethod(abc.ABC):
     reference_url: ClassVar[str] = ""
     needs_base: ClassVar[bool] = False
     optional_base: ClassVar[bool] = False
+    exact_models: ClassVar[int | None] = None
     uses_rng: ClassVar[bool] = False
     global_params: ClassVar[tuple[Param, ...]] = ()
     model_params: ClassVar[tuple[Param, ...]] = ()

@@ -104,6 +104,16 @@ def plan_tensors(
     return plans
 
 
+def check_model_count(method: Any, n: int) -> None:
+    """A method with a fixed number of inputs (`exact_models`) gets exactly that many."""
+    want = method.exact_models
+    if want is None or n == want:
+        return
+    count = {1: "one", 2: "two"}.get(want, str(want))
+    what = f"the base with exactly {count} other model" if method.needs_base else f"exactly {count} model"
+    raise MergeError(f"{method.name} merges {what}{'s' if want > 1 else ''}, got {n}")
+
+
 def plan_merge(
     recipe: Recipe, stack: contextlib.ExitStack, device: torch.device, seed: int
 ) -> MergeJob:
@@ -118,6 +128,7 @@ def plan_merge(
         for e in recipe.models
         if not (skip_base and readers[e.path.resolve()] is base)
     ]
+    check_model_count(recipe.method, len(inputs))
     tensors = plan_tensors(recipe, ref, inputs)
     out_dtype = recipe.out_dtype or ref.float_dtype() or recipe.dtype
     return MergeJob(recipe, ref, base, inputs, tensors, out_dtype, device, seed)

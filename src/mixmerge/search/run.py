@@ -45,21 +45,6 @@ from mixmerge.search.spaces import Space
 
 log = logging.getLogger(__name__)
 
-# Files of a model directory a trial's model directory copies (not the weights).
-MODEL_FILES = (
-    "config.json",
-    "generation_config.json",
-    "tokenizer.json",
-    "tokenizer_config.json",
-    "chat_template.jinja",
-    "special_tokens_map.json",
-    "tokenizer.model",
-    "added_tokens.json",
-    "vocab.json",
-    "merges.txt",
-)
-
-
 def make_sampler(settings: SearchSettings, finished: int) -> Any:
     """The sampler of the next proposal, seeded by the search seed and the finished trials."""
     import optuna
@@ -87,14 +72,18 @@ class Resident:
         self.model = AutoModelForCausalLM.from_pretrained(str(base), dtype=dtype)
         self.model.to(device).eval()
         self.targets = self.model.state_dict()
+        self.model_dir = model_dir
         pin_model(model_dir, self.model, load_tokenizer(base))
 
 
 def _trial_model_dir(base: Path, out: Path) -> Path:
-    """A model directory without weights (config and tokenizer) that names the resident model."""
+    """A model directory without weights (the base's config and tokenizer files, as a merge
+    writes them) that names the resident model."""
+    from mixmerge.merge.engine import COPIED_FILES
+
     target = out / "model"
     target.mkdir(parents=True, exist_ok=True)
-    for name in MODEL_FILES:
+    for name in ("config.json", *COPIED_FILES):
         if (base / name).is_file():
             shutil.copyfile(base / name, target / name)
     return target
@@ -151,12 +140,11 @@ class Search:
         if self.settings.in_memory:
             from mixmerge.merge.engine import merge_into, output_dtype
 
-            model_dir = _trial_model_dir(self.base, self.out)
-            if self._resident is None:
-                dtype = output_dtype(recipe)
-                self._resident = Resident(self.base, model_dir, self.device, dtype)
+            if self._resident is None:  # loaded, and its directory written, once per search
+                model_dir = _trial_model_dir(self.base, self.out)
+                self._resident = Resident(self.base, model_dir, self.device, output_dtype(recipe))
             digest = merge_into(recipe, self._resident.targets, self.merge_device, self.merge_seed)
-            return model_dir, digest
+            return self._resident.model_dir, digest
         from mixmerge.merge.engine import run_merge
 
         model_dir = trial_dir / "model"

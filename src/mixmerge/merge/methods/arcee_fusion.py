@@ -13,14 +13,10 @@ are exact in both.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
-
 import torch
 import torch.nn.functional as F
 
 from mixmerge.merge.base import MergeMethod, TensorContext, register_method
-from mixmerge.merge.methods.slerp import exactly_one_other
 
 QUANTILE_SAMPLE_SIZE = 1_000_000
 
@@ -48,16 +44,8 @@ class ArceeFusionMerge(MergeMethod):
     reference_url = "https://arcee.ai"
     needs_base = True
     global_params = ()
+    exact_models = 1
     model_params = ()
-
-    def validate(
-        self,
-        tensor_name: str,
-        params: dict[str, Any],
-        model_params: Sequence[dict[str, Any]],
-        model_labels: Sequence[str],
-    ) -> None:
-        exactly_one_other(self.name, model_params)
 
     def merge(self, ctx: TensorContext) -> torch.Tensor:
         base, other = ctx.base, ctx.tensors[0]

@@ -11,6 +11,14 @@ from mixmerge.merge.base import MergeMethod, Param, TensorContext, register_meth
 from mixmerge.merge.errors import MergeError
 
 
+def reject_zero_weight_sum(
+    method: str, tensor_name: str, model_params: Sequence[dict[str, Any]]
+) -> None:
+    """Normalised weights that sum to 0: MergeKit would divide by zero and write inf/NaN."""
+    if sum(p["weight"] for p in model_params) == 0:
+        raise MergeError(f"{method}: weights sum to 0 at tensor {tensor_name} with normalize: true")
+
+
 @register_method
 class LinearMerge(MergeMethod):
     name = "linear"
@@ -28,11 +36,8 @@ class LinearMerge(MergeMethod):
         model_params: Sequence[dict[str, Any]],
         model_labels: Sequence[str],
     ) -> None:
-        # MergeKit would divide by zero here and write inf/NaN; reject it up front instead.
-        if params["normalize"] and sum(p["weight"] for p in model_params) == 0:
-            raise MergeError(
-                f"linear: weights sum to 0 at tensor {tensor_name} with normalize: true"
-            )
+        if params["normalize"]:
+            reject_zero_weight_sum(self.name, tensor_name, model_params)
 
     def elementwise(self, params: dict[str, Any], model_params: Sequence[dict[str, Any]]) -> bool:
         return True

@@ -19,6 +19,7 @@ import torch
 
 from mixmerge.merge.base import MergeMethod, Param, TensorContext, register_method
 from mixmerge.merge.errors import MergeError
+from mixmerge.merge.methods.linear import reject_zero_weight_sum
 
 
 @register_method
@@ -40,8 +41,8 @@ class MultiSlerpMerge(MergeMethod):
         model_params: Sequence[dict[str, Any]],
         model_labels: Sequence[str],
     ) -> None:
-        if params["normalize_weights"] and sum(p["weight"] for p in model_params) == 0:
-            raise MergeError(f"multislerp: weights sum to 0 at tensor {tensor_name}")
+        if params["normalize_weights"]:
+            reject_zero_weight_sum(self.name, tensor_name, model_params)
 
     def merge(self, ctx: TensorContext) -> torch.Tensor:
         eps = ctx.params["eps"]

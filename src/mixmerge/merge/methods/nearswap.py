@@ -16,7 +16,6 @@ from typing import Any
 import torch
 
 from mixmerge.merge.base import MergeMethod, Param, TensorContext, register_method
-from mixmerge.merge.methods.slerp import exactly_one_other
 
 
 @register_method
@@ -26,16 +25,8 @@ class NearSwapMerge(MergeMethod):
     reference_url = "https://huggingface.co/alchemonaut/QuartetAnemoi-70B-t0.0001"
     needs_base = True
     global_params = (Param("t", float),)
+    exact_models = 1
     model_params = ()
-
-    def validate(
-        self,
-        tensor_name: str,
-        params: dict[str, Any],
-        model_params: Sequence[dict[str, Any]],
-        model_labels: Sequence[str],
-    ) -> None:
-        exactly_one_other(self.name, model_params)
 
     def elementwise(self, params: dict[str, Any], model_params: Sequence[dict[str, Any]]) -> bool:
         return True

@@ -12,13 +12,9 @@ Deviation: MergeKit passes a tensor only one model holds through; here both must
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
-
 import torch
 
 from mixmerge.merge.base import MergeMethod, Param, TensorContext, register_method
-from mixmerge.merge.errors import MergeError
 
 
 def nuslerp(
@@ -54,17 +50,8 @@ class NuSlerpMerge(MergeMethod):
         Param("nuslerp_row_wise", bool, default=False),
         Param("nuslerp_flatten", bool, default=True),
     )
+    exact_models = 2
     model_params = (Param("weight", float),)
-
-    def validate(
-        self,
-        tensor_name: str,
-        params: dict[str, Any],
-        model_params: Sequence[dict[str, Any]],
-        model_labels: Sequence[str],
-    ) -> None:
-        if len(model_params) != 2:
-            raise MergeError(f"nuslerp merges exactly two models, got {len(model_params)}")
 
     def merge(self, ctx: TensorContext) -> torch.Tensor:
         w0, w1 = (float(p["weight"]) for p in ctx.model_params)

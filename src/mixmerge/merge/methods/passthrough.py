@@ -11,7 +11,6 @@ from typing import Any
 import torch
 
 from mixmerge.merge.base import MergeMethod, Param, TensorContext, register_method
-from mixmerge.merge.errors import MergeError
 
 
 @register_method
@@ -21,17 +20,8 @@ class PassthroughMerge(MergeMethod):
     reference_url = "https://github.com/arcee-ai/mergekit"
     needs_base = False  # MergeKit ignores a base_model for passthrough
     global_params = ()
+    exact_models = 1
     model_params = (Param("scale", float, default=None),)
-
-    def validate(
-        self,
-        tensor_name: str,
-        params: dict[str, Any],
-        model_params: Sequence[dict[str, Any]],
-        model_labels: Sequence[str],
-    ) -> None:
-        if len(model_params) != 1:
-            raise MergeError(f"passthrough takes exactly one model, got {len(model_params)}")
 
     def elementwise(self, params: dict[str, Any], model_params: Sequence[dict[str, Any]]) -> bool:
         return True

@@ -13,25 +13,13 @@ tensor must be in both models (the plan says which is missing).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
-
 import torch
 
 from mixmerge.merge.base import MergeMethod, Param, TensorContext, register_method
-from mixmerge.merge.errors import MergeError
 
 CHUNK_ELEMENTS = 1024 * 1024  # MergeKit's _CHUNK_ELEMENTS
 DOT_THRESHOLD = 0.9995
 EPS = 1e-8
-
-
-def exactly_one_other(name: str, model_params: Sequence[dict[str, Any]]) -> None:
-    """MergeKit's contract of slerp / nearswap: the base and exactly one other model."""
-    if len(model_params) != 1:
-        raise MergeError(
-            f"{name} merges the base with exactly one other model, got {len(model_params)}"
-        )
 
 
 def slerp(t: float, v0: torch.Tensor, v1: torch.Tensor) -> torch.Tensor:
@@ -79,16 +67,8 @@ class SlerpMerge(MergeMethod):
     reference_url = "https://en.wikipedia.org/wiki/Slerp"
     needs_base = True
     global_params = (Param("t", float),)
+    exact_models = 1
     model_params = ()
-
-    def validate(
-        self,
-        tensor_name: str,
-        params: dict[str, Any],
-        model_params: Sequence[dict[str, Any]],
-        model_labels: Sequence[str],
-    ) -> None:
-        exactly_one_other(self.name, model_params)
 
     def merge(self, ctx: TensorContext) -> torch.Tensor:
         assert ctx.base is not None
