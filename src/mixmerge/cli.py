@@ -160,7 +160,7 @@ def cmd_select(args: argparse.Namespace) -> None:
 
 
 def cmd_recipe(args: argparse.Namespace) -> None:
-    from mixmerge.merge.from_config import write_recipe
+    from mixmerge.merge.from_config import recipe_vocab_warning, write_recipe
     from mixmerge.merge.settings import RecipeSettings
 
     settings = RecipeSettings.from_config(_config(args.config))
@@ -168,6 +168,10 @@ def cmd_recipe(args: argparse.Namespace) -> None:
     log.info(
         "recipe %s: %s over %d models", args.out, recipe["merge_method"], len(recipe["models"])
     )
+    where = f"to merge.tokenizer or merge.methods.{args.method}.tokenizer"
+    mismatch = recipe_vocab_warning(recipe, where)  # said before the merge job starts
+    if mismatch:
+        log.warning("recipe %s: %s", args.out, mismatch)
 
 
 def cmd_merge(args: argparse.Namespace) -> None:

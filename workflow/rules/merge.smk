@@ -1,5 +1,13 @@
 # Merge stage: a recipe per (setting, method) over the selected group models, the streaming
 # merge, and the seed / density robustness sweeps on the static setting (models/merge/sweep/).
+from mixmerge.merge.from_config import vocab_warnings
+
+# Recipes whose (already existing) models' vocabularies differ, said before any merge starts.
+try:
+    for _line in vocab_warnings(config):
+        print(f"warning: {_line}", file=sys.stderr)
+except ValueError as err:
+    sys.exit(f"config error: {err}")
 
 
 rule merge_recipe:

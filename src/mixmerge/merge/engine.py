@@ -5,6 +5,9 @@
 runs the two inside `atomic_dir` and writes the rest of the model directory (config, tokenizer
 files, the recipe as run, the weights' hash, a model card): every bad input is found before the
 output directory is created, and a compute-time failure (NaN/Inf) leaves no partial output.
+
+With a tokenizer block the output gets the planned tokenizer (mixmerge.merge.vocab.write_tokenizer)
+and config.json's vocab_size, instead of the reference model's tokenizer files.
 """
 
 from __future__ import annotations
@@ -26,6 +29,13 @@ from mixmerge.merge.modelio import ShardWriter, parse_size
 from mixmerge.merge.plan import MergeJob, plan_merge
 from mixmerge.merge.recipe import Recipe, dtype_name, load_recipe
 from mixmerge.merge.resident import ResidentWriter
+from mixmerge.merge.vocab import (
+    SLOW_TOKENIZER_FILES,
+    TOKENIZER_JSON,
+    TOKENIZER_SIDE_FILES,
+    set_config_vocab_size,
+    write_tokenizer,
+)
 from mixmerge.model_hash import write_hash
 
 DEFAULT_SHARD_SIZE = "2GB"
@@ -59,6 +69,7 @@ def _model_card(recipe: Recipe, out_dtype: torch.dtype, seed: int) -> str:
         f"- base model: `{recipe.base_label}`" if recipe.base_label else "- base model: none",
         f"- arithmetic dtype: {dtype_name(recipe.dtype)}; output dtype: {dtype_name(out_dtype)}",
         f"- seed: {seed}",
+        *([f"- vocabulary: `{recipe.tokenizer.describe()}`"] if recipe.tokenizer else []),
         "",
         "## Models",
         "",
@@ -88,10 +99,17 @@ def _write_model_files(job: MergeJob, out: Path, weights_sha256: dict[str, str])
     config["dtype"] = dtype_name(out_dtype)
     if "torch_dtype" in config:
         config["torch_dtype"] = dtype_name(out_dtype)
+    tokenizer_files = {TOKENIZER_JSON, *TOKENIZER_SIDE_FILES, *SLOW_TOKENIZER_FILES}
+    if job.vocab is not None:
+        set_config_vocab_size(config, job.vocab.rows)
     write_json(out / "config.json", config)
     for fname in COPIED_FILES:
+        if job.vocab is not None and fname in tokenizer_files:
+            continue
         if (ref.path / fname).is_file():
             shutil.copyfile(ref.path / fname, out / fname)
+    if job.vocab is not None:
+        write_tokenizer(job.vocab, out)
     with atomic_file(out / "mixmerge_recipe.yaml") as fh:
         fh.write(f"# mixmerge.merge recipe as run; seed: {job.seed}\n")
         yaml.safe_dump(rec.raw, fh, sort_keys=False)
@@ -132,7 +150,7 @@ def run_merge(
                 tmp,
                 shard_bytes,
                 [
-                    (p.name, ref.shape(p.name), job.out_dtype if p.is_float else ref.dtype(p.name))
+                    (p.name, p.shape, job.out_dtype if p.is_float else ref.dtype(p.name))
                     for p in job.tensors
                 ],
             )
@@ -166,6 +184,12 @@ def merge_into(
     tune_malloc()
     with contextlib.ExitStack() as stack:
         job = plan_merge(rec, stack, torch.device(device), 0 if seed is None else int(seed))
+        for p in job.tensors:
+            if p.name in targets and tuple(targets[p.name].shape) != p.shape:
+                raise MergeError(
+                    f"tensor {p.name}: the merge makes {list(p.shape)}, the resident model has "
+                    f"{list(targets[p.name].shape)}"
+                )
         writer = ResidentWriter(targets)
         merge_tensors(job, writer, progress)
     storages = {t.untyped_storage().data_ptr() for n, t in targets.items() if n in writer.written}

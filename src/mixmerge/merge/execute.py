@@ -6,6 +6,11 @@ cache-sized chunks, converting from the mapped bytes as they go, so they need no
 buffers at all; other methods get whole tensors, for a peak of about (inputs + 1) × the largest
 tensor in the compute dtype plus the method's own scratch. Compute-time failures (NaN/Inf)
 raise MergeError naming the tensor and, where one caused it, the model.
+
+With a tokenizer block, the vocabulary tensors' rows are first aligned to the output vocabulary
+(`AlignedRows`, MergeKit's `PermutedVocabulary`): gathered from the mapped inputs block by block,
+so an elementwise merge still streams them in chunks, and a whole-tensor merge holds one aligned
+tensor per model, as it holds one converted tensor per model for any other tensor.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import contextlib
 import ctypes
 import os
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import torch
 from tqdm.auto import tqdm
@@ -25,6 +31,7 @@ from mixmerge.merge.errors import MergeError
 from mixmerge.merge.modelio import ModelFiles, ShardWriter
 from mixmerge.merge.plan import MergeJob, TensorPlan
 from mixmerge.merge.recipe import dtype_name
+from mixmerge.merge.vocab import VocabPlan
 
 # Elements per chunk when streaming elementwise merges and converting outputs: small enough
 # for the CPU caches (1 MiB of float32), large enough to amortise per-chunk Python overhead.
@@ -76,19 +83,28 @@ def _context(
     part: Callable[[ModelFiles], torch.Tensor],
     release: bool = False,
     check: bool = True,
+    fresh: bool = False,
 ) -> TensorContext:
     """The method's view of one tensor (or one chunk of it): each distinct model converted
     once, so inputs that are the same model share one tensor object (see ctx.mutable).
     `release` unmaps each stored tensor as soon as it is converted; `check=False` skips the
-    NaN/Inf check of the inputs (the streamed path checks its output instead)."""
+    NaN/Inf check of the inputs (the streamed path checks its output instead). `fresh`: `part`
+    gives new tensors already in the compute dtype and device (aligned vocabulary rows)."""
     cache: dict[int, torch.Tensor] = {}
     dtype = job.recipe.dtype
 
     def load(reader: ModelFiles) -> torch.Tensor:
         if id(reader) not in cache:
-            cache[id(reader)] = _convert(
-                part(reader), job.device, dtype, plan.name, reader.label, check
-            )
+            if fresh:
+                cache[id(reader)] = part(reader)
+                if check and not all_finite(cache[id(reader)]):
+                    raise MergeError(
+                        f"non-finite values (NaN/Inf) in tensor {plan.name} of model {reader.label}"
+                    )
+            else:
+                cache[id(reader)] = _convert(
+                    part(reader), job.device, dtype, plan.name, reader.label, check
+                )
             if release:
                 reader.release(plan.name)
         return cache[id(reader)]
@@ -118,16 +134,127 @@ def _write_checked(
     writer.write(out)
 
 
+class AlignedRows:
+    """One vocabulary tensor of every model, in the output vocabulary (MergeKit 0.1.5's
+    `PermutedVocabulary.execute`), in the compute dtype and device, by row blocks.
+
+    Output row i of a model is its own row `perm[i]` when it has the token (and the token is not
+    forced), else the token's default row (the donor's or the base's row, the mean of the models
+    that have it, or zeros: `VocabPlan.defaults`); rows past the vocabulary are the model's mean
+    row over the vocabulary, as MergeKit pads. The defaults are computed once per tensor, from
+    the few rows they need; a model's padding mean (when `pad_to_multiple_of` pads) needs one pass
+    over its aligned rows, once.
+    """
+
+    def __init__(self, job: MergeJob, name: str) -> None:
+        vocab = job.vocab
+        assert vocab is not None
+        self.vocab: VocabPlan = vocab
+        self.name, self.dev, self.dtype = name, job.device, job.recipe.dtype
+        by_key = {r.path.resolve(): r for r in job.readers}
+        self.readers = by_key
+        self.stored = {key: r.view(name) for key, r in by_key.items()}
+        self.token_shape = tuple(next(iter(self.stored.values())).shape[1:])
+        self.perm = {key: torch.tensor(vocab.perms[key], dtype=torch.long) for key in by_key}
+        forced = torch.zeros(vocab.size, dtype=torch.bool)
+        if vocab.forced:
+            forced[torch.tensor(sorted(vocab.forced))] = True
+        self.forced = forced
+        ids = sorted(vocab.defaults)
+        self.default_pos = torch.full((vocab.size,), -1, dtype=torch.long)
+        if ids:
+            self.default_pos[torch.tensor(ids)] = torch.arange(len(ids))
+        self.defaults = self._default_rows(ids)
+        self.means: dict[Path, torch.Tensor] = {}
+
+    def _gather(self, key: Path, rows: torch.Tensor) -> torch.Tensor:
+        return self.stored[key].index_select(0, rows).to(device=self.dev, dtype=self.dtype)
+
+    def _default_rows(self, ids: list[int]) -> torch.Tensor:
+        """Each default token's row, as MergeKit computes it: a source row; or the rows of the
+        models that have it added in group order, then divided by their count; or zeros."""
+        out = torch.zeros((len(ids), *self.token_shape), dtype=self.dtype, device=self.dev)
+        counts = torch.zeros(len(ids), dtype=self.dtype, device=self.dev)
+        avg = []
+        copied: dict[Path, tuple[list[int], list[int]]] = {}
+        for pos, tid in enumerate(ids):
+            d = self.vocab.defaults[tid]
+            if d[0] == "row":
+                at, rows = copied.setdefault(d[1], ([], []))
+                at.append(pos)
+                rows.append(d[2])
+            elif d[0] == "avg":
+                avg.append(pos)
+                counts[pos] = len(d[1])
+        for key, (at, rows) in copied.items():
+            out[torch.tensor(at, device=self.dev)] = self._gather(key, torch.tensor(rows))
+        for key in self.vocab.group:  # one model at a time, in MergeKit's summation order
+            at = [p for p in avg if key in self.vocab.defaults[ids[p]][1]]
+            if at:
+                rows = torch.tensor([self.vocab.perms[key][ids[p]] for p in at])
+                at_t = torch.tensor(at, device=self.dev)
+                out[at_t] = out[at_t] + self._gather(key, rows)
+        if avg:
+            at_t = torch.tensor(avg, device=self.dev)
+            shape = (len(avg),) + (1,) * len(self.token_shape)
+            out[at_t] = out[at_t] / counts[at_t].reshape(shape)
+        return out
+
+    def _body(self, key: Path, a: int, b: int) -> torch.Tensor:
+        out = torch.zeros((b - a, *self.token_shape), dtype=self.dtype, device=self.dev)
+        perm = self.perm[key][a:b]
+        own = (perm >= 0) & ~self.forced[a:b]
+        at = own.nonzero().squeeze(1)
+        if at.numel():
+            out[at.to(self.dev)] = self._gather(key, perm[at])
+        pos = self.default_pos[a:b]
+        fill = (~own & (pos >= 0)).nonzero().squeeze(1)
+        if fill.numel():
+            out[fill.to(self.dev)] = self.defaults[pos[fill].to(self.dev)]
+        return out
+
+    def rows(self, key: Path, a: int, b: int) -> torch.Tensor:
+        """Output rows [a, b) of model `key`."""
+        size = self.vocab.size
+        if b <= size:
+            return self._body(key, a, b)
+        out = torch.empty((b - a, *self.token_shape), dtype=self.dtype, device=self.dev)
+        if a < size:
+            body = self._body(key, a, size)
+            out[: size - a] = body
+            if a == 0 and key not in self.means:
+                self.means[key] = torch.mean(body, dim=0)
+        if key not in self.means:
+            self.means[key] = torch.mean(self._body(key, 0, size), dim=0)
+        out[max(a, size) - a :] = self.means[key]
+        return out
+
+    def whole(self, reader: ModelFiles) -> torch.Tensor:
+        return self.rows(reader.path.resolve(), 0, self.vocab.rows)
+
+    def flat(self, reader: ModelFiles, s: int, e: int) -> torch.Tensor:
+        """Elements [s, e) of the aligned tensor, flattened (a streamed chunk)."""
+        width = 1
+        for d in self.token_shape:
+            width *= d
+        a, b = s // width, -(-e // width)
+        block = self.rows(reader.path.resolve(), a, b).reshape(-1)
+        return block[s - a * width : e - a * width]
+
+
 def _merge_whole(job: MergeJob, plan: TensorPlan, writer: ShardWriter, chunk: int) -> None:
     """Whole tensors in, whole result out; converted and written chunk by chunk."""
     method = job.recipe.method
-    ctx = _context(job, plan, lambda r: r.view(plan.name), True)
+    if plan.vocab:
+        ctx = _context(job, plan, AlignedRows(job, plan.name).whole, True, fresh=True)
+    else:
+        ctx = _context(job, plan, lambda r: r.view(plan.name), True)
     result = method.merge(ctx)
     del ctx
-    if tuple(result.shape) != job.ref.shape(plan.name):
+    if tuple(result.shape) != plan.shape:
         raise MergeError(
             f"{method.name} produced shape {list(result.shape)} for tensor {plan.name}, "
-            f"expected {list(job.ref.shape(plan.name))}"
+            f"expected {list(plan.shape)}"
         )
     flat = result.reshape(-1)
     writer.begin(plan.name)
@@ -191,16 +318,19 @@ def _merge_streamed(
     """
     method, dev, out_dtype = job.recipe.method, job.device, job.out_dtype
     n = 1
-    for d in job.ref.shape(plan.name):
+    for d in plan.shape:
         n *= d
     readers = job.readers
     flat = {id(r): r.view(plan.name).reshape(-1) for r in readers}  # made here: not thread-safe
+    aligned = AlignedRows(job, plan.name) if plan.vocab else None
 
     def part(r: ModelFiles, s: int, e: int) -> torch.Tensor:
+        if aligned is not None:
+            return aligned.flat(r, s, e)
         return flat[id(r)][s:e]
 
     def work(s: int, e: int) -> torch.Tensor:
-        ctx = _context(job, plan, lambda r: part(r, s, e), check=False)
+        ctx = _context(job, plan, lambda r: part(r, s, e), check=False, fresh=aligned is not None)
         result = method.merge(ctx)
         if tuple(result.shape) != (e - s,):
             raise MergeError(
@@ -229,7 +359,7 @@ def _merge_streamed(
         e, fut = pending.popleft()
         writer.write(fut.result() if pool is not None else fut)
         done += 1
-        if done % 64 == 0:  # unmap what is written, so a huge tensor never piles up
+        if done % 64 == 0 and aligned is None:  # unmap what is written: no huge tensor piles up
             for r in readers:
                 r.release(plan.name, e * flat[id(r)].element_size())
 

@@ -5,6 +5,12 @@ every tensor of the reference model (the base, else the first model) with the sa
 resolves and validates each tensor's parameters, and decides per tensor whether it streams
 (elementwise) or needs whole tensors. Every bad input is found here, before the output
 directory is created.
+
+With a `tokenizer:` block (mixmerge.merge.vocab) the output vocabulary and every model's
+permutation into it are planned here too: the vocabulary-indexed tensors (embeddings, LM head)
+may then differ in their rows (dim 0) and get the output vocabulary's rows; their other dims must
+still match. Without one, differing rows are a shape mismatch whose one-line error names the
+tensor, both shapes and the tokenizer block that would align them.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import torch
 from mixmerge.merge.errors import MergeError
 from mixmerge.merge.modelio import FLOAT_DTYPES, ModelFiles
 from mixmerge.merge.recipe import ModelEntry, Recipe, gradient_t, resolve_global, resolve_model
+from mixmerge.merge.vocab import SOURCE_HINT, VocabModel, VocabPlan, is_vocab_tensor, plan_vocab
 
 
 @dataclass
@@ -31,6 +38,8 @@ class TensorPlan:
     params: dict[str, Any]
     model_params: list[dict[str, Any]]
     elementwise: bool = False
+    shape: tuple[int, ...] = ()  # of the output tensor
+    vocab: bool = False  # rows permuted into the output vocabulary (MergeJob.vocab)
 
 
 @dataclass
@@ -49,6 +58,7 @@ class MergeJob:
     out_dtype: torch.dtype
     device: torch.device
     seed: int
+    vocab: VocabPlan | None = None  # the recipe's tokenizer block, planned
 
     @property
     def readers(self) -> list[ModelFiles]:
@@ -71,10 +81,50 @@ def open_models(recipe: Recipe, stack: contextlib.ExitStack) -> dict[Path, Model
     return readers
 
 
+def _vocab_shape(
+    name: str,
+    ref: ModelFiles,
+    inputs: list[tuple[ModelEntry, ModelFiles]],
+    vocab: VocabPlan,
+) -> tuple[int, ...]:
+    """The output shape of vocabulary tensor `name`: the output vocabulary's rows; the models'
+    other dims must match and each model must hold every row its permutation reads."""
+    shape = ref.shape(name)
+    for label, reader in [(ref.label, ref), *((e.label, r) for e, r in inputs)]:
+        other = reader.shape(name)
+        if not other or other[1:] != shape[1:]:
+            raise MergeError(
+                f"shape mismatch for tensor {name}: model {label} has {list(other)}, "
+                f"{ref.label} has {list(shape)} (with a tokenizer block only dim 0, the "
+                "vocabulary rows, may differ)"
+            )
+        need = vocab.max_row(reader.path.resolve())
+        if need >= other[0]:
+            raise MergeError(
+                f"tensor {name} of model {label} has {other[0]} rows, but its tokenizer (or a "
+                f"tokens: entry) needs row {need}"
+            )
+    return (vocab.rows, *shape[1:])
+
+
+def _mismatch(name: str, label: str, other: tuple, ref: ModelFiles, shape: tuple) -> MergeError:
+    msg = f"shape mismatch for tensor {name}: model {label} has {list(other)}, {ref.label} has {list(shape)}"
+    if is_vocab_tensor(name) and other and shape and other[1:] == shape[1:]:
+        msg += (
+            f"; the vocabularies differ ({other[0]} vs {shape[0]} rows): add "
+            f"`{SOURCE_HINT}` to the recipe to align them"
+        )
+    return MergeError(msg)
+
+
 def plan_tensors(
-    recipe: Recipe, ref: ModelFiles, inputs: list[tuple[ModelEntry, ModelFiles]]
+    recipe: Recipe,
+    ref: ModelFiles,
+    inputs: list[tuple[ModelEntry, ModelFiles]],
+    vocab: VocabPlan | None = None,
 ) -> list[TensorPlan]:
-    """A checked plan per tensor of `ref`; raises MergeError on the first bad input."""
+    """A checked plan per tensor of `ref`; raises MergeError on the first bad input. With
+    `vocab`, the vocabulary tensors get its rows (`_vocab_shape`)."""
     method = recipe.method
     num_layers = int(ref.config.get("num_hidden_layers") or 1)
     plans = []
@@ -84,14 +134,16 @@ def plan_tensors(
         for entry, reader in inputs:
             if not reader.has(name):
                 raise MergeError(f"tensor {name} missing from model {entry.label}")
-            other = reader.shape(name)
-            if other != shape:
-                raise MergeError(
-                    f"shape mismatch for tensor {name}: model {entry.label} has {list(other)}, "
-                    f"{ref.label} has {list(shape)}"
-                )
+        aligned = vocab is not None and is_float and is_vocab_tensor(name)
+        if aligned:
+            shape = _vocab_shape(name, ref, inputs, vocab)
+        else:
+            for entry, reader in inputs:
+                other = reader.shape(name)
+                if other != shape:
+                    raise _mismatch(name, entry.label, other, ref, shape)
         if not is_float:  # integer buffers etc. are copied from the reference model
-            plans.append(TensorPlan(name, False, {}, []))
+            plans.append(TensorPlan(name, False, {}, [], shape=shape))
             continue
         t = gradient_t(name, num_layers)
         params = {p.name: resolve_global(recipe, p, name, t) for p in method.global_params}
@@ -100,7 +152,8 @@ def plan_tensors(
             for e, _ in inputs
         ]
         method.validate(name, params, mparams, [e.label for e, _ in inputs])
-        plans.append(TensorPlan(name, True, params, mparams, method.elementwise(params, mparams)))
+        elementwise = method.elementwise(params, mparams)
+        plans.append(TensorPlan(name, True, params, mparams, elementwise, shape, aligned))
     return plans
 
 
@@ -129,6 +182,13 @@ def plan_merge(
         if not (skip_base and readers[e.path.resolve()] is base)
     ]
     check_model_count(recipe.method, len(inputs))
-    tensors = plan_tensors(recipe, ref, inputs)
+    vocab = None
+    if recipe.tokenizer is not None:
+        vocab = plan_vocab(
+            recipe.tokenizer,
+            [VocabModel(e.label, e.path, readers[e.path.resolve()].config) for e in recipe.models],
+            VocabModel(base.label, base.path, base.config) if base is not None else None,
+        )
+    tensors = plan_tensors(recipe, ref, inputs, vocab)
     out_dtype = recipe.out_dtype or ref.float_dtype() or recipe.dtype
-    return MergeJob(recipe, ref, base, inputs, tensors, out_dtype, device, seed)
+    return MergeJob(recipe, ref, base, inputs, tensors, out_dtype, device, seed, vocab)

@@ -16,6 +16,7 @@ import yaml
 from mixmerge.merge.base import MergeMethod, Param
 from mixmerge.merge.errors import MergeError
 from mixmerge.merge.registry import get_method
+from mixmerge.merge.vocab import TokenizerSpec, parse_tokenizer
 
 log = logging.getLogger(__name__)
 
@@ -29,9 +30,10 @@ _KNOWN_KEYS = {
     "dtype",
     "out_dtype",
     "tokenizer_source",
+    "tokenizer",
     "name",
 }
-_UNSUPPORTED_KEYS = {"modules", "tokenizer", "chat_template"}
+_UNSUPPORTED_KEYS = {"modules", "chat_template"}
 
 DTYPES: dict[str, torch.dtype] = {
     "float32": torch.float32, "fp32": torch.float32, "float": torch.float32,
@@ -70,6 +72,8 @@ class Recipe:
     params: Mapping[str, Any]  # raw global settings (may be filter lists / gradients)
     dtype: torch.dtype
     out_dtype: torch.dtype | None
+    # MergeKit's `tokenizer:` block (or `tokenizer_source:`): align differing vocabularies
+    tokenizer: TokenizerSpec | None = None
 
 
 def _plain(value: Any) -> Any:
@@ -258,10 +262,6 @@ def load_recipe(recipe: str | Path | Mapping[str, Any]) -> Recipe:
     if method.needs_base and base_label is None:
         raise MergeError(f"merge_method {method.name} requires base_model")
 
-    src = raw.get("tokenizer_source")
-    if src not in (None, "base") and (base_label is None or str(src) != base_label):
-        log.warning("tokenizer_source %r ignored: tokenizer files are copied from the base", src)
-
     return Recipe(
         raw=raw,
         method=method,
@@ -271,6 +271,7 @@ def load_recipe(recipe: str | Path | Mapping[str, Any]) -> Recipe:
         params=dict(params),
         dtype=parse_dtype(raw.get("dtype") or "float32", "dtype"),
         out_dtype=parse_dtype(raw["out_dtype"], "out_dtype") if raw.get("out_dtype") else None,
+        tokenizer=parse_tokenizer(raw),
     )
 
 

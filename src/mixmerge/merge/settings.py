@@ -23,6 +23,7 @@ class MergeMethodSettings:
     weights: dict[str, float] = field(default_factory=dict)  # group -> weight (Rewarded Soup)
     dtype: str | None = None  # None: merge.dtype
     out_dtype: str | None = None  # None: the merge's dtype
+    tokenizer: dict[str, Any] | None = None  # MergeKit's tokenizer block; None: merge.tokenizer
 
     @classmethod
     def from_block(cls, block: Mapping[str, Any]) -> MergeMethodSettings:
@@ -40,11 +41,12 @@ class RecipeSettings:
     settings: dict[str, tuple[str, ...]]
     methods: dict[str, MergeMethodSettings]
     dtype: str = "float32"
+    tokenizer: dict[str, Any] | None = None  # every recipe's tokenizer block (vocabularies differ)
 
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any]) -> RecipeSettings:
         merge = cfg["merge"]
-        given = {key: merge[key] for key in ("dtype",) if key in merge}  # else the default
+        given = {key: merge[key] for key in ("dtype", "tokenizer") if key in merge}  # else default
         return cls(
             run=cfg["run"],
             settings={name: tuple(groups) for name, groups in merge["settings"].items()},
