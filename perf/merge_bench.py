@@ -16,9 +16,8 @@ and prints one row per method with the ratio to the floor and the memory budget
 (T + 1) × largest tensor (in the fp32 compute dtype) + 1 GiB.
 
 --svd-shapes times TSVM and R-TSVM on the 4096×4096 and 14336×4096 matrices of Llama-3-8B
-with 5 tasks on this machine, exact vs lowrank SVD, and the relative Frobenius error of
-lowrank against exact. Exact TSVM runs 5 + 2 full SVDs per matrix; where that exceeds
---max-exact-seconds it is estimated from one timed exact SVD and says so.
+with 5 tasks on this machine, for each `svd` mode (full, exact, lowrank), and the relative
+Frobenius error of exact and lowrank against full.
 """
 
 from __future__ import annotations
@@ -40,7 +39,7 @@ GIB = 2**30
 MIB = 2**20
 RANDOM_SPARSE = {"ties", "dare_linear", "dare_ties", "breadcrumbs", "breadcrumbs_ties"}
 DELLA = {"della", "della_linear"}
-LOWRANK = [2, 10]  # niter, oversample used by --svd-shapes (the methods' defaults)
+LOWRANK = [6, 300]  # niter, oversample used by --svd-shapes (the methods' defaults)
 
 
 # --- synthetic checkpoints ------------------------------------------------------------------
@@ -390,88 +389,59 @@ class SharedComponents:
         self.r_tsvm.tsv_components = self.orig
 
 
-def svd_bench(args: argparse.Namespace) -> None:
-    from mixmerge.merge.methods.tsvm import leading_svd
+SVD_MODES = ("full", "exact", "lowrank")
 
+
+def svd_bench(args: argparse.Namespace) -> None:
     tasks = args.models
     print(
         f"TSVM / R-TSVM on Llama-3-8B matrix shapes, {tasks} tasks, device {args.device}, "
         f"torch {torch.__version__}, {torch.get_num_threads()} threads; synthetic task vectors "
-        f"(1024-direction head with σ_i ≈ 0.01/√(1+i) + noise floor); lowrank = randomized "
-        f"SVD of each task, q = k + {LOWRANK[1]}, niter = {LOWRANK[0]} (polar factors exact "
-        f"in both modes)\n"
+        f"(1024-direction head with σ_i ≈ 0.01/√(1+i) + noise floor). svd: full = one LAPACK "
+        f"SVD per task and per polar factor (fusion_bench's calls); exact = float64 Gram "
+        f"eigendecompositions; lowrank = randomized SVD of each task, q = k + {LOWRANK[1]}, "
+        f"niter = {LOWRANK[0]}, polar factors as exact\n"
     )
     torch.linalg.svd(torch.randn(256, 256))  # first-call LAPACK setup out of the timings
-    torch.linalg.qr(torch.randn(256, 64))
+    torch.linalg.eigh(torch.randn(256, 256, dtype=torch.float64))
     rows = []
     for m, n in (tuple(int(x) for x in shape.split("x")) for shape in args.svd_shape):
         deltas = decaying_deltas(m, n, tasks)
-        k = min(m, n) // tasks
-        dev = torch.device(args.device)
-        d0 = deltas[0].to(dev)
-        start = time.perf_counter()
-        u, s, vh = leading_svd(d0, k, "exact", 2, 10, torch.Generator().manual_seed(0))
-        t_exact1 = time.perf_counter() - start
-        trunc_exact = ((u * s) @ vh).cpu()
-        start = time.perf_counter()
-        u, s, vh = leading_svd(d0, k, "lowrank", *LOWRANK, torch.Generator().manual_seed(0))
-        t_low1 = time.perf_counter() - start
-        trunc_err = rel_err(((u * s) @ vh).cpu(), trunc_exact)
-        del u, s, vh, d0, trunc_exact
-        with SharedComponents() as shared:
-            t_tsvm_low, m_tsvm_low = timed_merge("tsvm", deltas, "lowrank", args.device)
-            t_extra_low, m_rtsvm_low = timed_merge("r_tsvm", deltas, "lowrank", args.device)
-            t_rtsvm_low = shared.seconds["lowrank"] + t_extra_low
-            est_exact = t_tsvm_low + tasks * (t_exact1 - t_low1)
-            if est_exact <= args.max_exact_seconds:
-                t_tsvm_exact, m_tsvm_exact = timed_merge("tsvm", deltas, "exact", args.device)
-                t_extra, m_rtsvm_exact = timed_merge("r_tsvm", deltas, "exact", args.device)
-                exact_t = f"{t_tsvm_exact:.1f}"
-                exact_rt = f"{shared.seconds['exact'] + t_extra:.1f}"
-                err_tsvm = f"{rel_err(m_tsvm_low, m_tsvm_exact):.2e}"
-                err_rtsvm = f"{rel_err(m_rtsvm_low, m_rtsvm_exact):.2e}"
-            else:
-                exact_t = f"~{est_exact:.0f} (est.)"
-                exact_rt = f"~{est_exact + t_extra_low:.0f} (est.)"
-                err_tsvm = err_rtsvm = "n/a (exact not run)"
-        rows.append(
-            (
-                f"{m}×{n}",
-                f"{t_exact1:.1f}",
-                f"{t_low1:.1f}",
-                f"{trunc_err:.2e}",
-                exact_t,
-                f"{t_tsvm_low:.1f}",
-                err_tsvm,
-                exact_rt,
-                f"{t_rtsvm_low:.1f}",
-                err_rtsvm,
+        seconds: dict[str, tuple[float, float]] = {}
+        merged: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+        for mode in SVD_MODES:
+            with SharedComponents() as shared:
+                t_tsvm, m_tsvm = timed_merge("tsvm", deltas, mode, args.device)
+                t_extra, m_rtsvm = timed_merge("r_tsvm", deltas, mode, args.device)
+            seconds[mode] = (t_tsvm, shared.seconds[mode] + t_extra)
+            merged[mode] = (m_tsvm, m_rtsvm)
+            print(f"{m}×{n} svd={mode}: TSVM {t_tsvm:.1f} s", flush=True)
+        full = merged["full"]
+        for mode in SVD_MODES:
+            errs = [rel_err(a, b) for a, b in zip(merged[mode], full, strict=True)]
+            rows.append(
+                (
+                    f"{m}×{n}",
+                    mode,
+                    f"{seconds[mode][0]:.1f}",
+                    f"{seconds['full'][0] / seconds[mode][0]:.2f}",
+                    "—" if mode == "full" else f"{errs[0]:.2e}",
+                    f"{seconds[mode][1]:.1f}",
+                    f"{seconds['full'][1] / seconds[mode][1]:.2f}",
+                    "—" if mode == "full" else f"{errs[1]:.2e}",
+                )
             )
-        )
-        del deltas, m_tsvm_low, m_rtsvm_low
-    heads = (
-        "shape",
-        "1 SVD exact s",
-        "1 SVD lowrank s",
-        "rank-k err lowrank",
-        "TSVM exact s",
-        "TSVM lowrank s",
-        "TSVM err",
-        "R-TSVM exact s",
-        "R-TSVM lowrank s",
-        "R-TSVM err",
-    )
+        del deltas, merged
+    heads = ("shape", "svd", "TSVM s", "× faster", "TSVM err", "R-TSVM s", "× faster", "R-TSVM err")
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(heads)]
     print("| " + " | ".join(h.ljust(w) for h, w in zip(heads, widths, strict=True)) + " |")
     print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
     for r in rows:
         print("| " + " | ".join(c.rjust(w) for c, w in zip(r, widths, strict=True)) + " |")
     print(
-        "\nk = ⌊r/T⌋ components per task. err = ‖M_lowrank − M_exact‖_F / ‖M_exact‖_F of the "
-        "merged update M (TSVM, R-TSVM with its defaults) or of one task's rank-k truncation. "
-        "R-TSVM time = the shared TSV candidates (as in TSVM) + its own steps. 'est.' = lowrank "
-        "time + tasks × (exact − lowrank time of one SVD), used where exact would exceed "
-        f"--max-exact-seconds ({args.max_exact_seconds:.0f})."
+        "\nk = ⌊r/T⌋ components per task. err = ‖M − M_full‖_F / ‖M_full‖_F of the merged "
+        "update M (TSVM; R-TSVM with its defaults). × faster = full's time / this one's. "
+        "R-TSVM time = the shared TSV candidates (as in TSVM) + its own steps."
     )
 
 
@@ -491,7 +461,7 @@ def main() -> None:
     ap.add_argument(
         "--tsvm-svd",
         default="exact",
-        choices=["exact", "lowrank"],
+        choices=list(SVD_MODES),
         help="the `svd` parameter for tsvm/r_tsvm in model mode",
     )
     ap.add_argument(
@@ -506,9 +476,8 @@ def main() -> None:
         action="append",
         help="MxN matrix shape for --svd-shapes (repeatable; default 4096x4096 and 14336x4096)",
     )
-    ap.add_argument("--max-exact-seconds", type=float, default=600.0)
-    ap.add_argument("--niter", type=int, default=2, help="lowrank power iterations (svd mode)")
-    ap.add_argument("--oversample", type=int, default=10, help="lowrank oversampling (svd mode)")
+    ap.add_argument("--niter", type=int, default=LOWRANK[0], help="lowrank power iterations")
+    ap.add_argument("--oversample", type=int, default=LOWRANK[1], help="lowrank oversampling")
     args = ap.parse_args()
     args.svd_shape = args.svd_shape or ["4096x4096", "14336x4096"]
     LOWRANK[:] = [args.niter, args.oversample]

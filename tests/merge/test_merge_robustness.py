@@ -190,7 +190,7 @@ BAD: list[tuple[str, Callable[[Path, list[Path]], dict], str]] = [
     ("bad rescale_mode", lambda b, f: recipe("dare_linear", b, f, rescale_mode="l2"),
      r"parameter 'rescale_mode' .* must be one of l1, inverse_density, got 'l2'"),
     ("bad svd", lambda b, f: recipe("tsvm", b, f, svd="fast"),
-     r"parameter 'svd' .* must be one of exact, lowrank"),
+     r"parameter 'svd' .* must be one of exact, full, lowrank"),
     ("bad weighting", lambda b, f: recipe("r_tsvm", b, f, weighting="median"),
      r"parameter 'weighting' .* must be one of outlier, uniform, none"),
     ("bad epsilon_mode", lambda b, f: recipe("r_tsvm", b, f, epsilon_mode="rel"),

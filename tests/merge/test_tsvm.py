@@ -94,8 +94,34 @@ def test_tsvm_lowrank_matches_exact_on_low_rank_tasks(tmp_path: Path) -> None:
         for _ in range(4)
     ]
     exact = merge_states(tmp_path, "tsvm", base, models, tag="e")["w"]
-    low = merge_states(tmp_path, "tsvm", base, models, params={"svd": "lowrank"}, tag="l")["w"]
+    low = merge_states(
+        tmp_path, "tsvm", base, models, params={"svd": "lowrank", "oversample": 10}, tag="l"
+    )["w"]
     close(low, exact, 1e-4)
+
+
+@pytest.mark.parametrize("method", ["tsvm", "r_tsvm"])
+def test_gram_path_is_the_full_svd_path(tmp_path: Path, method: str) -> None:
+    """`svd: exact` (Gram eigendecompositions in float64) gives `svd: full`'s merge (one LAPACK
+    SVD per task and polar factor): on well-conditioned tasks, tall and wide; and on a task of
+    rank 1 < k = 2 and a zero task vector, where the Gram path hands over to the full SVD."""
+    gen = torch.Generator().manual_seed(5)
+    base = {"tall": torch.randn(24, 10, generator=gen), "wide": torch.randn(9, 16, generator=gen)}
+    models = [
+        {n: t + 0.05 * torch.randn(t.shape, generator=gen) for n, t in base.items()}
+        for _ in range(3)
+    ]
+    rank_one = 0.1 * torch.outer(torch.randn(24, generator=gen), torch.randn(10, generator=gen))
+    base["deficient"] = base["tall"].clone()
+    for model, delta in zip(
+        models, (rank_one, torch.zeros(24, 10), 0.1 * base["tall"]), strict=True
+    ):
+        model["deficient"] = base["deficient"] + delta
+    exact = merge_states(tmp_path, method, base, models, params={"svd": "exact"}, tag="e")
+    full = merge_states(tmp_path, method, base, models, params={"svd": "full"}, tag="f")
+    for name in base:
+        close(exact[name], full[name], 1e-5)
+    assert not torch.equal(exact["tall"], base["tall"])
 
 
 def test_r_tsvm_identity_with_tsvm(tmp_path: Path) -> None:

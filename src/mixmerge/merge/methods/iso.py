@@ -136,7 +136,7 @@ class IsoCTSMerge(TSVMerge):
         common, k = iso_cts_split(r, len(deltas), ctx.params["common_space_fraction"])
         total = summed(deltas)
         # exact SVDs throughout (as fusion_bench); the generator is never drawn from
-        u_c, s_c, vh_c = leading_svd(total, common, "exact", 0, 0, ctx.generator(0))
+        u_c, s_c, vh_c = leading_svd(total, common, "full", 0, 0, ctx.generator(0))
         del total
         us, ss, vhs = [], [], []
         if k > 0:
@@ -144,7 +144,7 @@ class IsoCTSMerge(TSVMerge):
                 w = d.to(torch.float32)
                 w_ts = w - u_c @ (u_c.mT @ w)
                 del w
-                u, s, vh = leading_svd(w_ts, k, "exact", 0, 0, ctx.generator(j))
+                u, s, vh = leading_svd(w_ts, k, "full", 0, 0, ctx.generator(j))
                 del w_ts
                 us.append(u)
                 ss.append(s)

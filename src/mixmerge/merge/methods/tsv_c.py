@@ -18,7 +18,7 @@ explicit `sv_reduction` (e.g. 0.125 for T = 8) gives the same tensors as listing
 when int(r · sv_reduction) = r // 8.
 
 Parameters: `sv_reduction` in (0, 1], default unset = 1/T (the authors' call; there is no
-fusion_bench config for TSV-C); `alpha` ≥ 0, default 1.0; `svd: exact | lowrank`, `niter`,
+fusion_bench config for TSV-C); `alpha` ≥ 0, default 1.0; `svd: exact | full | lowrank`, `niter`,
 `oversample`, `exclude` as tsvm (a lowrank SVD draws from model `task`'s per-tensor generator,
 so δ̂_task is tsvm's candidate block for that task with the same seed and k).
 

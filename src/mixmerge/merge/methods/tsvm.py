@@ -7,11 +7,21 @@ their polar factors (U⊥ = PQᵀ where U_cat = PΣQᵀ, which decorrelates the 
 vectors), M = U⊥ diag(s) V⊥ᵀ. Every other tensor (and an excluded one): M = mean of the δᵢ.
 Output θ₀ + alpha·M.
 
-Options: `svd: exact` (LAPACK/cuSOLVER SVD) or `lowrank` (randomized SVD of each δᵢ with
-q = k + oversample and `niter` power iterations, as `torch.svd_lowrank`, but with a Gaussian
-test matrix drawn from the per-(seed, tensor, model) CPU generator so it is reproducible and
-device-independent; the polar factors are always exact). `exclude`: substrings of tensor
-names kept out of the SVD path (e.g. [embed_tokens, lm_head]).
+Options, `svd:`
+- `exact` (default): the same decompositions, computed from Gram matrices in float64. Each δᵢ's
+  k leading components come from the k leading eigenpairs of the smaller Gram matrix (δᵀδ or
+  δδᵀ; on CPU only those k are computed, LAPACK's MRRR via scipy), U = δV/s; each polar factor
+  is A (AᵀA)^(-1/2) from the eigendecomposition of its Gram matrix. float64 keeps the squared
+  condition number harmless: on 8B-shaped deltas it lands closer to a float64 SVD than `full`
+  does, and within 1e-4 of `full` (`perf/merge_bench.py --svd-shapes` measures both). Where a
+  Gram matrix is (numerically) singular (a task of rank < k, a zero task vector, candidate
+  vectors that are linearly dependent) that decomposition falls back to `full`'s, so every
+  input has the same, well-defined result.
+- `full`: one LAPACK/cuSOLVER SVD per δᵢ and per polar factor, as fusion_bench calls them.
+- `lowrank`: randomized SVD of each δᵢ with q = k + oversample and `niter` power iterations, as
+  `torch.svd_lowrank`, but with a Gaussian test matrix drawn from the per-(seed, tensor, model)
+  CPU generator so it is reproducible and device-independent; the polar factors as `exact`.
+`exclude`: substrings of tensor names kept out of the SVD path (e.g. [embed_tokens, lm_head]).
 
 Notes against fusion_bench: k is computed as r // T (fusion_bench's int(r · (1/T)) can
 round down one too far, e.g. r = T = 49 gives 0); the polar factors are taken of the
@@ -28,9 +38,11 @@ import torch
 from mixmerge.merge.base import MergeMethod, Param, TensorContext, register_method
 
 SVD_PARAMS = (
-    Param("svd", str, default="exact", choices=("exact", "lowrank")),
-    Param("niter", int, default=2, low=0),
-    Param("oversample", int, default=10, low=0),
+    Param("svd", str, default="exact", choices=("exact", "full", "lowrank")),
+    # lowrank: 6 power iterations and 300 extra columns keep the merged update within 1% of
+    # exact on 8B-shaped deltas (perf/merge_bench.py --svd-shapes); torch's 2 and 10 were ~40% off
+    Param("niter", int, default=6, low=0),
+    Param("oversample", int, default=300, low=0),
     Param("exclude", list, default=()),
 )
 
@@ -55,11 +67,57 @@ def randomized_svd(
     return basis @ ub, s, vh
 
 
+# Below this ratio to the largest eigenvalue a float64 Gram eigenvalue carries too few digits
+# (singular values under 1e-5 of the largest): that decomposition falls back to a full SVD.
+GRAM_RTOL = 1e-10
+
+
+def eigh64(sym: torch.Tensor, k: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Eigenpairs of a symmetric float64 matrix, ascending: all, or the k largest.
+
+    On CPU by scipy's LAPACK (dsyevr computes only the k asked for; dsyevd for all), which is
+    faster here than torch's; elsewhere by torch (cuSOLVER), all of them, then sliced."""
+    n = sym.shape[0]
+    if sym.device.type != "cpu":
+        lam, vecs = torch.linalg.eigh(sym)
+        return (lam, vecs) if k is None else (lam[n - k :], vecs[:, n - k :])
+    import scipy.linalg
+
+    if k is None:
+        lam, vecs = scipy.linalg.eigh(sym.numpy(), driver="evd", check_finite=False)
+    else:
+        lam, vecs = scipy.linalg.eigh(
+            sym.numpy(), subset_by_index=[n - k, n - 1], driver="evr", check_finite=False
+        )
+    return torch.from_numpy(lam), torch.from_numpy(vecs)
+
+
+def gram_svd(a: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
+    """The k leading singular triples of `a` from its smaller Gram matrix, in float64;
+    None where the k-th singular value is too small for it (the caller takes a full SVD)."""
+    m, n = a.shape
+    if m < n:
+        out = gram_svd(a.mT, k)
+        return None if out is None else (out[2].mT, out[1], out[0].mT)
+    a64 = a.to(torch.float64)
+    lam, v = eigh64(a64.mT @ a64, k)
+    lam, v = lam.flip(0), v.flip(1)
+    if not lam[-1] > GRAM_RTOL * lam[0]:  # also catches a zero matrix and NaN
+        return None
+    s = lam.sqrt()
+    u = (a64 @ v).div_(s)
+    return u.to(torch.float32), s.to(torch.float32), v.mT.to(torch.float32).contiguous()
+
+
 def leading_svd(
     a: torch.Tensor, k: int, mode: str, niter: int, oversample: int, generator: torch.Generator
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The k leading singular triples of `a` (fp32): U (m×k), S (k), Vh (k×n)."""
     q = k + oversample
+    if mode == "exact" and 0 < k < min(a.shape):
+        out = gram_svd(a, k)
+        if out is not None:
+            return out
     if mode == "lowrank" and q < min(a.shape):
         u, s, vh = randomized_svd(a, q, niter, generator)
     else:
@@ -67,9 +125,17 @@ def leading_svd(
     return u[:, :k].contiguous(), s[:k].contiguous(), vh[:k].contiguous()
 
 
-def polar(a: torch.Tensor) -> torch.Tensor:
+def polar(a: torch.Tensor, mode: str = "full") -> torch.Tensor:
     """Orthogonal polar factor P Qᵀ of a = P Σ Qᵀ (the nearest matrix with orthonormal
-    columns, or rows when a is wide)."""
+    columns, or rows when a is wide). `full`: by an SVD; otherwise a (aᵀa)^(-1/2) from the
+    float64 eigendecomposition of the Gram matrix, unless that is numerically singular."""
+    if mode != "full":
+        wide = a.shape[0] < a.shape[1]
+        a64 = a.to(torch.float64)
+        lam, w = eigh64(a64 @ a64.mT if wide else a64.mT @ a64)
+        if lam[0] > GRAM_RTOL * lam[-1]:
+            inv_sqrt = ((w * lam.rsqrt()) @ w.mT).to(a.dtype)
+            return inv_sqrt @ a if wide else a @ inv_sqrt
     p, _, qh = torch.linalg.svd(a, full_matrices=False)
     return p @ qh
 
@@ -87,11 +153,11 @@ def tsv_components(
         vhs.append(vh)
     u_cat = torch.cat(us, dim=1)
     del us
-    u_perp = polar(u_cat)
+    u_perp = polar(u_cat, mode)
     del u_cat
     vh_cat = torch.cat(vhs, dim=0)
     del vhs
-    vh_perp = polar(vh_cat)
+    vh_perp = polar(vh_cat, mode)
     return u_perp, torch.cat(ss), vh_perp
 
 
