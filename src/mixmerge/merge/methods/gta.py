@@ -24,6 +24,7 @@ import math
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
+import numpy as np
 import torch
 
 from mixmerge.merge.base import MergeMethod, Param, TensorContext
@@ -71,13 +72,25 @@ def gta_global_params(
 # --- rank masks (deterministic, stable tie-breaking) ----------------------------------------
 
 
-# Above this many entries the k-th value is found by bracketing it with a strided sample.
+# Above this many entries the k-th value is found by bracketing it with a strided sample (on
+# 2.9M float32 entries 16 ms here, against 24 ms for numpy's introselect and 72 ms for topk).
 SELECT_EXACT_MAX = 1 << 20
 _SAMPLE = 1 << 16
 
 
+def _numpy_selects(a: torch.Tensor) -> bool:
+    return a.device.type == "cpu" and a.dtype in (torch.float32, torch.float64)
+
+
 def _kth_exact(a: torch.Tensor, k: int) -> torch.Tensor:
+    """The k-th smallest value (1-based) of flat `a`, exactly.
+
+    On CPU: numpy's introselect (`np.partition`, linear time), where torch.topk and kthvalue
+    sort (value, index) pairs. Elsewhere a top-k of the smaller side."""
     n = a.numel()
+    if _numpy_selects(a):
+        values = a.numpy() if a.is_contiguous() else a.contiguous().numpy()
+        return torch.tensor(np.partition(values, k - 1)[k - 1], dtype=a.dtype)
     if k <= n - k + 1:
         return torch.topk(a, k, largest=False, sorted=False).values.max()
     return torch.topk(a, n - k + 1, largest=True, sorted=False).values.min()
@@ -86,11 +99,10 @@ def _kth_exact(a: torch.Tensor, k: int) -> torch.Tensor:
 def _kth_smallest(a: torch.Tensor, k: int) -> torch.Tensor:
     """The k-th smallest value (1-based) of flat `a`, exactly.
 
-    torch.topk/kthvalue on a large CPU tensor sort (value, index) pairs: ~4 bytes of scratch
-    per byte of input and tens of ns per entry. Instead, a fixed strided sample brackets the
-    answer in [lo, hi]; two comparison passes count the entries below lo and gather the few
-    inside the bracket, and the exact selection runs on those. If the bracket misses (a
-    pathological layout) the full selection is used, so the value is always exact.
+    On a large tensor a fixed strided sample brackets the answer in [lo, hi]; two
+    comparison passes count the entries below lo and gather the few inside the bracket, and
+    the exact selection runs on those. If the bracket misses (a pathological layout) the
+    full selection is used, so the value is always exact.
     """
     n = a.numel()
     if n <= SELECT_EXACT_MAX:
@@ -107,6 +119,26 @@ def _kth_smallest(a: torch.Tensor, k: int) -> torch.Tensor:
         if below + inside.numel() >= k:
             return _kth_exact(inside, k - below)
     return _kth_exact(a, k)
+
+
+def row_ranks(mag: torch.Tensor) -> torch.Tensor:
+    """Each entry's 0-based rank within its row of the non-negative float32 `mag` (rows × n),
+    ties by position: the ranks of a stable ascending argsort.
+
+    On CPU with n < 2¹⁶: one sort of unique int64 keys (the float's bits, which order
+    non-negative floats, then the column), numpy's vectorised sort; the column of each sorted
+    key is where its rank goes. Elsewhere torch's stable argsort."""
+    rows, n = mag.shape
+    if mag.device.type != "cpu" or mag.dtype != torch.float32 or n >= 1 << 16:
+        order = torch.argsort(mag, dim=1, stable=True)
+        ranks = torch.empty_like(order)
+        return ranks.scatter_(1, order, torch.arange(n, device=mag.device).expand_as(order))
+    keys = mag.contiguous().view(torch.int32).numpy().astype(np.int64) << 16
+    keys |= np.arange(n, dtype=np.int64)
+    keys.sort(axis=1)
+    ranks = np.empty((rows, n), dtype=np.int64)
+    np.put_along_axis(ranks, keys & 0xFFFF, np.arange(n, dtype=np.int64)[None, :], axis=1)
+    return torch.from_numpy(ranks)
 
 
 def smallest_mask(a: torch.Tensor, k: int) -> torch.Tensor:
@@ -243,12 +275,8 @@ def della_magprune(
         probs.fill_(density)
     else:
         step = max(1, CHUNK // ncols)
-        ar = torch.arange(ncols, device=delta.device)
         for s in range(0, flat.shape[0], step):
-            mag = flat[s : s + step].abs()
-            order = torch.argsort(mag, dim=1, stable=True)
-            ranks = torch.empty_like(order)
-            ranks.scatter_(1, order, ar.expand_as(order))
+            ranks = row_ranks(flat[s : s + step].abs())
             # MergeKit: (density − ε) + rank_norm · 2 · ε, rank_norm = rank / (n − 1)
             rank_norm = ranks.to(delta.dtype).div_(ncols - 1)
             probs[s : s + step] = rank_norm.mul_(2).mul_(epsilon).add_(density - epsilon)

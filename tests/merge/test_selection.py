@@ -1,0 +1,47 @@
+"""The sparsifiers' exact selection (numpy's introselect or torch's top-k, the sampled bracket
+on large tensors, int64-key row sorts) against a stable argsort, on values full of ties."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from mixmerge.merge.methods.gta import SELECT_EXACT_MAX, largest_mask, row_ranks, smallest_mask
+
+
+def tied(n: int, dtype: torch.dtype = torch.float32, seed: int = 0) -> torch.Tensor:
+    """|x| rounded to 64 levels plus zeros: most values repeat many times."""
+    gen = torch.Generator().manual_seed(seed)
+    a = (torch.randn(n, generator=gen).abs() * 16).round() / 16
+    a[torch.rand(n, generator=gen) < 0.1] = 0
+    return a.to(dtype)
+
+
+def stable_first(a: torch.Tensor, k: int, descending: bool) -> torch.Tensor:
+    mask = torch.zeros(a.numel(), dtype=torch.bool)
+    mask[torch.argsort(a.float(), descending=descending, stable=True)[:k]] = True
+    return mask
+
+
+@pytest.mark.parametrize(
+    "n, dtype",
+    [
+        (1000, torch.float32),  # numpy's partition
+        (1000, torch.float16),  # torch's top-k (numpy cannot select half floats)
+        (SELECT_EXACT_MAX + 4099, torch.float32),  # the sampled bracket
+    ],
+)
+def test_masks_are_the_stable_sorts_first_k(n: int, dtype: torch.dtype) -> None:
+    a = tied(n, dtype)
+    for k in (0, 1, n // 10, n // 2, n - 3, n):
+        assert torch.equal(largest_mask(a, k), stable_first(a, k, descending=True)), k
+        assert torch.equal(smallest_mask(a, k), stable_first(a, k, descending=False)), k
+
+
+@pytest.mark.parametrize("shape", [(7, 1), (5, 33), (64, 4096)])
+def test_row_ranks_are_a_stable_argsorts(shape: tuple[int, int]) -> None:
+    mag = tied(shape[0] * shape[1], seed=1).view(shape)
+    order = torch.argsort(mag, dim=1, stable=True)
+    want = torch.empty_like(order).scatter_(1, order, torch.arange(shape[1]).expand_as(order))
+    assert torch.equal(row_ranks(mag), want)
+    assert torch.equal(row_ranks(mag.double()), want)  # torch's own path
