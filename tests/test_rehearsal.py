@@ -204,6 +204,8 @@ def test_paper_config_runs_end_to_end(runs: dict[str, dict], name: str) -> None:
             model.parent.glob("*.safetensors")
         ), model
     assert not list(results.rglob("*.tmp"))
+    # every job's log line was formatted (a bad log call prints "--- Logging error ---", exit 0)
+    assert not [p for p in results.rglob("*.log") if "--- Logging error ---" in p.read_text()]
     if FULL:  # the report: every model of the static table scored on every benchmark
         from mixmerge.report.scores import COLUMNS
 

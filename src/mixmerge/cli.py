@@ -151,12 +151,11 @@ def cmd_select(args: argparse.Namespace) -> None:
     record = select_best(
         Path(args.scores), args.candidates, args.criterion, Path(args.out), models
     )
-    log.info(
-        "selected %s (%s = %.4f)",
-        record["selected"],
-        args.criterion,
-        record["scores"][record["selected"]],
-    )
+    value = record["scores"][record["selected"]]
+    if value is None:  # the only candidate: picked without an evaluation
+        log.info("selected %s (the only candidate, not evaluated)", record["selected"])
+    else:
+        log.info("selected %s (%s = %.4f)", record["selected"], args.criterion, value)
 
 
 def cmd_recipe(args: argparse.Namespace) -> None:
