@@ -46,10 +46,6 @@ def _slurm_slice_in_background(
         item.nodeid.startswith("tests/test_slurm.py") and "runs" in item.fixturenames
         for item in request.session.items
     )
-    if os.environ.get("PYTEST_XDIST_WORKER"):
-        # under pytest-xdist every worker sees every item: the slice runs in its own test on
-        # whichever worker draws tests/test_slurm.py, while the other worker goes on
-        wanted = False
     if wanted:
         import test_slurm
     if not wanted or not test_slurm.can_run_slurm():
