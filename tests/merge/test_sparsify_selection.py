@@ -1,12 +1,19 @@
-"""The sparsifiers' exact selection (numpy's introselect or torch's top-k, the sampled bracket
-on large tensors, int64-key row sorts) against a stable argsort, on values full of ties."""
+"""The sparsifiers' exact selection (the float32 radix select, numpy's introselect or torch's
+top-k, the sampled bracket on large tensors, int64-key row sorts) against a stable argsort, on
+values full of ties."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from mixmerge.merge.methods.gta import SELECT_EXACT_MAX, largest_mask, row_ranks, smallest_mask
+from mixmerge.merge.methods.gta import (
+    RADIX_MIN,
+    SELECT_EXACT_MAX,
+    largest_mask,
+    row_ranks,
+    smallest_mask,
+)
 
 
 def tied(n: int, dtype: torch.dtype = torch.float32, seed: int = 0) -> torch.Tensor:
@@ -24,15 +31,22 @@ def stable_first(a: torch.Tensor, k: int, descending: bool) -> torch.Tensor:
 
 
 @pytest.mark.parametrize(
-    "n, dtype",
+    "n, dtype, shift",
     [
-        (1000, torch.float32),  # numpy's partition
-        (1000, torch.float16),  # torch's top-k (numpy cannot select half floats)
-        (SELECT_EXACT_MAX + 4099, torch.float32),  # the sampled bracket
+        (1000, torch.float32, 0.0),  # numpy's partition
+        (1000, torch.float16, 0.0),  # torch's top-k (numpy cannot select half floats)
+        (RADIX_MIN + 77, torch.float32, 0.0),  # the radix select
+        (RADIX_MIN + 77, torch.float32, 1.0),  # negative values: partition instead
+        (RADIX_MIN + 77, torch.float32, -0.0),  # -0.0 has the sign bit set: partition too
+        (SELECT_EXACT_MAX + 4099, torch.float64, 0.0),  # the sampled bracket
     ],
 )
-def test_masks_are_the_stable_sorts_first_k(n: int, dtype: torch.dtype) -> None:
+def test_masks_are_the_stable_sorts_first_k(n: int, dtype: torch.dtype, shift: float) -> None:
     a = tied(n, dtype)
+    if shift:
+        a -= shift
+    elif str(shift) == "-0.0":
+        a[a == 0] = -0.0
     for k in (0, 1, n // 10, n // 2, n - 3, n):
         assert torch.equal(largest_mask(a, k), stable_first(a, k, descending=True)), k
         assert torch.equal(smallest_mask(a, k), stable_first(a, k, descending=False)), k

@@ -9,9 +9,11 @@ finds the module by itself.
 from __future__ import annotations
 
 import abc
+import concurrent.futures
+import contextlib
 import inspect
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar
 
@@ -21,6 +23,22 @@ from mixmerge.merge.errors import MergeError
 from mixmerge.merge.rng import tensor_generator
 
 _REQUIRED = object()
+_Item = TypeVar("_Item")
+_Result = TypeVar("_Result")
+
+
+@contextlib.contextmanager
+def intra_op_threads(n: int) -> Iterator[None]:
+    """torch's intra-op thread count set to `n` for the block (process-wide: main thread only)."""
+    old = torch.get_num_threads()
+    if old == n:
+        yield
+        return
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
 
 
 @dataclass(frozen=True)
@@ -120,6 +138,24 @@ class TensorContext:
     device: torch.device
     dtype: torch.dtype
     extra: dict[str, Any] = field(default_factory=dict)
+    # The engine's CPU worker threads, for a whole-tensor method's independent steps (`map`).
+    pool: concurrent.futures.ThreadPoolExecutor | None = None
+
+    def map(self, fn: Callable[[_Item], _Result], items: Iterable[_Item]) -> list[_Result]:
+        """[fn(x) for x in items], on the engine's worker threads when it has some.
+
+        For steps that are independent and each a few passes over a large tensor (one task
+        vector's sparsification, one chunk of the combine): each then runs its ops on one
+        intra-op thread and the workers take different items, which keeps every core busy
+        through numpy's single-threaded selection and the serial random draws. Each result
+        depends only on its item, so the output does not depend on the number of workers.
+        Call it from the method's own thread only (never from inside `fn`).
+        """
+        items = list(items)
+        if self.pool is None or len(items) < 2:
+            return [fn(x) for x in items]
+        with intra_op_threads(1):
+            return list(self.pool.map(fn, items))
 
     def generator(self, j: int) -> torch.Generator:
         """CPU generator for input j of this tensor; draw on CPU, then `.to(self.device)`."""

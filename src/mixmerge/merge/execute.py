@@ -17,16 +17,15 @@ from __future__ import annotations
 
 import collections
 import concurrent.futures
-import contextlib
 import ctypes
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
 from tqdm.auto import tqdm
 
-from mixmerge.merge.base import TensorContext
+from mixmerge.merge.base import TensorContext, intra_op_threads
 from mixmerge.merge.errors import MergeError
 from mixmerge.merge.modelio import ModelFiles, ShardWriter
 from mixmerge.merge.plan import MergeJob, TensorPlan
@@ -84,12 +83,14 @@ def _context(
     release: bool = False,
     check: bool = True,
     fresh: bool = False,
+    pool: concurrent.futures.ThreadPoolExecutor | None = None,
 ) -> TensorContext:
     """The method's view of one tensor (or one chunk of it): each distinct model converted
     once, so inputs that are the same model share one tensor object (see ctx.mutable).
     `release` unmaps each stored tensor as soon as it is converted; `check=False` skips the
     NaN/Inf check of the inputs (the streamed path checks its output instead). `fresh`: `part`
-    gives new tensors already in the compute dtype and device (aligned vocabulary rows)."""
+    gives new tensors already in the compute dtype and device (aligned vocabulary rows).
+    `pool`: the CPU workers a whole-tensor method may spread its steps over (`ctx.map`)."""
     cache: dict[int, torch.Tensor] = {}
     dtype = job.recipe.dtype
 
@@ -120,6 +121,7 @@ def _context(
         seed=job.seed,
         device=job.device,
         dtype=dtype,
+        pool=pool,
     )
 
 
@@ -242,13 +244,20 @@ class AlignedRows:
         return block[s - a * width : e - a * width]
 
 
-def _merge_whole(job: MergeJob, plan: TensorPlan, writer: ShardWriter, chunk: int) -> None:
+def _merge_whole(
+    job: MergeJob,
+    plan: TensorPlan,
+    writer: ShardWriter,
+    chunk: int,
+    pool: concurrent.futures.ThreadPoolExecutor | None = None,
+) -> None:
     """Whole tensors in, whole result out; converted and written chunk by chunk."""
     method = job.recipe.method
     if plan.vocab:
-        ctx = _context(job, plan, AlignedRows(job, plan.name).whole, True, fresh=True)
+        part = AlignedRows(job, plan.name).whole
+        ctx = _context(job, plan, part, True, fresh=True, pool=pool)
     else:
-        ctx = _context(job, plan, lambda r: r.view(plan.name), True)
+        ctx = _context(job, plan, lambda r: r.view(plan.name), True, pool=pool)
     result = method.merge(ctx)
     del ctx
     if tuple(result.shape) != plan.shape:
@@ -286,19 +295,6 @@ def tune_malloc() -> None:
         libc.mallopt(-1, 128 << 20)  # M_TRIM_THRESHOLD
     except (OSError, AttributeError):
         pass
-
-
-@contextlib.contextmanager
-def _intra_op_threads(n: int) -> Iterator[None]:
-    old = torch.get_num_threads()
-    if old == n:
-        yield
-        return
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
 
 
 def _merge_streamed(
@@ -364,7 +360,7 @@ def _merge_streamed(
                 r.release(plan.name, e * flat[id(r)].element_size())
 
     writer.begin(plan.name)
-    with _intra_op_threads(1 if dev.type == "cpu" else torch.get_num_threads()):
+    with intra_op_threads(1 if dev.type == "cpu" else torch.get_num_threads()):
         for s in range(0, n, chunk):
             e = min(n, s + chunk)
             pending.append((e, pool.submit(work, s, e) if pool is not None else work(s, e)))
@@ -399,7 +395,7 @@ def merge_tensors(job: MergeJob, writer: ShardWriter, progress: bool = True) -> 
             elif plan.elementwise:
                 _merge_streamed(job, plan, writer, chunk, pool if workers > 1 else None, workers)
             else:
-                _merge_whole(job, plan, writer, chunk)
+                _merge_whole(job, plan, writer, chunk, pool if workers > 1 else None)
             for r in distinct:
                 r.release(plan.name)
         bar.close()
