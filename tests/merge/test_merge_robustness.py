@@ -108,7 +108,14 @@ def test_chunk_boundaries_do_not_matter(
 
 @pytest.mark.parametrize(
     "method, streamed",
-    [("linear", True), ("ties", True), ("ties", False), ("dare_ties", False), ("della", False)],
+    [
+        ("linear", True),
+        ("ties", True),
+        ("ties", False),
+        ("dare_ties", False),
+        ("della", False),
+        ("sce", False),
+    ],
 )
 def test_worker_count_does_not_matter(
     method: str,

@@ -10,35 +10,52 @@ max(Σ wᵢ·mᵢ, 1e-6).
 Deviation: among entries of equal variance at the cut, MergeKit's torch.topk picks in an
 unspecified order; here the lower index goes first (as the other selections of this package), so
 results are reproducible on every device.
+Memory: MergeKit stacks the task vectors and forms several T-stacked temporaries; here they are
+formed in place of the loaded inputs and variance, sign election and sum run chunk by chunk (the
+same per-entry arithmetic), so a merge holds the T + 1 inputs, the variance and the mask.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 
 from mixmerge.merge.base import MergeMethod, Param, TensorContext, register_method
-from mixmerge.merge.methods.gta import get_mask, largest_mask
+from mixmerge.merge.methods.gta import CHUNK, get_mask, largest_mask
 
 
-def sce_weight(tvs: torch.Tensor) -> torch.Tensor:
-    weights = tvs.square().reshape(tvs.shape[0], -1).mean(dim=1)
+def sce_weight(ctx: TensorContext, tvs: Sequence[torch.Tensor]) -> torch.Tensor:
+    """Each task vector's mean(δ²), normalised to sum 1 (uniform below a total of 1e-6).
+
+    Each mean is one row reduction on one thread (`ctx.map`): the sums of MergeKit's stacked
+    rows, in an order that does not depend on the number of cores."""
+    means = ctx.map(lambda t: t.square().reshape(1, -1).mean(dim=1), tvs)
+    weights = torch.cat(means)
     total = torch.sum(weights).item()
     if abs(total) < 1e-6:
         return torch.ones_like(weights) / weights.shape[0]
     return weights / total
 
 
-def sce_mask(tvs: torch.Tensor, density: float, mask_dtype: torch.dtype) -> torch.Tensor:
-    """The entries kept in every task vector: the `density` share of highest variance."""
+def sce_mask(tvs: Sequence[torch.Tensor], density: float, mask_dtype: torch.dtype) -> torch.Tensor:
+    """The entries kept in every (flat) task vector: the `density` share of highest variance."""
     if density <= 0:
         return torch.zeros_like(tvs[0], dtype=mask_dtype)
     if density >= 1:
         return torch.ones_like(tvs[0], dtype=mask_dtype)
-    var = torch.var(tvs, dim=0, unbiased=False)
+    var = torch.empty_like(tvs[0])
+    for s in range(0, var.numel(), CHUNK):  # the population variance over the models
+        var[s : s + CHUNK] = torch.var(_rows(tvs, s), dim=0, unbiased=False)
     k = int(torch.count_nonzero(var) * density)
     if k == 0:
         return torch.zeros_like(var, dtype=mask_dtype)
-    return largest_mask(var.abs().reshape(-1), k).reshape(var.shape).to(mask_dtype)
+    return largest_mask(var.abs(), k).to(mask_dtype)
+
+
+def _rows(tvs: Sequence[torch.Tensor], s: int) -> torch.Tensor:
+    """Entries [s, s + CHUNK) of every task vector, stacked (T × chunk)."""
+    return torch.stack([t[s : s + CHUNK] for t in tvs])
 
 
 @register_method
@@ -57,13 +74,20 @@ class SceMerge(MergeMethod):
         base = ctx.base
         assert base is not None
         mask_dtype = torch.int8 if ctx.params["int8_mask"] else base.dtype
-        tvs = torch.stack([t - base for t in ctx.tensors], dim=0)
+        # task vectors in place of the inputs, and every step below by chunks: the merge
+        # holds the loaded tensors, the variance and chunk-sized temporaries
+        tvs = [ctx.mutable(j).sub_(base).reshape(-1) for j in range(len(ctx.tensors))]
         if ctx.params["select_topk"] < 1:
-            tvs = tvs * sce_mask(tvs, ctx.params["select_topk"], mask_dtype).unsqueeze(0)
-        erase = get_mask(tvs, "sum", mask_dtype)
-        weights = sce_weight(tvs)
-        while weights.dim() < tvs.dim():
-            weights = weights.unsqueeze(-1)
-        erased = weights * erase
-        merged = (tvs * erased).sum(dim=0)
-        return base + merged / torch.sum(erased, dim=0).clamp(min=1e-6)
+            mask = sce_mask(tvs, ctx.params["select_topk"], mask_dtype)
+            for t in tvs:
+                t.mul_(mask)
+            del mask
+        weights = sce_weight(ctx, tvs).unsqueeze(-1)
+        out = ctx.mutable_base()
+        flat_out = out.view(-1)
+        for s in range(0, flat_out.numel(), CHUNK):
+            chunk = _rows(tvs, s)
+            erased = weights * get_mask(chunk, "sum", mask_dtype)
+            merged = (chunk * erased).sum(dim=0)
+            flat_out[s : s + CHUNK] += merged / torch.sum(erased, dim=0).clamp(min=1e-6)
+        return out
