@@ -34,8 +34,8 @@ from mixmerge.merge.vocab import (
     TOKENIZER_JSON,
     TOKENIZER_SIDE_FILES,
     set_config_vocab_size,
-    write_tokenizer,
 )
+from mixmerge.merge.vocab_plan import write_tokenizer
 from mixmerge.model_hash import write_hash
 
 DEFAULT_SHARD_SIZE = "2GB"

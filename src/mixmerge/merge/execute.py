@@ -30,7 +30,7 @@ from mixmerge.merge.errors import MergeError
 from mixmerge.merge.modelio import ModelFiles, ShardWriter
 from mixmerge.merge.plan import MergeJob, TensorPlan
 from mixmerge.merge.recipe import dtype_name
-from mixmerge.merge.vocab import VocabPlan
+from mixmerge.merge.vocab_plan import VocabPlan
 
 # Elements per chunk when streaming elementwise merges and converting outputs: small enough
 # for the CPU caches (1 MiB of float32), large enough to amortise per-chunk Python overhead.

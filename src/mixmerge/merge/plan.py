@@ -25,7 +25,8 @@ import torch
 from mixmerge.merge.errors import MergeError
 from mixmerge.merge.modelio import FLOAT_DTYPES, ModelFiles
 from mixmerge.merge.recipe import ModelEntry, Recipe, gradient_t, resolve_global, resolve_model
-from mixmerge.merge.vocab import SOURCE_HINT, VocabModel, VocabPlan, is_vocab_tensor, plan_vocab
+from mixmerge.merge.vocab import SOURCE_HINT, is_vocab_tensor
+from mixmerge.merge.vocab_plan import VocabModel, VocabPlan, plan_vocab
 
 
 @dataclass
