@@ -269,3 +269,22 @@ def test_sparsity_and_selected_rank_helpers() -> None:
     assert selected_rank(4096, 0.5, 0.5) == 3072
     assert selected_rank(10, 1.0, 0.95) == 1  # ⌊0.5⌋ = 0 -> at least 1
     assert selected_rank(7, 0.0, 1.0) == 7
+
+
+def test_svd_retries_by_gesvd_when_gesdd_fails(monkeypatch: pytest.MonkeyPatch) -> None:
+    """gesdd's "failed to converge" (seen on Iso-CTS' projected task vectors) is retried by
+    LAPACK's gesvd in float64 instead of ending the merge."""
+    from mixmerge.merge.methods import tsvm
+
+    a = torch.randn(40, 24, generator=torch.Generator().manual_seed(3))
+    want = torch.linalg.svd(a, full_matrices=False)
+
+    def fails(*args: object, **kwargs: object) -> None:
+        raise torch.linalg.LinAlgError("linalg.svd: The algorithm failed to converge")
+
+    monkeypatch.setattr(torch.linalg, "svd", fails)
+    u, s, vh = tsvm.svd(a)
+    assert u.dtype == s.dtype == vh.dtype == torch.float32
+    assert torch.allclose(s, want.S, rtol=1e-5)
+    assert torch.allclose((u * s) @ vh, a, atol=1e-5)
+    assert torch.allclose(u.mT @ u, torch.eye(24), atol=1e-5)

@@ -8,7 +8,10 @@ and extra params, and overrides `sparsify` (random ones draw with `ctx.uniform(j
 
 Memory: the task vectors are formed in place of the loaded inputs and the weighted sum,
 sign election and normalisation run chunk by chunk into the base tensor, so a merge needs
-the (T + 1) loaded tensors plus chunk-sized temporaries (and the sparsifier's own scratch).
+the (T + 1) loaded tensors plus chunk-sized temporaries (and the sparsifier's own scratch, for
+as many task vectors at once as the engine has CPU workers: `ctx.map` sparsifies them, and
+then combines the chunks, in parallel, each op on one thread, so sums run in one order on any
+machine).
 
 The operations and their order follow MergeKit (same products, sums, divisor guards, rescale
 epsilon), so results agree with MergeKit up to float rounding of sums. Differences, all

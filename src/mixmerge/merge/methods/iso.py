@@ -63,7 +63,7 @@ from __future__ import annotations
 import torch
 
 from mixmerge.merge.base import Param, TensorContext, register_method
-from mixmerge.merge.methods.tsvm import SVD_PARAMS, TSVMerge, leading_svd, polar
+from mixmerge.merge.methods.tsvm import SVD_PARAMS, TSVMerge, leading_svd, polar, svd
 
 EXCLUDE = next(p for p in SVD_PARAMS if p.name == "exclude")
 SCALING = Param(
@@ -102,7 +102,7 @@ class IsoCMerge(TSVMerge):
         total = summed(deltas)
         if min(total.shape) == 0:
             return total
-        u, s, vh = torch.linalg.svd(total, full_matrices=False)
+        u, s, vh = svd(total)
         del total
         return (u * s.mean()) @ vh
 

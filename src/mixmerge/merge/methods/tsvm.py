@@ -64,7 +64,7 @@ def randomized_svd(
     for _ in range(niter):
         basis = torch.linalg.qr(a.mT @ basis).Q
         basis = torch.linalg.qr(a @ basis).Q
-    ub, s, vh = torch.linalg.svd(basis.mT @ a, full_matrices=False)
+    ub, s, vh = svd(basis.mT @ a)
     return basis @ ub, s, vh
 
 
@@ -91,6 +91,26 @@ def eigh64(sym: torch.Tensor, k: int | None = None) -> tuple[torch.Tensor, torch
             sym.numpy(), subset_by_index=[n - k, n - 1], driver="evr", check_finite=False
         )
     return torch.from_numpy(lam), torch.from_numpy(vecs)
+
+
+def svd(a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Thin SVD U, S, Vh (torch's: LAPACK's gesdd on CPU, cuSOLVER elsewhere).
+
+    gesdd's divide and conquer can fail to converge on a matrix with many (near-)repeated
+    singular values, as a task vector with a subspace projected out (Iso-CTS) often has; on
+    that error the SVD is taken again by LAPACK's QR-iteration gesvd (scipy), in float64,
+    which converges on such input, and cast back."""
+    try:
+        return torch.linalg.svd(a, full_matrices=False)
+    except torch.linalg.LinAlgError:
+        if a.device.type != "cpu":
+            raise
+        import scipy.linalg
+
+        u, s, vh = scipy.linalg.svd(
+            a.double().numpy(), full_matrices=False, lapack_driver="gesvd", check_finite=False
+        )
+        return tuple(torch.from_numpy(x).to(a.dtype) for x in (u, s, vh))  # type: ignore[return-value]
 
 
 def matmul(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -130,7 +150,7 @@ def leading_svd(
     if mode == "lowrank" and q < min(a.shape):
         u, s, vh = randomized_svd(a, q, niter, generator)
     else:
-        u, s, vh = torch.linalg.svd(a, full_matrices=False)
+        u, s, vh = svd(a)
     return u[:, :k].contiguous(), s[:k].contiguous(), vh[:k].contiguous()
 
 
@@ -145,7 +165,7 @@ def polar(a: torch.Tensor, mode: str = "full") -> torch.Tensor:
         if lam[0] > GRAM_RTOL * lam[-1]:
             inv_sqrt = matmul(w * lam.rsqrt(), w.mT).to(a.dtype)
             return matmul(inv_sqrt, a) if wide else matmul(a, inv_sqrt)
-    p, _, qh = torch.linalg.svd(a, full_matrices=False)
+    p, _, qh = svd(a)
     return p @ qh
 
 
