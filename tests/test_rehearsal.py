@@ -45,7 +45,8 @@ def targets(name: str) -> list[str]:
     MD-Judge), every merge method of the static setting and both robustness sweeps (so the five
     group models are trained and selected: one candidate each, picked without an evaluation),
     every data-mixture model (Heuristic,
-    ArmoRM on-policy, Hummer), the continual stages, the task-vector diagnostics and the config
+    ArmoRM on-policy, Hummer), the first two continual stages (the second trains from the
+    first's model; the third repeats that step), the task-vector diagnostics and the config
     page. Not run: evaluating the mixtures, stages and merges (the same evaluate step as for the
     base model) and the report's tables and score figures (they need every model's scores). mistral-7b: what its chat template
     changes: every benchmark on the base model, a group model trained on prompts with system
@@ -66,7 +67,7 @@ def targets(name: str) -> list[str]:
         for method in sweep["methods"]
         for value in sweep["values"]
     ]
-    stages = len(config["continual"]["stages"])
+    stages = min(len(config["continual"]["stages"]), 2)  # stage 3 is stage 2's step again
     return [
         *scores,
         *mixes,
