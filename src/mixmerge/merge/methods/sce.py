@@ -73,6 +73,8 @@ class SceMerge(MergeMethod):
     def merge(self, ctx: TensorContext) -> torch.Tensor:
         base = ctx.base
         assert base is not None
+        if not ctx.tensors:  # every model is the base
+            return base
         mask_dtype = torch.int8 if ctx.params["int8_mask"] else base.dtype
         # task vectors in place of the inputs, and every step below by chunks: the merge
         # holds the loaded tensors, the variance and chunk-sized temporaries
