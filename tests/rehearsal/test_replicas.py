@@ -268,11 +268,11 @@ def test_lm_eval_tasks_read_the_replicas(mirror: Path, monkeypatch):
     math = str(_repo(mirror, "dataset", "EleutherAI/hendrycks_math"))
     assert sorted(datasets.get_dataset_config_names(math)) == sorted(MATH_SUBJECTS)
 
-    # lm-eval's own task YAMLs, their hub ids served from the mirror
-    from lm_eval.tasks import TaskManager
+    # lm-eval's own task YAMLs (the index evaluate builds), their hub ids served from the mirror
+    from mixmerge.evaluate.lm_eval_tasks import _builtin_task_manager
 
     monkeypatch.setenv("MIXMERGE_HUB_MIRROR", str(mirror))
-    manager = TaskManager()
+    manager = _builtin_task_manager()
     with mirrored_load_dataset():
         for name in ("gsm8k", "arc_easy", "mmlu_abstract_algebra", "minerva_math_algebra"):
             task = next(iter(manager.load_task_or_group([name]).values()))
