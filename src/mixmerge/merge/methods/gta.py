@@ -185,13 +185,6 @@ def _stable_cut(x: Flat, k: int, beyond: Flat, thr: Any) -> torch.Tensor:
     return torch.from_numpy(beyond) if isinstance(beyond, np.ndarray) else beyond
 
 
-def row_ranks(mag: torch.Tensor) -> torch.Tensor:
-    """Each entry's 0-based rank within its row of the non-negative `mag` (rows × n), ties by
-    position: the ranks of a stable ascending argsort."""
-    n = mag.shape[1]
-    return by_row_rank(mag, torch.arange(n, device=mag.device))
-
-
 def by_row_rank(
     mag: torch.Tensor, table: torch.Tensor, out: torch.Tensor | None = None
 ) -> torch.Tensor:
