@@ -14,6 +14,7 @@ import torch
 from merge_helpers import merge_states
 
 from mixmerge.merge.base import TensorContext
+from mixmerge.merge.methods import tsvm
 from mixmerge.merge.methods.r_tsvm import outlier_mass, selected_rank, sparsity
 from mixmerge.merge.registry import METHODS
 
@@ -98,6 +99,32 @@ def test_tsvm_lowrank_matches_exact_on_low_rank_tasks(tmp_path: Path) -> None:
         tmp_path, "tsvm", base, models, params={"svd": "lowrank", "oversample": 10}, tag="l"
     )["w"]
     close(low, exact, 1e-4)
+
+
+orig64 = tsvm.gram_svd64
+
+
+@pytest.mark.parametrize("steep", [False, True])
+def test_gram_svd_leading_triples(monkeypatch: pytest.MonkeyPatch, steep: bool) -> None:
+    """The oversampled float32 eigensolve + float64 Rayleigh–Ritz (q = k + 128 < n) gives a
+    float64 SVD's k leading triples, tall and wide; a task whose σ_k is under 1e-2·σ_1 is
+    solved by the float64 eigensolve instead (and still matches)."""
+    gen = torch.Generator().manual_seed(11)
+    decay = 10.0 ** (-12 * torch.arange(200) / 200) if steep else 1 / (1 + torch.arange(200))
+    left = torch.linalg.qr(torch.randn(230, 200, generator=gen, dtype=torch.float64)).Q
+    right = torch.linalg.qr(torch.randn(200, 200, generator=gen, dtype=torch.float64)).Q
+    a = ((left * decay.double()) @ right.T).float()
+    k = 40  # T = 5: q = 168 < 200
+    calls: list[int] = []
+    monkeypatch.setattr(tsvm, "gram_svd64", lambda x, k: calls.append(k) or orig64(x, k))
+    for mat in (a, a.mT):
+        u, s, vh = tsvm.gram_svd(mat, k)
+        want_u, want_s, want_vh = torch.linalg.svd(mat.double(), full_matrices=False)
+        torch.testing.assert_close(s.double(), want_s[:k], rtol=1e-6, atol=0)
+        low = (want_u[:, :k] * want_s[:k]) @ want_vh[:k]
+        # 7e-8 here (the float32 outputs' rounding); without the oversampled basis, 3e-7
+        torch.testing.assert_close((u * s).double() @ vh.double(), low, rtol=0, atol=1.5e-7)
+    assert calls == ([k, k] if steep else [])
 
 
 @pytest.mark.parametrize("method", ["tsvm", "r_tsvm"])

@@ -8,15 +8,19 @@ vectors), M = U⊥ diag(s) V⊥ᵀ. Every other tensor (and an excluded one): M 
 Output θ₀ + alpha·M.
 
 Options, `svd:`
-- `exact` (default): the same decompositions, computed from Gram matrices in float64. Each δᵢ's
-  k leading components come from the k leading eigenpairs of the smaller Gram matrix (δᵀδ or
-  δδᵀ; on CPU only those k are computed, LAPACK's MRRR via scipy), U = δV/s; each polar factor
-  is A (AᵀA)^(-1/2) from the eigendecomposition of its Gram matrix. float64 keeps the squared
-  condition number harmless: on 8B-shaped deltas it lands closer to a float64 SVD than `full`
-  does, and within 1e-4 of `full` (`perf/merge_bench.py --svd-shapes` measures both). Where a
-  Gram matrix is (numerically) singular (a task of rank < k, a zero task vector, candidate
-  vectors that are linearly dependent) that decomposition falls back to `full`'s, so every
-  input has the same, well-defined result.
+- `exact` (default): the same decompositions, from Gram matrices. Each δᵢ's k leading
+  components: the q = k + 128 leading eigenvectors of its smaller Gram matrix (δᵀδ or δδᵀ) in
+  float32 (on CPU only those q, LAPACK's MRRR via scipy) span a subspace that holds them, and a
+  float64 Rayleigh–Ritz step on δ itself (the SVD of δ·basis) gives the k triples, U = δV/s.
+  Where σ_k < 1e-2·σ_1 float32 cannot place the trailing components (its Gram matrix carries
+  ~7 digits of σ²), so that task's eigensolve runs in float64 on the k alone. Each polar factor
+  is A (AᵀA)^(-1/2) from the float64 eigendecomposition of its Gram matrix: U_cat's Gram is
+  ill-conditioned (eigenvalues down to ~1e-7 of the largest on 8B-shaped deltas), and float32
+  there was 1.7e-2 off. On 8B-shaped deltas the merge lands within 4e-5 of `full`
+  (`perf/merge_bench.py --svd-shapes` measures both). Where a Gram matrix is (numerically)
+  singular (a task of rank < k, a zero task vector, candidate vectors that are linearly
+  dependent) that decomposition falls back to `full`'s, so every input has the same,
+  well-defined result.
 - `full`: one LAPACK/cuSOLVER SVD per δᵢ and per polar factor, as fusion_bench calls them.
 - `lowrank`: randomized SVD of each δᵢ with q = k + oversample and `niter` power iterations, as
   `torch.svd_lowrank`, but with a Gaussian test matrix drawn from the per-(seed, tensor, model)
@@ -71,12 +75,18 @@ def randomized_svd(
 # Below this ratio to the largest eigenvalue a float64 Gram eigenvalue carries too few digits
 # (singular values under 1e-5 of the largest): that decomposition falls back to a full SVD.
 GRAM_RTOL = 1e-10
+# The float32 eigensolve of a task's Gram matrix keeps this many columns beyond the k, so the
+# k leading directions lie in its span even where the spectrum is flat around the k-th.
+GRAM_OVERSAMPLE = 128
+# ...and is trusted while σ_k ≥ this × σ_1 (λ_k ≥ 1e-4·λ_1, three digits above float32's
+# rounding of the Gram matrix); below, that task's eigensolve runs in float64.
+FP32_SIGMA_RATIO = 1e-2
 
 
-def eigh64(sym: torch.Tensor, k: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Eigenpairs of a symmetric float64 matrix, ascending: all, or the k largest.
+def eigh_top(sym: torch.Tensor, k: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Eigenpairs of a symmetric float32/float64 matrix, ascending: all, or the k largest.
 
-    On CPU by scipy's LAPACK (dsyevr computes only the k asked for; dsyevd for all), which is
+    On CPU by scipy's LAPACK (?syevr computes only the k asked for; ?syevd for all), which is
     faster here than torch's; elsewhere by torch (cuSOLVER), all of them, then sliced."""
     n = sym.shape[0]
     if sym.device.type != "cpu":
@@ -122,19 +132,47 @@ def matmul(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 
 def gram_svd(a: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
-    """The k leading singular triples of `a` from its smaller Gram matrix, in float64;
-    None where the k-th singular value is too small for it (the caller takes a full SVD)."""
+    """The k leading singular triples of `a` (fp32 U, S, Vh) from its smaller Gram matrix;
+    None where the k-th singular value is too small for it (the caller takes a full SVD).
+
+    A float32 eigensolve finds a q-column basis holding the k leading right singular vectors
+    and a float64 Rayleigh–Ritz step on `a` extracts them (see the module docstring); a task
+    whose σ_k is below FP32_SIGMA_RATIO·σ_1 is solved in float64 instead."""
     m, n = a.shape
     if m < n:
         out = gram_svd(a.mT, k)
         return None if out is None else (out[2].mT, out[1], out[0].mT)
+    a32 = a.to(torch.float32)
+    q = min(k + GRAM_OVERSAMPLE, n)
+    _, basis = eigh_top(matmul(a32.mT, a32), q)
+    # Rayleigh–Ritz in float64: orthonormalize the basis, then the SVD of a·basis (m×q)
+    # through its q×q Gram matrix
+    basis = torch.linalg.qr(basis.to(torch.float64)).Q
+    proj = matmul(a.to(torch.float64), basis)
+    lam, w = eigh_top(matmul(proj.mT, proj))
+    lam, w = lam[q - k :].flip(0), w[:, q - k :].flip(1)
+    if GRAM_RTOL * lam[0] < lam[-1] < FP32_SIGMA_RATIO**2 * lam[0]:
+        return gram_svd64(a, k)
+    return triples(matmul(proj, w), lam, matmul(basis, w))
+
+
+def gram_svd64(a: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
+    """`gram_svd` with the k leading eigenpairs of the float64 Gram matrix (`a` is tall)."""
     a64 = a.to(torch.float64)
-    lam, v = eigh64(matmul(a64.mT, a64), k)
+    lam, v = eigh_top(matmul(a64.mT, a64), k)
     lam, v = lam.flip(0), v.flip(1)
-    if not lam[-1] > GRAM_RTOL * lam[0]:  # also catches a zero matrix and NaN
+    return triples(matmul(a64, v), lam, v)
+
+
+def triples(
+    av: torch.Tensor, lam: torch.Tensor, v: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
+    """fp32 (U, S, Vh) from float64 a·V, the Gram eigenvalues (descending) and V; None where
+    the smallest is too small for a Gram matrix (also a zero matrix, or NaN)."""
+    if not lam[-1] > GRAM_RTOL * lam[0]:
         return None
     s = lam.sqrt()
-    u = matmul(a64, v).div_(s)
+    u = av.div_(s)
     return u.to(torch.float32), s.to(torch.float32), v.mT.to(torch.float32).contiguous()
 
 
@@ -161,9 +199,10 @@ def polar(a: torch.Tensor, mode: str = "full") -> torch.Tensor:
     if mode != "full":
         wide = a.shape[0] < a.shape[1]
         a64 = a.to(torch.float64)
-        lam, w = eigh64(matmul(a64, a64.mT) if wide else matmul(a64.mT, a64))
+        lam, w = eigh_top(matmul(a64, a64.mT) if wide else matmul(a64.mT, a64))
         if lam[0] > GRAM_RTOL * lam[-1]:
-            inv_sqrt = matmul(w * lam.rsqrt(), w.mT).to(a.dtype)
+            half = w * lam.pow(-0.25)  # (AᵀA)^(-1/2) = half·halfᵀ, a symmetric product
+            inv_sqrt = matmul(half, half.mT).to(a.dtype)
             return matmul(inv_sqrt, a) if wide else matmul(a, inv_sqrt)
     p, _, qh = svd(a)
     return p @ qh
