@@ -398,8 +398,8 @@ def svd_bench(args: argparse.Namespace) -> None:
         f"TSVM / R-TSVM on Llama-3-8B matrix shapes, {tasks} tasks, device {args.device}, "
         f"torch {torch.__version__}, {torch.get_num_threads()} threads; synthetic task vectors "
         f"(1024-direction head with σ_i ≈ 0.01/√(1+i) + noise floor). svd: full = one LAPACK "
-        f"SVD per task and per polar factor (fusion_bench's calls); exact = float64 Gram "
-        f"eigendecompositions; lowrank = randomized SVD of each task, q = k + {LOWRANK[1]}, "
+        f"SVD per task and per polar factor (fusion_bench's calls); exact = Gram "
+        f"eigendecompositions (float32 per task + float64 Rayleigh–Ritz, float64 polar); lowrank = randomized SVD of each task, q = k + {LOWRANK[1]}, "
         f"niter = {LOWRANK[0]}, polar factors as exact\n"
     )
     torch.linalg.svd(torch.randn(256, 256))  # first-call LAPACK setup out of the timings
