@@ -8,11 +8,13 @@ import pytest
 import torch
 
 from mixmerge.merge.methods.gta import (
+    CHUNK,
     RADIX_MIN,
     SELECT_EXACT_MAX,
     by_row_rank,
     largest_mask,
     smallest_mask,
+    upper_counts,
 )
 
 
@@ -36,6 +38,7 @@ def stable_first(a: torch.Tensor, k: int, descending: bool) -> torch.Tensor:
         (1000, torch.float32, 0.0),  # numpy's partition
         (1000, torch.float16, 0.0),  # torch's top-k (numpy cannot select half floats)
         (RADIX_MIN + 77, torch.float32, 0.0),  # the radix select
+        (CHUNK + 4099, torch.float32, 0.0),  # radix, the tied entries taken over two pieces
         (RADIX_MIN + 77, torch.float32, 1.0),  # negative values: partition instead
         (RADIX_MIN + 77, torch.float32, -0.0),  # -0.0 has the sign bit set: partition too
         (SELECT_EXACT_MAX + 4099, torch.float64, 0.0),  # the sampled bracket
@@ -47,9 +50,14 @@ def test_masks_are_the_stable_sorts_first_k(n: int, dtype: torch.dtype, shift: f
         a -= shift
     elif str(shift) == "-0.0":
         a[a == 0] = -0.0
+    counts = upper_counts(a)  # the radix select's first pass, shared by several cuts
+    radix = dtype == torch.float32 and n >= RADIX_MIN and str(shift) == "0.0"  # not -0.0
+    assert (counts is not None) == radix
     for k in (0, 1, n // 10, n // 2, n - 3, n):
         assert torch.equal(largest_mask(a, k), stable_first(a, k, descending=True)), k
-        assert torch.equal(smallest_mask(a, k), stable_first(a, k, descending=False)), k
+        want = stable_first(a, k, descending=False)
+        assert torch.equal(smallest_mask(a, k), want), k
+        assert torch.equal(smallest_mask(a, k, counts), want), k
 
 
 @pytest.mark.parametrize("shape", [(7, 1), (5, 33), (64, 4096)])

@@ -33,8 +33,11 @@ import torch
 
 from mixmerge.merge.base import MergeMethod, Param, TensorContext
 
-# Elements per chunk of the streamed combine step (4 MiB of float32 per temporary).
+# Elements per piece of a whole-tensor pass (4 MiB of float32 per temporary).
 CHUNK = 1 << 20
+# Elements per chunk of the combine step (1 MiB of float32 per temporary: a worker's few
+# temporaries stay in the cache across the step's passes).
+COMBINE_CHUNK = 1 << 18
 # MergeKit's rescaled_masked_tensor skips the rescale below this norm.
 RESCALE_EPS = 1e-7
 
@@ -123,28 +126,55 @@ def _digit_counts(digits: np.ndarray) -> np.ndarray:
     return counts
 
 
-def _kth_radix(x: np.ndarray, k: int) -> Any:
+def _upper_counts(x: np.ndarray) -> np.ndarray | None:
+    """How often each upper 16 bits occur among float32 `x`'s entries; None when one has
+    the sign bit set. torch counts int16 in place (2x faster than numpy's bincount, which
+    copies to int64); an upper half with the sign bit is a negative int16, which it rejects."""
+    halves = torch.from_numpy(x).view(torch.int16)[(1 if _LITTLE else 0) :: 2]
+    try:
+        return torch.bincount(halves, minlength=1 << 16).numpy()
+    except RuntimeError:  # "bincount only supports 1-d non-negative integral inputs"
+        return None
+
+
+def upper_counts(a: torch.Tensor) -> np.ndarray | None:
+    """The radix select's first counting pass over flat `a`, for `smallest_mask`; None where
+    that select does not apply (not float32 on CPU, small, or a negative entry)."""
+    x = _host(a)
+    if not isinstance(x, np.ndarray) or x.dtype != np.float32 or len(x) < RADIX_MIN:
+        return None
+    return _upper_counts(x)
+
+
+def _kth_radix(
+    x: np.ndarray, k: int, counts: np.ndarray | None = None
+) -> tuple[Any, int, int] | None:
     """The k-th smallest value (1-based) of float32 `x` by two 16-bit counting passes (a
-    radix select: non-negative floats order as their bit patterns), or None when `x` has an
-    entry with the sign bit set (or inf/NaN). 2-3x faster than introselect here, and its
-    time does not depend on the values (introselect slows down on the ties of bf16 deltas)."""
-    upper, lower = (1, 0) if _LITTLE else (0, 1)  # which uint16 of a float is which half
-    counts = _digit_counts(x.view(np.uint16)[upper::2])
-    if counts[0x7F80:].any():  # inf/NaN, or the sign bit set: bit order is not value order
+    radix select: non-negative floats order as their bit patterns), with how many entries
+    are below it and equal to it; None when `x` has an entry with the sign bit set (or
+    inf/NaN). 2-3x faster than introselect here, and its time does not depend on the values
+    (introselect slows down on the ties of bf16 deltas). `counts`: `_upper_counts(x)`, when
+    several selections on one tensor share them."""
+    counts = _upper_counts(x) if counts is None else counts
+    if counts is None or counts[0x7F80:].any():  # sign bit, inf/NaN: bits don't order values
         return None
     upto = np.cumsum(counts)
     top = int(np.searchsorted(upto, k))  # the first upper half whose running count reaches k
     below = int(upto[top - 1]) if top else 0
-    # that upper half's entries, as a float range (contiguous compares: faster than on halves)
-    lo, hi = np.array([top << 16, (top + 1) << 16], dtype=np.uint32).view(np.float32)
-    bucket = x[(x >= lo) & (x < hi)]
-    rest = np.cumsum(_digit_counts(bucket.view(np.uint16)[lower::2]))
+    # that upper half's entries (compress: 5x faster than a boolean index on a random mask)
+    bucket = np.compress(x.view(np.uint16)[(1 if _LITTLE else 0) :: 2] == top, x)
+    rest = np.cumsum(_digit_counts(bucket.view(np.uint16)[(0 if _LITTLE else 1) :: 2]))
     bottom = int(np.searchsorted(rest, k - below))
-    return np.array([(top << 16) | bottom], dtype=np.uint32).view(np.float32)[0]
+    less = below + (int(rest[bottom - 1]) if bottom else 0)
+    value = np.array([(top << 16) | bottom], dtype=np.uint32).view(np.float32)[0]
+    return value, less, below + int(rest[bottom]) - less
 
 
-def _kth_smallest(x: Flat, k: int) -> Any:
-    """The k-th smallest value (1-based) of flat `x` (see `_host`), exactly.
+def _kth_smallest(
+    x: Flat, k: int, counts: np.ndarray | None = None
+) -> tuple[Any, int | None, int | None]:
+    """The k-th smallest value (1-based) of flat `x` (see `_host`), exactly, with the number
+    of entries below it and equal to it where the selection counted them (else None).
 
     float32 on CPU: the radix select. Otherwise, on a large tensor a fixed strided sample
     brackets the answer in [lo, hi]; two comparison passes count the entries below lo and
@@ -153,11 +183,11 @@ def _kth_smallest(x: Flat, k: int) -> Any:
     """
     n = len(x)
     if isinstance(x, np.ndarray) and x.dtype == np.float32 and n >= RADIX_MIN:
-        found = _kth_radix(x, k)
+        found = _kth_radix(x, k, counts)
         if found is not None:
             return found
     if n <= SELECT_EXACT_MAX:
-        return _kth_exact(x, k)
+        return _kth_exact(x, k), None, None
     strided = x[:: n // _SAMPLE]
     sample = np.sort(strided) if isinstance(x, np.ndarray) else torch.sort(strided).values
     m = len(sample)
@@ -169,19 +199,33 @@ def _kth_smallest(x: Flat, k: int) -> Any:
     if below < k:
         inside = x[(x >= lo) & (x <= hi)]
         if below + len(inside) >= k:
-            return _kth_exact(inside, k - below)
-    return _kth_exact(x, k)
+            return _kth_exact(inside, k - below), None, None
+    return _kth_exact(x, k), None, None
 
 
-def _stable_cut(x: Flat, k: int, beyond: Flat, thr: Any) -> torch.Tensor:
-    """`beyond` (the entries strictly past the threshold) plus the first entries equal to
-    `thr`, by position, up to k in all: the first k of a stable sort, as a torch mask."""
-    need = k - _count(beyond)
-    if need > 0:
+def _first_equal(x: Flat, thr: Any, need: int, into: Flat) -> None:
+    """Set `into` at the first `need` positions where x == thr, reading x only as far as
+    they reach (piece by piece)."""
+    for s in range(0, len(x), CHUNK):
         if isinstance(x, np.ndarray):
-            beyond[np.flatnonzero(x == thr)[:need]] = True
+            found = np.flatnonzero(x[s : s + CHUNK] == thr)
         else:
-            beyond[torch.nonzero(x == thr).view(-1)[:need]] = True
+            found = torch.nonzero(x[s : s + CHUNK] == thr).view(-1)
+        into[s + found[:need]] = True
+        need -= len(found)
+        if need <= 0:
+            return
+
+
+def _stable_cut(
+    x: Flat, k: int, beyond: Flat, thr: Any, n_beyond: int | None = None
+) -> torch.Tensor:
+    """`beyond` (the entries strictly past the threshold; `n_beyond` of them when known)
+    plus the first entries equal to `thr`, by position, up to k in all: the first k of a
+    stable sort, as a torch mask."""
+    need = k - (_count(beyond) if n_beyond is None else n_beyond)
+    if need > 0:
+        _first_equal(x, thr, need, beyond)
     return torch.from_numpy(beyond) if isinstance(beyond, np.ndarray) else beyond
 
 
@@ -209,16 +253,17 @@ def by_row_rank(
     return out.scatter_(1, order.to(mag.device), table.expand(rows, n))
 
 
-def smallest_mask(a: torch.Tensor, k: int) -> torch.Tensor:
-    """Mask of the k entries of flat `a` first in a stable ascending sort (ties: lower index)."""
+def smallest_mask(a: torch.Tensor, k: int, counts: np.ndarray | None = None) -> torch.Tensor:
+    """Mask of the k entries of flat `a` first in a stable ascending sort (ties: lower index).
+    `counts`: `upper_counts(a)`, to share between several masks of one tensor."""
     n = a.numel()
     if k <= 0:
         return torch.zeros(n, dtype=torch.bool, device=a.device)
     if k >= n:
         return torch.ones(n, dtype=torch.bool, device=a.device)
     x = _host(a)
-    thr = _kth_smallest(x, k)
-    return _stable_cut(x, k, x < thr, thr)
+    thr, less, _ = _kth_smallest(x, k, counts)
+    return _stable_cut(x, k, x < thr, thr, less)
 
 
 def largest_mask(a: torch.Tensor, k: int) -> torch.Tensor:
@@ -229,8 +274,9 @@ def largest_mask(a: torch.Tensor, k: int) -> torch.Tensor:
     if k >= n:
         return torch.ones(n, dtype=torch.bool, device=a.device)
     x = _host(a)
-    thr = _kth_smallest(x, n - k + 1)
-    return _stable_cut(x, k, x > thr, thr)
+    thr, less, equal = _kth_smallest(x, n - k + 1)
+    greater = None if less is None or equal is None else n - less - equal
+    return _stable_cut(x, k, x > thr, thr, greater)
 
 
 def zero_dropped(delta: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
@@ -298,9 +344,10 @@ def magnitude_outliers(
         n_top += n_bot
         n_bot = 0
     a = delta.abs().view(-1)
-    keep = smallest_mask(a, n - n_top)
+    counts = upper_counts(a)  # both cuts select on the same counts
+    keep = smallest_mask(a, n - n_top, counts)
     if n_bot > 0:
-        keep &= ~smallest_mask(a, n_bot)
+        keep &= ~smallest_mask(a, n_bot, counts)
     return apply_mask(delta, keep, rescale, torch.linalg.vector_norm(a, 1) if rescale else None)
 
 
@@ -412,23 +459,28 @@ class GeneralizedTaskArithmetic(MergeMethod):
             divisor = 1.0 if abs(total) < 1e-8 else total
 
         def combine(s: int) -> None:
-            # the deltas are this method's own buffers: weight them in place
-            wd = [d[s : s + CHUNK].mul_(w) for d, w in zip(deltas, weights, strict=True)]
+            # the deltas are this method's own buffers: weight them in place (x·1 is x)
+            wd = [d[s : s + COMBINE_CHUNK] for d in deltas]
+            for x, w in zip(wd, weights, strict=True):
+                if w != 1:
+                    x.mul_(w)
             mixed = wd[0].clone() if self.consensus else wd[0]
             for x in wd[1:]:
                 mixed += x
             if self.consensus:  # TIES "sum" election: majority sign of Σ w_i δ_i
-                # x agrees when x·sign > 0 (a zero entry agrees with neither sign); its share
-                # is then (x·sign)⁺·sign = x, else ±0, which leaves every sum as it was
-                # (float ops only: torch's where and bool products are 5x slower on CPU)
-                sign = (mixed >= 0).to(mixed.dtype).mul_(2).sub_(1)
+                # ±1 (+1 for a sum ≥ 0; a sum of -0.0 has only zero terms, so either sign
+                # gives the same +0.0); x agrees when x·sign > 0 (a zero entry agrees with
+                # neither sign). Adding x·agree (x or ±0) and w·agree leaves every sum as
+                # adding only the agreeing entries would (float ops only: torch's where and
+                # bool products are 5x slower on CPU)
+                sign = torch.ones_like(mixed).copysign_(mixed)
                 mixed.zero_()
                 div = torch.zeros_like(mixed) if normalize else None
                 for x, w in zip(wd, weights, strict=True):
-                    share = (x * sign).clamp_min_(0)
-                    if div is not None:  # + w where x agrees (sign(share) is 1 or 0)
-                        div += share.sign().mul_(w)
-                    mixed += share.mul_(sign)
+                    agree = (x * sign).gt_(0)  # 1.0 / 0.0
+                    mixed.addcmul_(x, agree)
+                    if div is not None:
+                        div.add_(agree, alpha=w)
                 if div is not None:
                     div[div == 0] = 1
                     mixed /= div
@@ -436,7 +488,7 @@ class GeneralizedTaskArithmetic(MergeMethod):
                 mixed /= divisor
             if lam != 1:
                 mixed *= lam
-            flat_out[s : s + CHUNK] += mixed
+            flat_out[s : s + COMBINE_CHUNK] += mixed
 
-        ctx.map(combine, range(0, flat_out.numel(), CHUNK))  # disjoint slices of the output
+        ctx.map(combine, range(0, flat_out.numel(), COMBINE_CHUNK))  # disjoint slices of the output
         return out
