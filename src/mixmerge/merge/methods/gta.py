@@ -85,7 +85,8 @@ SELECT_EXACT_MAX = 1 << 20
 _SAMPLE = 1 << 16
 # Below this many float32 entries introselect beats the two counting passes.
 RADIX_MIN = 1 << 14
-_LITTLE = sys.byteorder == "little"
+# which uint16 of a float32 holds its upper (sign, exponent, 7 mantissa bits) and lower half
+_UPPER, _LOWER = (1, 0) if sys.byteorder == "little" else (0, 1)
 
 Flat = np.ndarray | torch.Tensor
 
@@ -130,7 +131,7 @@ def _upper_counts(x: np.ndarray) -> np.ndarray | None:
     """How often each upper 16 bits occur among float32 `x`'s entries; None when one has
     the sign bit set. torch counts int16 in place (2x faster than numpy's bincount, which
     copies to int64); an upper half with the sign bit is a negative int16, which it rejects."""
-    halves = torch.from_numpy(x).view(torch.int16)[(1 if _LITTLE else 0) :: 2]
+    halves = torch.from_numpy(x).view(torch.int16)[_UPPER::2]
     try:
         return torch.bincount(halves, minlength=1 << 16).numpy()
     except RuntimeError:  # "bincount only supports 1-d non-negative integral inputs"
@@ -162,8 +163,8 @@ def _kth_radix(
     top = int(np.searchsorted(upto, k))  # the first upper half whose running count reaches k
     below = int(upto[top - 1]) if top else 0
     # that upper half's entries (compress: 5x faster than a boolean index on a random mask)
-    bucket = np.compress(x.view(np.uint16)[(1 if _LITTLE else 0) :: 2] == top, x)
-    rest = np.cumsum(_digit_counts(bucket.view(np.uint16)[(0 if _LITTLE else 1) :: 2]))
+    bucket = np.compress(x.view(np.uint16)[_UPPER::2] == top, x)
+    rest = np.cumsum(_digit_counts(bucket.view(np.uint16)[_LOWER::2]))
     bottom = int(np.searchsorted(rest, k - below))
     less = below + (int(rest[bottom - 1]) if bottom else 0)
     value = np.array([(top << 16) | bottom], dtype=np.uint32).view(np.float32)[0]
