@@ -107,8 +107,9 @@ orig64 = tsvm.gram_svd64
 @pytest.mark.parametrize("steep", [False, True])
 def test_gram_svd_leading_triples(monkeypatch: pytest.MonkeyPatch, steep: bool) -> None:
     """The oversampled float32 eigensolve + float64 Rayleigh–Ritz (q = k + 128 < n) gives a
-    float64 SVD's k leading triples, tall and wide; a task whose σ_k is under 1e-2·σ_1 is
-    solved by the float64 eigensolve instead (and still matches)."""
+    float64 SVD's k leading triples, tall and wide; a task whose σ_k is under 1e-2·σ_1, or a
+    Gram matrix under FP32_GRAM_MIN wide, is solved by the float64 eigensolve instead (and
+    still matches)."""
     gen = torch.Generator().manual_seed(11)
     decay = 10.0 ** (-12 * torch.arange(200) / 200) if steep else 1 / (1 + torch.arange(200))
     left = torch.linalg.qr(torch.randn(230, 200, generator=gen, dtype=torch.float64)).Q
@@ -117,6 +118,7 @@ def test_gram_svd_leading_triples(monkeypatch: pytest.MonkeyPatch, steep: bool) 
     k = 40  # T = 5: q = 168 < 200
     calls: list[int] = []
     monkeypatch.setattr(tsvm, "gram_svd64", lambda x, k: calls.append(k) or orig64(x, k))
+    monkeypatch.setattr(tsvm, "FP32_GRAM_MIN", 200)  # the float32 path from 200 wide on
     for mat in (a, a.mT):
         u, s, vh = tsvm.gram_svd(mat, k)
         want_u, want_s, want_vh = torch.linalg.svd(mat.double(), full_matrices=False)
@@ -125,6 +127,9 @@ def test_gram_svd_leading_triples(monkeypatch: pytest.MonkeyPatch, steep: bool) 
         # 7e-8 here (the float32 outputs' rounding); without the oversampled basis, 3e-7
         torch.testing.assert_close((u * s).double() @ vh.double(), low, rtol=0, atol=1.5e-7)
     assert calls == ([k, k] if steep else [])
+    monkeypatch.setattr(tsvm, "FP32_GRAM_MIN", 201)  # a narrower Gram matrix: float64
+    tsvm.gram_svd(a, k)
+    assert calls[-1:] == [k] and len(calls) == (3 if steep else 1)
 
 
 @pytest.mark.parametrize("method", ["tsvm", "r_tsvm"])

@@ -13,7 +13,8 @@ Options, `svd:`
   float32 (on CPU only those q, LAPACK's MRRR via scipy) span a subspace that holds them, and a
   float64 Rayleigh–Ritz step on δ itself (the SVD of δ·basis) gives the k triples, U = δV/s.
   Where σ_k < 1e-2·σ_1 float32 cannot place the trailing components (its Gram matrix carries
-  ~7 digits of σ²), so that task's eigensolve runs in float64 on the k alone. Each polar factor
+  ~7 digits of σ²), and where the Gram matrix is under 2048 wide (cache-resident, where float32
+  saves less than the extra columns cost), that task's eigensolve runs in float64 on the k alone. Each polar factor
   is A (AᵀA)^(-1/2) from the float64 eigendecomposition of its Gram matrix: U_cat's Gram is
   ill-conditioned (eigenvalues down to ~1e-7 of the largest on 8B-shaped deltas), and float32
   there was 1.7e-2 off. On 8B-shaped deltas the merge lands within 4e-5 of `full`
@@ -81,6 +82,10 @@ GRAM_OVERSAMPLE = 128
 # ...and is trusted while σ_k ≥ this × σ_1 (λ_k ≥ 1e-4·λ_1, three digits above float32's
 # rounding of the Gram matrix); below, that task's eigensolve runs in float64.
 FP32_SIGMA_RATIO = 1e-2
+# ...and pays from this Gram size on, where a float64 Gram matrix (32 MiB) outgrows the CPU
+# caches and LAPACK's tridiagonal reduction is bound by memory traffic, which float32 halves
+# (per task, 2 cores: 1.16x at 2048², 1.39x at 2560², 1.7x at 4096²; at 1024², 1.05-2x slower).
+FP32_GRAM_MIN = 2048
 
 
 def eigh_top(sym: torch.Tensor, k: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -137,11 +142,14 @@ def gram_svd(a: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor, torch
 
     A float32 eigensolve finds a q-column basis holding the k leading right singular vectors
     and a float64 Rayleigh–Ritz step on `a` extracts them (see the module docstring); a task
-    whose σ_k is below FP32_SIGMA_RATIO·σ_1 is solved in float64 instead."""
+    whose σ_k is below FP32_SIGMA_RATIO·σ_1, or whose Gram matrix is under FP32_GRAM_MIN
+    wide, is solved in float64 instead."""
     m, n = a.shape
     if m < n:
         out = gram_svd(a.mT, k)
         return None if out is None else (out[2].mT, out[1], out[0].mT)
+    if n < FP32_GRAM_MIN:
+        return gram_svd64(a, k)
     a32 = a.to(torch.float32)
     q = min(k + GRAM_OVERSAMPLE, n)
     _, basis = eigh_top(matmul(a32.mT, a32), q)
