@@ -8,9 +8,11 @@ import pytest
 import torch
 
 from mixmerge.merge.methods.gta import (
+    BRACKET_MIN,
     CHUNK,
     RADIX_MIN,
-    SELECT_EXACT_MAX,
+    _host,
+    _kth_bracketed,
     by_row_rank,
     largest_mask,
     smallest_mask,
@@ -38,10 +40,11 @@ def stable_first(a: torch.Tensor, k: int, descending: bool) -> torch.Tensor:
         (1000, torch.float32, 0.0),  # numpy's partition
         (1000, torch.float16, 0.0),  # torch's top-k (numpy cannot select half floats)
         (RADIX_MIN + 77, torch.float32, 0.0),  # the radix select
-        (CHUNK + 4099, torch.float32, 0.0),  # radix, the tied entries taken over two pieces
+        (BRACKET_MIN - 5, torch.float32, 0.0),  # radix, the largest it takes
+        (CHUNK + 4099, torch.float32, 0.0),  # the bracket, tied entries taken over two pieces
         (RADIX_MIN + 77, torch.float32, 1.0),  # negative values: partition instead
         (RADIX_MIN + 77, torch.float32, -0.0),  # -0.0 has the sign bit set: partition too
-        (SELECT_EXACT_MAX + 4099, torch.float64, 0.0),  # the sampled bracket
+        (BRACKET_MIN + 4099, torch.float64, 0.0),  # the bracket, then numpy's partition
     ],
 )
 def test_masks_are_the_stable_sorts_first_k(n: int, dtype: torch.dtype, shift: float) -> None:
@@ -51,13 +54,25 @@ def test_masks_are_the_stable_sorts_first_k(n: int, dtype: torch.dtype, shift: f
     elif str(shift) == "-0.0":
         a[a == 0] = -0.0
     counts = upper_counts(a)  # the radix select's first pass, shared by several cuts
-    radix = dtype == torch.float32 and n >= RADIX_MIN and str(shift) == "0.0"  # not -0.0
+    radix = dtype == torch.float32 and RADIX_MIN <= n < BRACKET_MIN and str(shift) == "0.0"
     assert (counts is not None) == radix
     for k in (0, 1, n // 10, n // 2, n - 3, n):
         assert torch.equal(largest_mask(a, k), stable_first(a, k, descending=True)), k
         want = stable_first(a, k, descending=False)
         assert torch.equal(smallest_mask(a, k), want), k
         assert torch.equal(smallest_mask(a, k, counts), want), k
+
+
+def test_a_missed_bracket_falls_back_to_an_exact_selection() -> None:
+    """Every sampled position holds a zero and the rest are large: the sample's bracket
+    misses the median, and the radix select still finds it."""
+    n = 2 * BRACKET_MIN
+    a = tied(n) + 1
+    a[:: n // (1 << 16)] = 0
+    assert _kth_bracketed(_host(a), n // 2) is None
+    for k in (n // 2, n // 3):
+        assert torch.equal(largest_mask(a, k), stable_first(a, k, descending=True)), k
+        assert torch.equal(smallest_mask(a, k), stable_first(a, k, descending=False)), k
 
 
 @pytest.mark.parametrize("shape", [(7, 1), (5, 33), (64, 4096)])

@@ -117,18 +117,58 @@ class Param:
         )
 
 
+# Elements per piece when `TensorContext.task_vectors` forms task vectors from stored bytes
+# (1 MiB of float32: the stored piece, the base's and the result's stay in the cache).
+DELTA_PIECE = 1 << 18
+
+
+class LazyInputs(Sequence[torch.Tensor], abc.ABC):
+    """A context's inputs when the engine converts each model on first use (`tensors[j]`).
+
+    It lets `TensorContext.task_vectors` form a task vector straight from the stored bytes,
+    piece by piece on the engine's workers (convert, check and subtract the base while the
+    piece is in the cache), rather than convert the whole input first and subtract after:
+    one pass over memory instead of three, and spread evenly over the workers.
+    """
+
+    @abc.abstractmethod
+    def shared(self, j: int) -> bool:
+        """Input j's model is also the base or another input (one tensor serves both)."""
+
+    @abc.abstractmethod
+    def base_shared(self) -> bool:
+        """The base model is also an input."""
+
+    @abc.abstractmethod
+    def direct(self, j: int) -> bool:
+        """Input j's task vector can be formed from its stored bytes (it is not loaded, not
+        shared, and its conversion needs no check of the stored values)."""
+
+    @abc.abstractmethod
+    def delta_into(
+        self, j: int, base: torch.Tensor, out: torch.Tensor, start: int, end: int
+    ) -> None:
+        """out[start:end] = input j's converted elements [start, end) − base[start:end] (all
+        flat), with loading's NaN/Inf check on the converted elements."""
+
+    @abc.abstractmethod
+    def formed(self, j: int) -> None:
+        """Input j's task vector is formed: its stored pages may be released."""
+
+
 @dataclass
 class TensorContext:
     """Everything a method sees for one output tensor.
 
-    `tensors[j]` is model j's tensor (compute dtype, on `device`), `model_params[j]` its
+    `tensors[j]` is model j's tensor (compute dtype, on `device`; the engine converts it on
+    first use, see `LazyInputs`), `model_params[j]` its
     resolved per-model parameters, `model_indices[j]` its position in the recipe's `models`
     list (used for RNG streams, so dropping the base from the list shifts nothing).
     `base` is the base model's tensor when the recipe has a base model, else None.
     """
 
     name: str
-    tensors: list[torch.Tensor]
+    tensors: Sequence[torch.Tensor]
     model_params: list[dict[str, Any]]
     params: dict[str, Any]
     base: torch.Tensor | None
@@ -185,16 +225,54 @@ class TensorContext:
         (modifying it in place saves a full-size buffer per input).
         """
         t = self.tensors[j]
-        shared = t is self.base or any(
-            o is t for i, o in enumerate(self.tensors) if i != j and o is not None
-        )
+        if isinstance(self.tensors, LazyInputs):
+            shared = self.tensors.shared(j)
+        else:
+            shared = t is self.base or any(
+                o is t for i, o in enumerate(self.tensors) if i != j and o is not None
+            )
         return t.clone() if shared else t
 
     def mutable_base(self) -> torch.Tensor:
         """The base tensor as one the method may modify in place (cloned if an input shares it)."""
         assert self.base is not None
-        shared = any(o is self.base for o in self.tensors)
+        if isinstance(self.tensors, LazyInputs):
+            shared = self.tensors.base_shared()
+        else:
+            shared = any(o is self.base for o in self.tensors)
         return self.base.clone() if shared else self.base
+
+    def task_vectors(self) -> list[torch.Tensor]:
+        """Every input minus the base (δ_j = θ_j − θ_base, in the base's shape), each in a
+        buffer the method owns: `mutable(j).sub_(base)`, the same values bit for bit.
+
+        With the engine's inputs (`LazyInputs`) an input not yet loaded never is: its task
+        vector is converted and subtracted from the stored bytes piece by piece, on the
+        workers. Read `tensors[j]` before this call, not after (it may hold δ_j).
+        """
+        base = self.base
+        assert base is not None
+        inputs = self.tensors
+        if not isinstance(inputs, LazyInputs):
+            return [self.mutable(j).sub_(base) for j in range(len(inputs))]
+        shape, dtype, dev = base.shape, base.dtype, base.device
+        direct = {
+            j: torch.empty(shape, dtype=dtype, device=dev)
+            for j in range(len(inputs))
+            if inputs.direct(j)
+        }
+        flat_base, n = base.reshape(-1), base.numel()
+
+        def piece(item: tuple[int, int]) -> None:
+            j, s = item
+            inputs.delta_into(j, flat_base, direct[j].view(-1), s, min(n, s + DELTA_PIECE))
+
+        self.map(piece, [(j, s) for j in direct for s in range(0, n, DELTA_PIECE)])
+        for j in direct:
+            inputs.formed(j)
+        return [
+            direct[j] if j in direct else self.mutable(j).sub_(base) for j in range(len(inputs))
+        ]
 
     def weights(self, key: str = "weight") -> torch.Tensor:
         """Per-model scalar parameter as a tensor broadcastable against `torch.stack(tensors)`."""

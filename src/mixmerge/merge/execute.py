@@ -4,7 +4,11 @@ Inputs are memory-mapped and each tensor's pages are released once it is merged.
 merges (linear, task arithmetic, TIES/DARE/... without sparsification) stream every tensor in
 cache-sized chunks, converting from the mapped bytes as they go, so they need no full-size
 buffers at all; other methods get whole tensors, for a peak of about (inputs + 1) × the largest
-tensor in the compute dtype plus the method's own scratch. Compute-time failures (NaN/Inf)
+tensor in the compute dtype plus the method's own scratch: each input is converted on first
+use (`_Inputs`), and a method that asks for task vectors (`ctx.task_vectors`) gets them
+converted and subtracted from the mapped bytes piece by piece on the workers, without a
+converted copy of the input; the result is converted and written by chunks, the workers
+converting while this thread writes. Compute-time failures (NaN/Inf)
 raise MergeError naming the tensor and, where one caused it, the model.
 
 With a tokenizer block, the vocabulary tensors' rows are first aligned to the output vocabulary
@@ -19,13 +23,14 @@ import collections
 import concurrent.futures
 import ctypes
 import os
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
 from tqdm.auto import tqdm
 
-from mixmerge.merge.base import TensorContext, intra_op_threads
+from mixmerge.merge.base import LazyInputs, TensorContext, intra_op_threads
 from mixmerge.merge.errors import MergeError
 from mixmerge.merge.modelio import ModelFiles, ShardWriter
 from mixmerge.merge.plan import MergeJob, TensorPlan
@@ -62,10 +67,7 @@ def _convert(
 ) -> torch.Tensor:
     """Stored (read-only, mapped) tensor -> a fresh, writable one in the compute dtype/device,
     checked for NaN/Inf (on the stored values, or on the converted ones when that is exact)."""
-    widening = not check or (
-        stored.dtype.is_floating_point
-        and (dtype == torch.float64 or (dtype == torch.float32 and stored.dtype != torch.float64))
-    )
+    widening = not check or _widening(stored.dtype, dtype)
     if not widening and not all_finite(stored):
         raise MergeError(f"non-finite values (NaN/Inf) in tensor {name} of model {label}")
     t = stored.to(device=dev, dtype=dtype)
@@ -76,6 +78,100 @@ def _convert(
     return t
 
 
+def _widening(stored: torch.dtype, dtype: torch.dtype) -> bool:
+    """Converting `stored` to `dtype` keeps every value, NaN/Inf included, so the converted
+    values can be checked instead of the stored ones."""
+    return stored.is_floating_point and (
+        dtype == torch.float64 or (dtype == torch.float32 and stored != torch.float64)
+    )
+
+
+class _Inputs(LazyInputs):
+    """A whole-tensor merge's inputs, each distinct model converted on first use (once, and
+    thread-safe), its stored pages released then when `release`; or, through `delta_into`,
+    a task vector formed straight from the stored bytes (see `LazyInputs`)."""
+
+    def __init__(
+        self,
+        job: MergeJob,
+        plan: TensorPlan,
+        load: Callable[[ModelFiles], torch.Tensor],
+        stored: Callable[[ModelFiles], torch.Tensor] | None,
+        release: bool,
+    ) -> None:
+        self.readers = [r for _, r in job.inputs]
+        self.base_reader = job.base
+        self.name, self.release, self.dtype = plan.name, release, job.recipe.dtype
+        self.device = job.device
+        self._load, self._stored = load, stored
+        self._cache: dict[int, torch.Tensor] = {}
+        self._flat: dict[int, torch.Tensor] = {}
+        self._formed: set[int] = set()
+        every = [*self.readers, *([job.base] if job.base is not None else [])]
+        self._uses = collections.Counter(id(r) for r in every)
+        # one lock per model, held while it converts: a model two workers ask for loads once
+        self._locks = {id(r): threading.Lock() for r in every}
+
+    def __len__(self) -> int:
+        return len(self.readers)
+
+    def __getitem__(self, j):  # type: ignore[override]
+        if isinstance(j, slice):
+            return [self[i] for i in range(*j.indices(len(self)))]
+        return self.load(self.readers[j])
+
+    def load(self, reader: ModelFiles) -> torch.Tensor:
+        with self._locks[id(reader)]:
+            if id(reader) not in self._cache:
+                self._cache[id(reader)] = self._load(reader)
+                if self.release:
+                    reader.release(self.name)
+            return self._cache[id(reader)]
+
+    def shared(self, j: int) -> bool:
+        return self._uses[id(self.readers[j])] > 1
+
+    def base_shared(self) -> bool:
+        return self.base_reader is not None and any(r is self.base_reader for r in self.readers)
+
+    def direct(self, j: int) -> bool:
+        r = self.readers[j]
+        if self._stored is None or self.shared(j) or id(r) in self._cache:
+            return False
+        view = self._stored(r)
+        if self.device.type != "cpu" or not _widening(view.dtype, self.dtype):
+            return False
+        self._flat[id(r)] = view.reshape(-1)
+        return True
+
+    def delta_into(
+        self, j: int, base: torch.Tensor, out: torch.Tensor, start: int, end: int
+    ) -> None:
+        reader = self.readers[j]
+        part = out[start:end]
+        part.copy_(self._flat[id(reader)][start:end])
+        if not all_finite(part):
+            raise MergeError(
+                f"non-finite values (NaN/Inf) in tensor {self.name} of model {reader.label}"
+            )
+        part.sub_(base[start:end])
+
+    def formed(self, j: int) -> None:
+        reader = self.readers[j]
+        self._flat.pop(id(reader), None)
+        self._formed.add(id(reader))
+        if self.release:
+            reader.release(self.name)
+
+    def check_unread(self) -> None:
+        """Load (and so check for NaN/Inf) each input the method did not read (tsv_c reads
+        one): a bad model is reported whichever tensors a method looks at."""
+        for r in self.readers:
+            if id(r) not in self._cache and id(r) not in self._formed:
+                self.load(r)
+                self._cache.pop(id(r))
+
+
 def _context(
     job: MergeJob,
     plan: TensorPlan,
@@ -84,38 +180,35 @@ def _context(
     check: bool = True,
     fresh: bool = False,
     pool: concurrent.futures.ThreadPoolExecutor | None = None,
+    lazy: bool = False,
 ) -> TensorContext:
     """The method's view of one tensor (or one chunk of it): each distinct model converted
     once, so inputs that are the same model share one tensor object (see ctx.mutable).
     `release` unmaps each stored tensor as soon as it is converted; `check=False` skips the
     NaN/Inf check of the inputs (the streamed path checks its output instead). `fresh`: `part`
     gives new tensors already in the compute dtype and device (aligned vocabulary rows).
-    `pool`: the CPU workers a whole-tensor method may spread its steps over (`ctx.map`)."""
-    cache: dict[int, torch.Tensor] = {}
+    `pool`: the CPU workers a whole-tensor method may spread its steps over (`ctx.map`).
+    `lazy`: the inputs are converted on first use (`_Inputs`; the base is converted here)."""
     dtype = job.recipe.dtype
 
-    def load(reader: ModelFiles) -> torch.Tensor:
-        if id(reader) not in cache:
-            if fresh:
-                cache[id(reader)] = part(reader)
-                if check and not all_finite(cache[id(reader)]):
-                    raise MergeError(
-                        f"non-finite values (NaN/Inf) in tensor {plan.name} of model {reader.label}"
-                    )
-            else:
-                cache[id(reader)] = _convert(
-                    part(reader), job.device, dtype, plan.name, reader.label, check
+    def convert(reader: ModelFiles) -> torch.Tensor:
+        if fresh:
+            t = part(reader)
+            if check and not all_finite(t):
+                raise MergeError(
+                    f"non-finite values (NaN/Inf) in tensor {plan.name} of model {reader.label}"
                 )
-            if release:
-                reader.release(plan.name)
-        return cache[id(reader)]
+            return t
+        return _convert(part(reader), job.device, dtype, plan.name, reader.label, check)
 
+    inputs = _Inputs(job, plan, convert, None if fresh or not check else part, release)
+    base = inputs.load(job.base) if job.base is not None else None
     return TensorContext(
         name=plan.name,
-        tensors=[load(r) for _, r in job.inputs],
+        tensors=inputs if lazy else inputs[:],
         model_params=plan.model_params,
         params=plan.params,
-        base=load(job.base) if job.base is not None else None,
+        base=base,
         model_indices=[e.index for e, _ in job.inputs],
         model_labels=[e.label for e, _ in job.inputs],
         seed=job.seed,
@@ -125,15 +218,38 @@ def _context(
     )
 
 
-def _write_checked(
-    writer: ShardWriter, name: str, part: torch.Tensor, out_dtype: torch.dtype
-) -> None:
+def _checked_output(name: str, part: torch.Tensor, out_dtype: torch.dtype) -> torch.Tensor:
     out = part.to(device="cpu", dtype=out_dtype)
     if not all_finite(out):
         raise MergeError(
             f"merged tensor {name} has non-finite values (NaN/Inf) in {dtype_name(out_dtype)}"
         )
-    writer.write(out)
+    return out
+
+
+def _write_result(
+    writer: ShardWriter,
+    name: str,
+    result: torch.Tensor,
+    out_dtype: torch.dtype,
+    chunk: int,
+    pool: concurrent.futures.ThreadPoolExecutor | None,
+) -> None:
+    """Convert, check and write a whole merged tensor chunk by chunk; with `pool`, the
+    workers convert the chunks (one thread per op) while this thread writes them, in order."""
+    flat = result.reshape(-1)
+    starts = range(0, flat.numel(), chunk)
+    writer.begin(name)
+    if pool is None or len(starts) < 2:
+        for s in starts:
+            writer.write(_checked_output(name, flat[s : s + chunk], out_dtype))
+    else:
+        with intra_op_threads(1):
+            for out in pool.map(
+                lambda s: _checked_output(name, flat[s : s + chunk], out_dtype), starts
+            ):
+                writer.write(out)
+    writer.end()
 
 
 class AlignedRows:
@@ -255,21 +371,19 @@ def _merge_whole(
     method = job.recipe.method
     if plan.vocab:
         part = AlignedRows(job, plan.name).whole
-        ctx = _context(job, plan, part, True, fresh=True, pool=pool)
+        ctx = _context(job, plan, part, True, fresh=True, pool=pool, lazy=True)
     else:
-        ctx = _context(job, plan, lambda r: r.view(plan.name), True, pool=pool)
+        ctx = _context(job, plan, lambda r: r.view(plan.name), True, pool=pool, lazy=True)
     result = method.merge(ctx)
+    assert isinstance(ctx.tensors, _Inputs)
+    ctx.tensors.check_unread()
     del ctx
     if tuple(result.shape) != plan.shape:
         raise MergeError(
             f"{method.name} produced shape {list(result.shape)} for tensor {plan.name}, "
             f"expected {list(plan.shape)}"
         )
-    flat = result.reshape(-1)
-    writer.begin(plan.name)
-    for s in range(0, flat.numel(), chunk):
-        _write_checked(writer, plan.name, flat[s : s + chunk], job.out_dtype)
-    writer.end()
+    _write_result(writer, plan.name, result, job.out_dtype, chunk, pool)
 
 
 _MALLOC_TUNED = False

@@ -6,9 +6,10 @@ task_arithmetic, ties, dare_*, della*, breadcrumbs* are all this one pipeline:
 A concrete method subclasses `GeneralizedTaskArithmetic`, sets `consensus`, the defaults
 and extra params, and overrides `sparsify` (random ones draw with `ctx.uniform(j, shape)`).
 
-Memory: the task vectors are formed in place of the loaded inputs and the weighted sum,
-sign election and normalisation run chunk by chunk into the base tensor, so a merge needs
-the (T + 1) loaded tensors plus chunk-sized temporaries (and the sparsifier's own scratch, for
+Memory: the task vectors are formed straight from the stored inputs (`ctx.task_vectors`,
+never a converted copy of an input) and the weighted sum, sign election and normalisation run
+chunk by chunk into the base tensor, so a merge needs the base and T task vectors plus
+chunk-sized temporaries (and the sparsifier's own scratch, for
 as many task vectors at once as the engine has CPU workers: `ctx.map` sparsifies them, and
 then combines the chunks, in parallel, each op on one thread, so sums run in one order on any
 machine).
@@ -79,10 +80,11 @@ def gta_global_params(
 # --- rank masks (deterministic, stable tie-breaking) ----------------------------------------
 
 
-# Above this many entries the k-th value is found by bracketing it with a strided sample; below,
-# numpy's introselect runs on the whole tensor (float32 on CPU counts digits instead).
-SELECT_EXACT_MAX = 1 << 20
+# From this many entries on, the k-th value is first bracketed with a strided sample of
+# _SAMPLE entries (three comparison passes); below, and where the bracket misses, float32 on
+# CPU counts digits (the radix select) and other dtypes select on the whole tensor.
 _SAMPLE = 1 << 16
+BRACKET_MIN = 8 * _SAMPLE
 # Below this many float32 entries introselect beats the two counting passes.
 RADIX_MIN = 1 << 14
 # which uint16 of a float32 holds its upper (sign, exponent, 7 mantissa bits) and lower half
@@ -140,9 +142,12 @@ def _upper_counts(x: np.ndarray) -> np.ndarray | None:
 
 def upper_counts(a: torch.Tensor) -> np.ndarray | None:
     """The radix select's first counting pass over flat `a`, for `smallest_mask`; None where
-    that select does not apply (not float32 on CPU, small, or a negative entry)."""
+    that select does not apply (not float32 on CPU, small, large enough for the bracket, or a
+    negative entry)."""
     x = _host(a)
-    if not isinstance(x, np.ndarray) or x.dtype != np.float32 or len(x) < RADIX_MIN:
+    if not isinstance(x, np.ndarray) or x.dtype != np.float32:
+        return None
+    if not RADIX_MIN <= len(x) < BRACKET_MIN:
         return None
     return _upper_counts(x)
 
@@ -171,24 +176,15 @@ def _kth_radix(
     return value, less, below + int(rest[bottom]) - less
 
 
-def _kth_smallest(
-    x: Flat, k: int, counts: np.ndarray | None = None
-) -> tuple[Any, int | None, int | None]:
-    """The k-th smallest value (1-based) of flat `x` (see `_host`), exactly, with the number
-    of entries below it and equal to it where the selection counted them (else None).
+def _kth_bracketed(x: Flat, k: int) -> tuple[Any, int, int] | None:
+    """The k-th smallest value (1-based) of flat `x`, with the number of entries below it and
+    equal to it, or None when the sample's bracket misses it.
 
-    float32 on CPU: the radix select. Otherwise, on a large tensor a fixed strided sample
-    brackets the answer in [lo, hi]; two comparison passes count the entries below lo and
-    gather the few inside the bracket, and the exact selection runs on those. If the bracket
-    misses (a pathological layout) the full selection is used, so the value is always exact.
-    """
+    A fixed strided sample brackets the answer in [lo, hi] (its quantile ± 8 standard
+    deviations and 64 entries); one comparison pass counts the entries below lo, two more
+    gather the few inside the bracket, and the exact selection and counts run on those.
+    Linear, and 2-3x faster than the radix select's counting passes on float32."""
     n = len(x)
-    if isinstance(x, np.ndarray) and x.dtype == np.float32 and n >= RADIX_MIN:
-        found = _kth_radix(x, k, counts)
-        if found is not None:
-            return found
-    if n <= SELECT_EXACT_MAX:
-        return _kth_exact(x, k), None, None
     strided = x[:: n // _SAMPLE]
     sample = np.sort(strided) if isinstance(x, np.ndarray) else torch.sort(strided).values
     m = len(sample)
@@ -197,10 +193,37 @@ def _kth_smallest(
     i = int(q * m)
     lo, hi = sample[max(i - margin, 0)], sample[min(i + margin, m - 1)]
     below = _count(x < lo)
-    if below < k:
+    if below >= k:
+        return None
+    if isinstance(x, np.ndarray):
+        inside = np.compress((x >= lo) & (x <= hi), x)  # compress: 5x a boolean index
+    else:
         inside = x[(x >= lo) & (x <= hi)]
-        if below + len(inside) >= k:
-            return _kth_exact(inside, k - below), None, None
+    if below + len(inside) < k:
+        return None
+    value = _kth_exact(inside, k - below)
+    return value, below + _count(inside < value), _count(inside == value)
+
+
+def _kth_smallest(
+    x: Flat, k: int, counts: np.ndarray | None = None
+) -> tuple[Any, int | None, int | None]:
+    """The k-th smallest value (1-based) of flat `x` (see `_host`), exactly, with the number
+    of entries below it and equal to it where the selection counted them (else None).
+
+    Large tensors: the sampled bracket. Where it does not apply or misses (a pathological
+    layout), float32 on CPU takes the radix select, and other dtypes (or float32 with a
+    negative entry) the exact selection on the whole tensor, so the value is always exact.
+    """
+    n = len(x)
+    if n >= BRACKET_MIN:
+        found = _kth_bracketed(x, k)
+        if found is not None:
+            return found
+    if isinstance(x, np.ndarray) and x.dtype == np.float32 and n >= RADIX_MIN:
+        radix = _kth_radix(x, k, counts)
+        if radix is not None:
+            return radix
     return _kth_exact(x, k), None, None
 
 
@@ -443,11 +466,15 @@ class GeneralizedTaskArithmetic(MergeMethod):
         if not ctx.tensors:
             return base
 
+        formed: list[torch.Tensor | None] = list(ctx.task_vectors())
+
         def task_vector(j: int) -> torch.Tensor:
-            return self.sparsify(ctx, j, ctx.mutable(j).sub_(base)).reshape(-1)
+            delta, formed[j] = formed[j], None  # a sparsifier's new tensor frees the old one
+            assert delta is not None
+            return self.sparsify(ctx, j, delta).reshape(-1)
 
         # the task vectors are independent (each its own buffer and random stream)
-        deltas = ctx.map(task_vector, range(len(ctx.tensors)))
+        deltas = ctx.map(task_vector, range(len(formed)))
         # MergeKit builds the weights as a tensor of the deltas' dtype: use those values.
         w32 = torch.tensor([p["weight"] for p in ctx.model_params], dtype=base.dtype)
         weights = [float(w) for w in w32]

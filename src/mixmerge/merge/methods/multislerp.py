@@ -48,7 +48,7 @@ class MultiSlerpMerge(MergeMethod):
         eps = ctx.params["eps"]
         if len(ctx.tensors) == 1:
             return ctx.tensors[0]
-        tensors = torch.stack(ctx.tensors, dim=0)
+        tensors = torch.stack(list(ctx.tensors), dim=0)
         if ctx.base is not None:
             tensors -= ctx.base
         flat = tensors.view(tensors.shape[0], -1)

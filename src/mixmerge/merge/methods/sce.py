@@ -78,7 +78,7 @@ class SceMerge(MergeMethod):
         mask_dtype = torch.int8 if ctx.params["int8_mask"] else base.dtype
         # task vectors in place of the inputs, and every step below by chunks: the merge
         # holds the loaded tensors, the variance and chunk-sized temporaries
-        tvs = [ctx.mutable(j).sub_(base).reshape(-1) for j in range(len(ctx.tensors))]
+        tvs = [t.reshape(-1) for t in ctx.task_vectors()]
         if ctx.params["select_topk"] < 1:
             mask = sce_mask(tvs, ctx.params["select_topk"], mask_dtype)
             for t in tvs:

@@ -252,8 +252,7 @@ class TSVMerge(MergeMethod):
     scale_param = "alpha"
 
     def deltas(self, ctx: TensorContext) -> list[torch.Tensor]:
-        assert ctx.base is not None
-        return [ctx.mutable(j).sub_(ctx.base) for j in range(len(ctx.tensors))]
+        return ctx.task_vectors()
 
     def is_matrix(self, ctx: TensorContext) -> bool:
         return (
