@@ -486,14 +486,21 @@ class GeneralizedTaskArithmetic(MergeMethod):
             total = float(w32.sum())
             divisor = 1.0 if abs(total) < 1e-8 else total
 
+        one = torch.ones((), dtype=base.dtype, device=base.device)
+
         def combine(s: int) -> None:
             # the deltas are this method's own buffers: weight them in place (x·1 is x)
             wd = [d[s : s + COMBINE_CHUNK] for d in deltas]
             for x, w in zip(wd, weights, strict=True):
                 if w != 1:
                     x.mul_(w)
-            mixed = wd[0].clone() if self.consensus else wd[0]
-            for x in wd[1:]:
+            if self.consensus and len(wd) > 1:  # a new sum: the deltas stay for the election
+                mixed = torch.add(wd[0], wd[1])
+                rest = wd[2:]
+            else:
+                mixed = wd[0].clone() if self.consensus else wd[0]
+                rest = wd[1:]
+            for x in rest:
                 mixed += x
             if self.consensus:  # TIES "sum" election: majority sign of Σ w_i δ_i
                 # ±1 (+1 for a sum ≥ 0; a sum of -0.0 has only zero terms, so either sign
@@ -501,16 +508,17 @@ class GeneralizedTaskArithmetic(MergeMethod):
                 # neither sign). Adding x·agree (x or ±0) and w·agree leaves every sum as
                 # adding only the agreeing entries would (float ops only: torch's where and
                 # bool products are 5x slower on CPU)
-                sign = torch.ones_like(mixed).copysign_(mixed)
+                sign = torch.copysign(one, mixed)
                 mixed.zero_()
                 div = torch.zeros_like(mixed) if normalize else None
+                agree = torch.empty_like(mixed)
                 for x, w in zip(wd, weights, strict=True):
-                    agree = (x * sign).gt_(0)  # 1.0 / 0.0
+                    torch.mul(x, sign, out=agree).gt_(0)  # 1.0 / 0.0
                     mixed.addcmul_(x, agree)
                     if div is not None:
                         div.add_(agree, alpha=w)
                 if div is not None:
-                    div[div == 0] = 1
+                    div += div == 0  # MergeKit's divisor[divisor == 0] = 1, without indexing
                     mixed /= div
             elif normalize:
                 mixed /= divisor
