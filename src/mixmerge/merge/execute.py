@@ -234,21 +234,29 @@ def _write_result(
     out_dtype: torch.dtype,
     chunk: int,
     pool: concurrent.futures.ThreadPoolExecutor | None,
+    workers: int = 1,
 ) -> None:
     """Convert, check and write a whole merged tensor chunk by chunk; with `pool`, the
-    workers convert the chunks (one thread per op) while this thread writes them, in order."""
+    workers convert the chunks (one thread per op) while this thread writes them, in order,
+    with at most 2 × `workers` converted chunks in flight (for peak RSS)."""
     flat = result.reshape(-1)
-    starts = range(0, flat.numel(), chunk)
+
+    def convert(s: int) -> torch.Tensor:
+        return _checked_output(name, flat[s : s + chunk], out_dtype)
+
     writer.begin(name)
-    if pool is None or len(starts) < 2:
-        for s in starts:
-            writer.write(_checked_output(name, flat[s : s + chunk], out_dtype))
+    if pool is None:
+        for s in range(0, flat.numel(), chunk):
+            writer.write(convert(s))
     else:
+        pending: collections.deque = collections.deque()
         with intra_op_threads(1):
-            for out in pool.map(
-                lambda s: _checked_output(name, flat[s : s + chunk], out_dtype), starts
-            ):
-                writer.write(out)
+            for s in range(0, flat.numel(), chunk):
+                pending.append(pool.submit(convert, s))
+                if len(pending) >= 2 * workers:
+                    writer.write(pending.popleft().result())
+            while pending:
+                writer.write(pending.popleft().result())
     writer.end()
 
 
@@ -366,6 +374,7 @@ def _merge_whole(
     writer: ShardWriter,
     chunk: int,
     pool: concurrent.futures.ThreadPoolExecutor | None = None,
+    workers: int = 1,
 ) -> None:
     """Whole tensors in, whole result out; converted and written chunk by chunk."""
     method = job.recipe.method
@@ -383,7 +392,7 @@ def _merge_whole(
             f"{method.name} produced shape {list(result.shape)} for tensor {plan.name}, "
             f"expected {list(plan.shape)}"
         )
-    _write_result(writer, plan.name, result, job.out_dtype, chunk, pool)
+    _write_result(writer, plan.name, result, job.out_dtype, chunk, pool, workers)
 
 
 _MALLOC_TUNED = False
@@ -509,7 +518,7 @@ def merge_tensors(job: MergeJob, writer: ShardWriter, progress: bool = True) -> 
             elif plan.elementwise:
                 _merge_streamed(job, plan, writer, chunk, pool if workers > 1 else None, workers)
             else:
-                _merge_whole(job, plan, writer, chunk, pool if workers > 1 else None)
+                _merge_whole(job, plan, writer, chunk, pool if workers > 1 else None, workers)
             for r in distinct:
                 r.release(plan.name)
         bar.close()
