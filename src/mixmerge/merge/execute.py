@@ -57,6 +57,11 @@ def all_finite(t: torch.Tensor) -> bool:
     return bool(torch.isfinite(t).all())
 
 
+def _bad_input(name: str, label: str) -> MergeError:
+    """The error for an input tensor with NaN/Inf (one wording wherever it is found)."""
+    return MergeError(f"non-finite values (NaN/Inf) in tensor {name} of model {label}")
+
+
 def _convert(
     stored: torch.Tensor,
     dev: torch.device,
@@ -69,12 +74,12 @@ def _convert(
     checked for NaN/Inf (on the stored values, or on the converted ones when that is exact)."""
     widening = not check or _widening(stored.dtype, dtype)
     if not widening and not all_finite(stored):
-        raise MergeError(f"non-finite values (NaN/Inf) in tensor {name} of model {label}")
+        raise _bad_input(name, label)
     t = stored.to(device=dev, dtype=dtype)
     if t.data_ptr() == stored.data_ptr():  # no conversion happened: never touch the mapping
         t = t.clone()
     if check and widening and not all_finite(t):
-        raise MergeError(f"non-finite values (NaN/Inf) in tensor {name} of model {label}")
+        raise _bad_input(name, label)
     return t
 
 
@@ -151,9 +156,7 @@ class _Inputs(LazyInputs):
         part = out[start:end]
         part.copy_(self._flat[id(reader)][start:end])
         if not all_finite(part):
-            raise MergeError(
-                f"non-finite values (NaN/Inf) in tensor {self.name} of model {reader.label}"
-            )
+            raise _bad_input(self.name, reader.label)
         part.sub_(base[start:end])
 
     def formed(self, j: int) -> None:
@@ -195,9 +198,7 @@ def _context(
         if fresh:
             t = part(reader)
             if check and not all_finite(t):
-                raise MergeError(
-                    f"non-finite values (NaN/Inf) in tensor {plan.name} of model {reader.label}"
-                )
+                raise _bad_input(plan.name, reader.label)
             return t
         return _convert(part(reader), job.device, dtype, plan.name, reader.label, check)
 
@@ -460,9 +461,7 @@ def _merge_streamed(
         if not all_finite(out):  # find the input that caused it, if one did
             for r in readers:
                 if not all_finite(part(r, s, e)):
-                    raise MergeError(
-                        f"non-finite values (NaN/Inf) in tensor {plan.name} of model {r.label}"
-                    )
+                    raise _bad_input(plan.name, r.label)
             raise MergeError(
                 f"merged tensor {plan.name} has non-finite values (NaN/Inf) in "
                 f"{dtype_name(out_dtype)}"

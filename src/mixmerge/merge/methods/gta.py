@@ -494,12 +494,11 @@ class GeneralizedTaskArithmetic(MergeMethod):
             for x, w in zip(wd, weights, strict=True):
                 if w != 1:
                     x.mul_(w)
-            if self.consensus and len(wd) > 1:  # a new sum: the deltas stay for the election
-                mixed = torch.add(wd[0], wd[1])
+            if self.consensus:  # a new sum: the deltas stay for the election
+                mixed = torch.add(wd[0], wd[1]) if len(wd) > 1 else wd[0].clone()
                 rest = wd[2:]
             else:
-                mixed = wd[0].clone() if self.consensus else wd[0]
-                rest = wd[1:]
+                mixed, rest = wd[0], wd[1:]
             for x in rest:
                 mixed += x
             if self.consensus:  # TIES "sum" election: majority sign of Σ w_i δ_i
