@@ -590,7 +590,10 @@ def test_a_forced_reevaluation_generates_nothing(runs: dict) -> None:
     )
     for name, record in after.items():
         assert record["generated"] == {"model": 0, "judge": 0}, name
-        assert record["cached"]["model"] == before[name]["generated"]["model"] > 0, name
+        # the first run's replies: generated, or read from the cache where the kill fell inside
+        # this evaluation and the recovering run resumed it
+        replies = before[name]["generated"]["model"] + before[name]["cached"]["model"]
+        assert record["cached"]["model"] == replies > 0, name
         assert record["score"] == before[name]["score"], name
 
 
