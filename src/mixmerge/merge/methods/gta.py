@@ -93,6 +93,25 @@ _UPPER, _LOWER = (1, 0) if sys.byteorder == "little" else (0, 1)
 Flat = np.ndarray | torch.Tensor
 
 
+def _kernels() -> Any:
+    """The fused loops, imported on first use (numba's import costs 0.3 s)."""
+    from mixmerge.merge.methods import kernels
+
+    return kernels
+
+
+def fusable(*tensors: torch.Tensor) -> bool:
+    """Whether the fused loops apply: contiguous float32/float64 CPU tensors of one dtype,
+    which they read and write through numpy views."""
+    return all(
+        t.device.type == "cpu"
+        and t.dtype in (torch.float32, torch.float64)
+        and t.dtype == tensors[0].dtype
+        and t.is_contiguous()
+        for t in tensors
+    )
+
+
 def _host(a: torch.Tensor) -> Flat:
     """Flat `a` as a numpy view where it lives on CPU in float32/64 (on one thread numpy's
     compares, counts and boolean indexing run 4-7x faster there than torch's), else `a`."""
@@ -176,22 +195,33 @@ def _kth_radix(
     return value, less, below + int(rest[bottom]) - less
 
 
-def _kth_bracketed(x: Flat, k: int) -> tuple[Any, int, int] | None:
-    """The k-th smallest value (1-based) of flat `x`, with the number of entries below it and
-    equal to it, or None when the sample's bracket misses it.
-
-    A fixed strided sample brackets the answer in [lo, hi] (its quantile ± 8 standard
-    deviations and 64 entries); one comparison pass counts the entries below lo, two more
-    gather the few inside the bracket, and the exact selection and counts run on those.
-    Linear, and 2-3x faster than the radix select's counting passes on float32."""
-    n = len(x)
-    strided = x[:: n // _SAMPLE]
-    sample = np.sort(strided) if isinstance(x, np.ndarray) else torch.sort(strided).values
+def _bracket_bounds(strided: Flat, n: int, k: int) -> tuple[Any, Any, float]:
+    """[lo, hi] holding the k-th smallest of n entries with near certainty, from a strided
+    sample of them (its quantile ± 8 standard deviations and 64 entries), and the share of
+    the sample inside."""
+    sample = np.sort(strided) if isinstance(strided, np.ndarray) else torch.sort(strided).values
     m = len(sample)
     q = k / n
     margin = int(8 * math.sqrt(m * q * (1 - q))) + 64
     i = int(q * m)
     lo, hi = sample[max(i - margin, 0)], sample[min(i + margin, m - 1)]
+    # the sampled share inside, ties included (a bf16-derived δ repeats values at the cut)
+    if isinstance(sample, np.ndarray):
+        span = np.searchsorted(sample, hi, "right") - np.searchsorted(sample, lo, "left")
+    else:
+        span = int(torch.searchsorted(sample, hi, right=True) - torch.searchsorted(sample, lo))
+    return lo, hi, int(span) / m
+
+
+def _kth_bracketed(x: Flat, k: int) -> tuple[Any, int, int] | None:
+    """The k-th smallest value (1-based) of flat `x`, with the number of entries below it and
+    equal to it, or None when the sample's bracket misses it.
+
+    A fixed strided sample brackets the answer in [lo, hi]; one comparison pass counts the
+    entries below lo, two more gather the few inside the bracket, and the exact selection and
+    counts run on those. Linear, and 2-3x faster than the radix select's counting passes on
+    float32."""
+    lo, hi, _ = _bracket_bounds(x[:: len(x) // _SAMPLE], len(x), k)
     below = _count(x < lo)
     if below >= k:
         return None
@@ -203,6 +233,39 @@ def _kth_bracketed(x: Flat, k: int) -> tuple[Any, int, int] | None:
         return None
     value = _kth_exact(inside, k - below)
     return value, below + _count(inside < value), _count(inside == value)
+
+
+def _kth_bracketed_abs(x: np.ndarray, k: int) -> tuple[Any, int, int] | None:
+    """`_kth_bracketed` of |x| without forming |x|: the count below the bracket and the
+    gather inside it are one fused pass over x (`kernels.abs_bracket`)."""
+    n = len(x)
+    lo, hi, share = _bracket_bounds(np.abs(x[:: n // _SAMPLE]), n, k)
+    inside = np.empty(int(2 * share * n) + 4096, dtype=x.dtype)
+    below, n_inside = _kernels().abs_bracket(x, lo, hi, inside)
+    if n_inside > len(inside):  # a value repeated far beyond the sample's share: one more pass
+        inside = np.empty(n_inside, dtype=x.dtype)
+        _kernels().abs_bracket(x, lo, hi, inside)
+    if below >= k or below + n_inside < k:
+        return None
+    inside = inside[:n_inside]
+    if lo == hi:  # one value fills the bracket (a bf16-derived δ's tie at the cut)
+        return lo, below, n_inside
+    value = _kth_exact(inside, k - below)
+    return value, below + _count(inside < value), _count(inside == value)
+
+
+def _kth_smallest_abs(x: np.ndarray, k: int) -> tuple[Any, int, int]:
+    """The k-th smallest (1-based) of |x| for a float array x, with how many |x| are below it
+    and equal to it; |x| is formed only where the fused bracket does not apply or misses."""
+    if len(x) >= BRACKET_MIN:
+        found = _kth_bracketed_abs(x, k)
+        if found is not None:
+            return found
+    a = np.abs(x)
+    value, less, equal = _kth_smallest(a, k)
+    if less is None or equal is None:
+        less, equal = _count(a < value), _count(a == value)
+    return value, less, equal
 
 
 def _kth_smallest(
@@ -325,15 +388,27 @@ def apply_mask(
     if rescale and l1_before is None:
         l1_before = torch.linalg.vector_norm(delta, 1)
     zero_dropped(delta, keep)
-    if rescale:
-        assert l1_before is not None
-        after = torch.linalg.vector_norm(delta, 1)
-        if l1_before >= RESCALE_EPS and after >= RESCALE_EPS:
-            delta.mul_(l1_before / after)
+    return rescale_l1(delta, l1_before) if rescale else delta
+
+
+def rescale_l1(delta: torch.Tensor, l1_before: torch.Tensor | None) -> torch.Tensor:
+    """MergeKit's L1 rescale of a masked δ, in place: × ‖δ‖₁ / ‖masked‖₁ (`l1_before` = ‖δ‖₁),
+    skipped when either norm is below 1e-7."""
+    assert l1_before is not None
+    after = torch.linalg.vector_norm(delta, 1)
+    if l1_before >= RESCALE_EPS and after >= RESCALE_EPS:
+        delta.mul_(l1_before / after)
     return delta
 
 
+def _l1(delta: torch.Tensor, rescale: bool) -> torch.Tensor | None:
+    # ‖δ‖₁ before masking; torch's reduction gives the same bits on δ and on |δ|
+    return torch.linalg.vector_norm(delta, 1) if rescale else None
+
+
 # --- sparsifiers (MergeKit sparsify.py) -----------------------------------------------------
+# Each has a fused form (`kernels`) for contiguous float CPU tensors: the same mask, by the
+# same selection, applied in one pass without forming |δ| or a boolean mask.
 
 
 def magnitude(delta: torch.Tensor, density: float, rescale: bool) -> torch.Tensor:
@@ -343,8 +418,16 @@ def magnitude(delta: torch.Tensor, density: float, rescale: bool) -> torch.Tenso
     """
     if density >= 1:
         return delta
+    n = delta.numel()
+    k = int(density * n)
+    if 0 < k < n and fusable(delta):
+        l1_before = _l1(delta, rescale)
+        x = delta.view(-1).numpy()
+        thr, less, equal = _kth_smallest_abs(x, n - k + 1)
+        _kernels().keep_largest(x, thr, k - (n - less - equal))
+        return rescale_l1(delta, l1_before) if rescale else delta
     a = delta.abs().view(-1)
-    keep = largest_mask(a, int(density * delta.numel()))
+    keep = largest_mask(a, k)
     return apply_mask(delta, keep, rescale, torch.linalg.vector_norm(a, 1) if rescale else None)
 
 
@@ -367,12 +450,45 @@ def magnitude_outliers(
     if n_bot < 0:
         n_top += n_bot
         n_bot = 0
+    if n_top < n and n_bot < n and fusable(delta):
+        l1_before = _l1(delta, rescale)
+        x = delta.view(-1).numpy()
+        # the first n − n_top of a stable ascending sort of |δ| stay, its first n_bot go
+        top, top_need = x.dtype.type(np.inf), 0
+        if n_top > 0:
+            top, less, _ = _kth_smallest_abs(x, n - n_top)
+            top_need = n - n_top - less
+        bottom, bottom_need = x.dtype.type(-1), 0
+        if n_bot > 0:
+            bottom, less, _ = _kth_smallest_abs(x, n_bot)
+            bottom_need = n_bot - less
+        _kernels().keep_band(x, top, top_need, bottom, bottom_need)
+        return rescale_l1(delta, l1_before) if rescale else delta
     a = delta.abs().view(-1)
     counts = upper_counts(a)  # both cuts select on the same counts
     keep = smallest_mask(a, n - n_top, counts)
     if n_bot > 0:
         keep &= ~smallest_mask(a, n_bot, counts)
     return apply_mask(delta, keep, rescale, torch.linalg.vector_norm(a, 1) if rescale else None)
+
+
+def _drop_unless_below(
+    delta: torch.Tensor, draws: torch.Tensor, p: float | torch.Tensor, rescale: bool
+) -> torch.Tensor:
+    """δ where draws < p (a scalar or a tensor of δ's shape), +0.0 elsewhere, in place, then
+    the L1 rescale if asked: `apply_mask(delta, draws < p, rescale)`."""
+    if isinstance(p, torch.Tensor):
+        if not fusable(delta, draws, p):
+            return apply_mask(delta, draws < p, rescale)
+        l1_before = _l1(delta, rescale)
+        _kernels().keep_below_each(delta.view(-1).numpy(), draws.view(-1).numpy(), p.view(-1).numpy())
+    else:
+        if not fusable(delta) or not fusable(draws):
+            return apply_mask(delta, draws < p, rescale)
+        l1_before = _l1(delta, rescale)
+        # torch compares a float32 tensor with a Python float in float32
+        _kernels().keep_below(delta.view(-1).numpy(), draws.view(-1).numpy(), np.float32(p))
+    return rescale_l1(delta, l1_before) if rescale else delta
 
 
 def random_drop(
@@ -387,10 +503,10 @@ def random_drop(
         return delta
     if density <= 0:
         return delta.zero_()
-    keep = ctx.uniform(j, delta.shape) < density
+    draws = ctx.uniform(j, delta.shape)
     if rescale and mode == "inverse_density":
-        return apply_mask(delta, keep, False).div_(density)
-    return apply_mask(delta, keep, rescale)
+        return _drop_unless_below(delta, draws, density, False).div_(density)
+    return _drop_unless_below(delta, draws, density, rescale)
 
 
 def della_magprune(
@@ -429,10 +545,10 @@ def della_magprune(
         for s in range(0, flat.shape[0], step):
             by_row_rank(flat[s : s + step].abs(), by_rank, out=probs[s : s + step])
     probs = probs.reshape(rows.shape).movedim(-1, 1).reshape(delta.shape)
-    keep = ctx.uniform(j, delta.shape) < probs
+    draws = ctx.uniform(j, delta.shape)
     if rescale and mode == "inverse_density":
-        return apply_mask(delta, keep, False).div_(probs)
-    return apply_mask(delta, keep, rescale)
+        return _drop_unless_below(delta, draws, probs, False).div_(probs)
+    return _drop_unless_below(delta, draws, probs, rescale)
 
 
 # --- the pipeline ---------------------------------------------------------------------------
@@ -487,6 +603,16 @@ class GeneralizedTaskArithmetic(MergeMethod):
             divisor = 1.0 if abs(total) < 1e-8 else total
 
         one = torch.ones((), dtype=base.dtype, device=base.device)
+        if self.consensus and fusable(out, *deltas):
+            w_host = w32.numpy()
+
+            def fused(s: int) -> None:  # the torch form below, in one pass (kernels.py)
+                chunks = tuple(d[s : s + COMBINE_CHUNK].numpy() for d in deltas)
+                piece = flat_out[s : s + COMBINE_CHUNK].numpy()
+                _kernels().sign_consensus(chunks, w_host, piece, normalize, lam)
+
+            ctx.map(fused, range(0, flat_out.numel(), COMBINE_CHUNK))
+            return out
 
         def combine(s: int) -> None:
             # the deltas are this method's own buffers: weight them in place (x·1 is x)
