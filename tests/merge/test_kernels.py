@@ -1,4 +1,4 @@
-"""The fused loops (methods/kernels.py) give the torch path's bits: every sparsifier and the
+"""The fused loops (merge/kernels.py) give the torch path's bits: every sparsifier and the
 sign election run both ways on bf16-shaped deltas full of ties at the cut."""
 
 from __future__ import annotations

@@ -155,9 +155,16 @@ class _Inputs(LazyInputs):
         reader = self.readers[j]
         part = out[start:end]
         part.copy_(self._flat[id(reader)][start:end])
-        if not all_finite(part):
+        if part.dtype == base.dtype == torch.float32 and base.is_contiguous():
+            from mixmerge.merge import kernels  # numba's import only where a merge needs it
+
+            # the NaN/Inf check and the subtraction in one pass
+            finite = kernels.subtract_if_finite(part.numpy(), base[start:end].numpy())
+        else:
+            finite = all_finite(part)
+            part.sub_(base[start:end])
+        if not finite:
             raise _bad_input(self.name, reader.label)
-        part.sub_(base[start:end])
 
     def formed(self, j: int) -> None:
         reader = self.readers[j]

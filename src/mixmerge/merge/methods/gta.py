@@ -14,6 +14,10 @@ as many task vectors at once as the engine has CPU workers: `ctx.map` sparsifies
 then combines the chunks, in parallel, each op on one thread, so sums run in one order on any
 machine).
 
+Speed: on contiguous float CPU tensors the masks and the sign election run as fused loops
+(`mixmerge.merge.kernels`, numba), bit for bit the torch form kept here for other devices and
+dtypes (`fusable` picks).
+
 The operations and their order follow MergeKit (same products, sums, divisor guards, rescale
 epsilon), so results agree with MergeKit up to float rounding of sums. Differences, all
 where MergeKit's behaviour is undefined or a crash:
@@ -95,7 +99,7 @@ Flat = np.ndarray | torch.Tensor
 
 def _kernels() -> Any:
     """The fused loops, imported on first use (numba's import costs 0.3 s)."""
-    from mixmerge.merge.methods import kernels
+    from mixmerge.merge import kernels
 
     return kernels
 

@@ -140,3 +140,15 @@ def keep_below_each(x: np.ndarray, u: np.ndarray, p: np.ndarray) -> None:
     zero = x.dtype.type(0)
     for i in range(x.shape[0]):
         x[i] = x[i] if u[i] < p[i] else zero
+
+
+@_jit
+def subtract_if_finite(x: np.ndarray, base: np.ndarray) -> bool:
+    """x −= base in place; False when an entry of x was NaN/Inf (x is then garbage: the
+    caller raises). The engine's task vector formation: its check and subtraction, one pass."""
+    probe = x.dtype.type(0)
+    for i in range(x.shape[0]):
+        value = x[i]
+        probe += value - value  # 0 for a finite value, NaN for NaN/Inf
+        x[i] = value - base[i]
+    return probe == 0
