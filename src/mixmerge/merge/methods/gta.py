@@ -432,7 +432,7 @@ def magnitude(delta: torch.Tensor, density: float, rescale: bool) -> torch.Tenso
         return rescale_l1(delta, l1_before) if rescale else delta
     a = delta.abs().view(-1)
     keep = largest_mask(a, k)
-    return apply_mask(delta, keep, rescale, torch.linalg.vector_norm(a, 1) if rescale else None)
+    return apply_mask(delta, keep, rescale, _l1(delta, rescale))
 
 
 def magnitude_outliers(
@@ -473,7 +473,7 @@ def magnitude_outliers(
     keep = smallest_mask(a, n - n_top, counts)
     if n_bot > 0:
         keep &= ~smallest_mask(a, n_bot, counts)
-    return apply_mask(delta, keep, rescale, torch.linalg.vector_norm(a, 1) if rescale else None)
+    return apply_mask(delta, keep, rescale, _l1(delta, rescale))
 
 
 def _drop_unless_below(
@@ -481,17 +481,15 @@ def _drop_unless_below(
 ) -> torch.Tensor:
     """δ where draws < p (a scalar or a tensor of δ's shape), +0.0 elsewhere, in place, then
     the L1 rescale if asked: `apply_mask(delta, draws < p, rescale)`."""
-    if isinstance(p, torch.Tensor):
-        if not fusable(delta, draws, p):
-            return apply_mask(delta, draws < p, rescale)
-        l1_before = _l1(delta, rescale)
-        _kernels().keep_below_each(delta.view(-1).numpy(), draws.view(-1).numpy(), p.view(-1).numpy())
-    else:
-        if not fusable(delta) or not fusable(draws):
-            return apply_mask(delta, draws < p, rescale)
-        l1_before = _l1(delta, rescale)
-        # torch compares a float32 tensor with a Python float in float32
-        _kernels().keep_below(delta.view(-1).numpy(), draws.view(-1).numpy(), np.float32(p))
+    per_entry = isinstance(p, torch.Tensor)
+    if not (fusable(delta) and fusable(draws) and (not per_entry or fusable(delta, p))):
+        return apply_mask(delta, draws < p, rescale)
+    l1_before = _l1(delta, rescale)
+    x, u = delta.view(-1).numpy(), draws.view(-1).numpy()
+    if per_entry:  # a float32 draw against a float64 p compares in float64, as in torch
+        _kernels().keep_below_each(x, u, p.view(-1).numpy())
+    else:  # torch compares a tensor with a Python float in the tensor's dtype
+        _kernels().keep_below(x, u, u.dtype.type(p))
     return rescale_l1(delta, l1_before) if rescale else delta
 
 
