@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import numpy as np
 import pytest
 import torch
 
@@ -41,10 +42,11 @@ class Ctx:
     def mutable_base(self) -> torch.Tensor:
         return self.base
 
+    def stream_seed(self, j: int) -> int:
+        return (1 << 62) + 12345 + j  # above 32 bits: torch seeds MT19937 with the low 32
+
     def uniform(self, j: int, shape: Sequence[int]) -> torch.Tensor:
-        draws = torch.rand(tuple(shape), generator=torch.Generator().manual_seed(j))
-        draws.view(-1)[::7] = torch.tensor(0.7, dtype=torch.float32)  # float32(density) < 0.7
-        return draws
+        return torch.rand(tuple(shape), generator=torch.Generator().manual_seed(self.stream_seed(j)))
 
 
 def both_ways(monkeypatch: pytest.MonkeyPatch, run: Callable[[], torch.Tensor]) -> None:
@@ -79,13 +81,43 @@ def test_float64_and_the_large_bracket(monkeypatch: pytest.MonkeyPatch) -> None:
     both_ways(monkeypatch, lambda: gta.magnitude((ft - base).double(), 0.3, True))
 
 
+@pytest.mark.parametrize("n", [1, 623, 624, 625, 100_003])
+def test_uniform_fill_is_torch_rand(n: int) -> None:
+    from mixmerge.merge import kernels
+
+    for seed in (0, 5489, (1 << 32) + 7, (1 << 63) - 1):
+        out = np.empty(n, dtype=np.float32)
+        kernels.uniform_fill(out, seed)
+        ref = torch.rand(n, generator=torch.Generator().manual_seed(seed))
+        assert torch.equal(torch.from_numpy(out).view(torch.int32), ref.view(torch.int32))
+
+
+def test_context_draws_are_its_generators() -> None:
+    from mixmerge.merge.base import TensorContext
+
+    ctx = TensorContext(
+        name="model.layers.3.mlp.up_proj.weight", tensors=[torch.zeros(3)] * 2,
+        model_params=[{}, {}], params={}, base=torch.zeros(3), model_indices=[0, 4],
+        model_labels=["a", "b"], seed=11, device=torch.device("cpu"), dtype=torch.float32,
+    )
+    for j in (0, 1):
+        ref = torch.rand((37, 29), generator=ctx.generator(j))
+        assert torch.equal(ctx.uniform(j, (37, 29)).view(torch.int32), ref.view(torch.int32))
+
+
 @pytest.mark.parametrize("mode", ["l1", "inverse_density"])
 def test_random_and_rank_drops(monkeypatch: pytest.MonkeyPatch, mode: str) -> None:
-    """The draws hold float32(0.7) itself, which `draws < 0.7` drops: torch compares in float32."""
+    """The keep probability is a draw d of the stream plus 2⁻³⁰: float32(p) is d itself, so
+    `d < p` drops it as torch does (a float32 compare), where a float64 compare keeps it."""
     base, fts = bf16_deltas(20_000, 1)
     ctx = Ctx(base, fts, [])
     delta = (fts[0] - base).view(100, 200)
-    both_ways(monkeypatch, lambda: gta.random_drop(ctx, 0, delta.clone(), 0.7, True, mode))
+    at = int(delta.view(-1)[4321:].nonzero()[0]) + 4321  # an entry δ ≠ 0
+    d = float(ctx.uniform(0, delta.shape).view(-1)[at])
+    p = d + 2.0**-30
+    assert np.float32(p) == d < p
+    both_ways(monkeypatch, lambda: gta.random_drop(ctx, 0, delta.clone(), p, True, mode))
+    assert gta.random_drop(ctx, 0, delta.clone(), p, False, mode).view(-1)[at] == 0
     both_ways(
         monkeypatch,
         lambda: gta.della_magprune(ctx, 0, delta.clone(), 0.7, 0.1, True, mode),
@@ -113,3 +145,23 @@ def test_sign_election(
         return METHODS[method]().merge(ctx)
 
     both_ways(monkeypatch, run)
+
+
+def test_bf16_task_vector_formation() -> None:
+    """Widening bf16 bytes by a shift gives torch's `.float()` bits (zeros of both signs,
+    subnormals included), and a NaN/Inf input is reported."""
+    from mixmerge.merge import kernels
+
+    gen = torch.Generator().manual_seed(3)
+    stored = torch.randn(10_007, generator=gen).bfloat16()
+    stored[:3] = torch.tensor([0.0, -0.0, 1e-40]).bfloat16()
+    base = torch.randn(10_007, generator=gen)
+    out = torch.empty(10_007)
+    raw = stored.view(torch.int16).numpy()
+    assert kernels.widen_bf16_subtract_if_finite(raw, base.numpy(), out.numpy())
+    assert torch.equal(out.view(torch.int32), (stored.float() - base).view(torch.int32))
+    for bad in (float("nan"), float("inf"), float("-inf")):
+        broken = stored.clone()
+        broken[9_999] = bad
+        raw = broken.view(torch.int16).numpy()
+        assert not kernels.widen_bf16_subtract_if_finite(raw, base.numpy(), out.numpy())

@@ -21,7 +21,7 @@ from typing import Any, ClassVar, TypeVar
 import torch
 
 from mixmerge.merge.errors import MergeError
-from mixmerge.merge.rng import tensor_generator
+from mixmerge.merge.rng import tensor_generator, tensor_seed
 
 _REQUIRED = object()
 _Item = TypeVar("_Item")
@@ -204,6 +204,10 @@ class TensorContext:
         """CPU generator for input j of this tensor; draw on CPU, then `.to(self.device)`."""
         return tensor_generator(self.seed, self.name, self.model_indices[j])
 
+    def stream_seed(self, j: int) -> int:
+        """The seed of `generator(j)`: the fused loops draw its stream themselves."""
+        return tensor_seed(self.seed, self.name, self.model_indices[j])
+
     def bernoulli(self, j: int, probs: torch.Tensor) -> torch.Tensor:
         """Device-independent Bernoulli mask for input j (drawn on CPU in float32)."""
         drawn = torch.bernoulli(
@@ -215,9 +219,14 @@ class TensorContext:
         """Device-independent U[0, 1) float32 draws for input j (drawn on CPU, then moved).
 
         `ctx.uniform(j, shape) < p` is a Bernoulli(p) mask; it is about twice as fast as
-        `torch.bernoulli` on CPU and needs no probability tensor when p is a scalar.
+        `torch.bernoulli` on CPU and needs no probability tensor when p is a scalar. The
+        draws are `torch.rand(shape, generator=self.generator(j))`'s, bit for bit, made by a
+        fused loop (`kernels.uniform_fill`, ~12x faster than torch's one-by-one draws).
         """
-        drawn = torch.rand(tuple(shape), generator=self.generator(j), dtype=torch.float32)
+        from mixmerge.merge import kernels  # numba's import only where a merge draws
+
+        drawn = torch.empty(tuple(shape), dtype=torch.float32)
+        kernels.uniform_fill(drawn.view(-1).numpy(), self.stream_seed(j))
         return drawn.to(self.device)
 
     def mutable(self, j: int) -> torch.Tensor:

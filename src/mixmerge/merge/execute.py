@@ -153,14 +153,21 @@ class _Inputs(LazyInputs):
         self, j: int, base: torch.Tensor, out: torch.Tensor, start: int, end: int
     ) -> None:
         reader = self.readers[j]
-        part = out[start:end]
-        part.copy_(self._flat[id(reader)][start:end])
+        part, stored = out[start:end], self._flat[id(reader)][start:end]
         if part.dtype == base.dtype == torch.float32 and base.is_contiguous():
             from mixmerge.merge import kernels  # numba's import only where a merge needs it
 
-            # the NaN/Inf check and the subtraction in one pass
-            finite = kernels.subtract_if_finite(part.numpy(), base[start:end].numpy())
+            # the conversion (bf16), the NaN/Inf check and the subtraction in one pass
+            if stored.dtype == torch.bfloat16:
+                raw = stored.view(torch.int16).numpy()
+                finite = kernels.widen_bf16_subtract_if_finite(
+                    raw, base[start:end].numpy(), part.numpy()
+                )
+            else:
+                part.copy_(stored)
+                finite = kernels.subtract_if_finite(part.numpy(), base[start:end].numpy())
         else:
+            part.copy_(stored)
             finite = all_finite(part)
             part.sub_(base[start:end])
         if not finite:

@@ -87,12 +87,88 @@ def keep_band(x: np.ndarray, top: float, top_need: int, bottom: float, bottom_ne
         x[i] = x[i] if kept & ~dropped else zero
 
 
+# --- torch's CPU random stream -----------------------------------------------------------------
+# `torch.rand(n, generator=g)` with g seeded s is MT19937 (std::mt19937's, seeded with the low
+# 32 bits of s) with each 32-bit output y mapped to (y & 0xFFFFFF)·2⁻²⁴ in float32. torch draws
+# them one by one (~8 ns each here); these loops make the same words a 624-word block at a time
+# in uint32 (~0.7 ns each), and the masks consume them without storing the draws.
+
+_MT_N = 624
+_MT_SHIFT = 397
+_U32 = np.uint32
+
+
 @_jit
-def keep_below(x: np.ndarray, u: np.ndarray, p: float) -> None:
-    """Zero (+0.0), in place, every entry of `x` whose draw `u` is not below `p` (DARE)."""
+def _mt_state(seed: int) -> np.ndarray:
+    """MT19937's initial state for `seed` (init_genrand on its low 32 bits)."""
+    state = np.empty(_MT_N, np.uint32)
+    word = np.uint64(seed) & np.uint64(0xFFFFFFFF)
+    state[0] = _U32(word)
+    for i in range(1, _MT_N):
+        word = (np.uint64(1812433253) * (word ^ (word >> np.uint64(30))) + np.uint64(i)) & (
+            np.uint64(0xFFFFFFFF)
+        )
+        state[i] = _U32(word)
+    return state
+
+
+@_jit
+def _mt_next_block(state: np.ndarray, out: np.ndarray) -> None:
+    """Advance `state` by one twist and write the first len(out) ≤ 624 uniforms it yields."""
+    upper, lower, matrix, one = _U32(0x80000000), _U32(0x7FFFFFFF), _U32(0x9908B0DF), _U32(1)
+    wrap = _MT_N - _MT_SHIFT
+    for i in range(wrap):  # split where i + 397 wraps, so each loop reads with one offset
+        y = (state[i] & upper) | (state[i + 1] & lower)
+        state[i] = state[i + _MT_SHIFT] ^ (y >> one) ^ (matrix * (y & one))
+    for i in range(wrap, _MT_N - 1):
+        y = (state[i] & upper) | (state[i + 1] & lower)
+        state[i] = state[i - wrap] ^ (y >> one) ^ (matrix * (y & one))
+    y = (state[_MT_N - 1] & upper) | (state[0] & lower)
+    state[_MT_N - 1] = state[_MT_SHIFT - 1] ^ (y >> one) ^ (matrix * (y & one))
+    scale = np.float32(1.0 / 16777216.0)
+    for i in range(out.shape[0]):  # the tempering, then torch's 24-bit float32 mapping
+        y = state[i]
+        y ^= y >> _U32(11)
+        y ^= (y << _U32(7)) & _U32(0x9D2C5680)
+        y ^= (y << _U32(15)) & _U32(0xEFC60000)
+        y ^= y >> _U32(18)
+        out[i] = np.float32(y & _U32(0xFFFFFF)) * scale
+
+
+@_jit
+def uniform_fill(out: np.ndarray, seed: int) -> None:
+    """`out` (float32) ← torch.rand(len(out), generator=torch.Generator().manual_seed(seed))."""
+    state = _mt_state(seed)
+    for s in range(0, out.shape[0], _MT_N):
+        _mt_next_block(state, out[s : s + _MT_N])
+
+
+@_jit
+def keep_below(x: np.ndarray, seed: int, p: float) -> None:
+    """Zero (+0.0), in place, every entry of `x` whose uniform draw (`uniform_fill`'s i-th for
+    `seed`) is not below `p` (DARE): `x[~(torch.rand(n, generator=g) < p)] = 0`."""
     zero = x.dtype.type(0)
-    for i in range(x.shape[0]):
-        x[i] = x[i] if u[i] < p else zero
+    state = _mt_state(seed)
+    draws = np.empty(_MT_N, np.float32)
+    n = x.shape[0]
+    for s in range(0, n, _MT_N):
+        block = x[s : s + _MT_N]
+        _mt_next_block(state, draws[: block.shape[0]])
+        for i in range(block.shape[0]):
+            block[i] = block[i] if draws[i] < p else zero
+
+
+@_jit
+def keep_below_each(x: np.ndarray, seed: int, p: np.ndarray) -> None:
+    """`keep_below` with each entry's own `p` (DELLA's per-entry keep probability)."""
+    zero = x.dtype.type(0)
+    state = _mt_state(seed)
+    draws = np.empty(_MT_N, np.float32)
+    for s in range(0, x.shape[0], _MT_N):
+        block = x[s : s + _MT_N]
+        _mt_next_block(state, draws[: block.shape[0]])
+        for i in range(block.shape[0]):
+            block[i] = block[i] if draws[i] < p[s + i] else zero
 
 
 @_jit
@@ -134,15 +210,6 @@ def sign_consensus(
 
 
 @_jit
-def keep_below_each(x: np.ndarray, u: np.ndarray, p: np.ndarray) -> None:
-    """Zero (+0.0), in place, every entry of `x` whose draw `u` is not below its own `p`
-    (DELLA's per-entry keep probability)."""
-    zero = x.dtype.type(0)
-    for i in range(x.shape[0]):
-        x[i] = x[i] if u[i] < p[i] else zero
-
-
-@_jit
 def subtract_if_finite(x: np.ndarray, base: np.ndarray) -> bool:
     """x −= base in place; False when an entry of x was NaN/Inf (x is then garbage: the
     caller raises). The engine's task vector formation: its check and subtraction, one pass."""
@@ -151,4 +218,19 @@ def subtract_if_finite(x: np.ndarray, base: np.ndarray) -> bool:
         value = x[i]
         probe += value - value  # 0 for a finite value, NaN for NaN/Inf
         x[i] = value - base[i]
+    return probe == 0
+
+
+@_jit
+def widen_bf16_subtract_if_finite(raw: np.ndarray, base: np.ndarray, out: np.ndarray) -> bool:
+    """out ← float32(raw) − base, `raw` being bfloat16 bit patterns (as int16); False when a
+    raw value was NaN/Inf. bf16 is the top half of a float32, so widening is a 16-bit shift
+    (exact, as torch's `.float()`): the conversion, the check and the subtraction in one pass."""
+    bits = out.view(np.uint32)
+    probe = out.dtype.type(0)
+    for i in range(out.shape[0]):
+        bits[i] = np.uint32(np.uint16(raw[i])) << np.uint32(16)
+        value = out[i]
+        probe += value - value
+        out[i] = value - base[i]
     return probe == 0

@@ -477,19 +477,20 @@ def magnitude_outliers(
 
 
 def _drop_unless_below(
-    delta: torch.Tensor, draws: torch.Tensor, p: float | torch.Tensor, rescale: bool
+    ctx: TensorContext, j: int, delta: torch.Tensor, p: float | torch.Tensor, rescale: bool
 ) -> torch.Tensor:
-    """δ where draws < p (a scalar or a tensor of δ's shape), +0.0 elsewhere, in place, then
-    the L1 rescale if asked: `apply_mask(delta, draws < p, rescale)`."""
+    """δ where input j's uniform draws (`ctx.uniform(j, δ.shape)`) are below p (a scalar or
+    a tensor of δ's shape), +0.0 elsewhere, in place, then the L1 rescale if asked. The
+    fused loops draw the same stream themselves, a block at a time, and store no draws."""
     per_entry = isinstance(p, torch.Tensor)
-    if not (fusable(delta) and fusable(draws) and (not per_entry or fusable(delta, p))):
-        return apply_mask(delta, draws < p, rescale)
+    if not (fusable(delta) and (not per_entry or fusable(delta, p))):
+        return apply_mask(delta, ctx.uniform(j, delta.shape) < p, rescale)
     l1_before = _l1(delta, rescale)
-    x, u = delta.view(-1).numpy(), draws.view(-1).numpy()
+    x, seed = delta.view(-1).numpy(), ctx.stream_seed(j)
     if per_entry:  # a float32 draw against a float64 p compares in float64, as in torch
-        _kernels().keep_below_each(x, u, p.view(-1).numpy())
-    else:  # torch compares a tensor with a Python float in the tensor's dtype
-        _kernels().keep_below(x, u, u.dtype.type(p))
+        _kernels().keep_below_each(x, seed, p.view(-1).numpy())
+    else:  # torch compares a tensor with a Python float in the tensor's dtype (float32)
+        _kernels().keep_below(x, seed, np.float32(p))
     return rescale_l1(delta, l1_before) if rescale else delta
 
 
@@ -505,10 +506,9 @@ def random_drop(
         return delta
     if density <= 0:
         return delta.zero_()
-    draws = ctx.uniform(j, delta.shape)
     if rescale and mode == "inverse_density":
-        return _drop_unless_below(delta, draws, density, False).div_(density)
-    return _drop_unless_below(delta, draws, density, rescale)
+        return _drop_unless_below(ctx, j, delta, density, False).div_(density)
+    return _drop_unless_below(ctx, j, delta, density, rescale)
 
 
 def della_magprune(
@@ -547,10 +547,9 @@ def della_magprune(
         for s in range(0, flat.shape[0], step):
             by_row_rank(flat[s : s + step].abs(), by_rank, out=probs[s : s + step])
     probs = probs.reshape(rows.shape).movedim(-1, 1).reshape(delta.shape)
-    draws = ctx.uniform(j, delta.shape)
     if rescale and mode == "inverse_density":
-        return _drop_unless_below(delta, draws, probs, False).div_(probs)
-    return _drop_unless_below(delta, draws, probs, rescale)
+        return _drop_unless_below(ctx, j, delta, probs, False).div_(probs)
+    return _drop_unless_below(ctx, j, delta, probs, rescale)
 
 
 # --- the pipeline ---------------------------------------------------------------------------
