@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from mixmerge.merge.base import intra_op_threads
 from mixmerge.merge.methods import gta
 from mixmerge.merge.registry import METHODS
 
@@ -106,12 +107,23 @@ def test_context_draws_are_its_generators() -> None:
 
 
 @pytest.mark.parametrize("mode", ["l1", "inverse_density"])
-def test_random_and_rank_drops(monkeypatch: pytest.MonkeyPatch, mode: str) -> None:
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("rows, cols", [(100, 200), (300, 1000)])
+def test_random_and_rank_drops(
+    monkeypatch: pytest.MonkeyPatch, mode: str, threads: int, rows: int, cols: int
+) -> None:
     """The keep probability is a draw d of the stream plus 2⁻³⁰: float32(p) is d itself, so
-    `d < p` drops it as torch does (a float32 compare), where a float64 compare keeps it."""
-    base, fts = bf16_deltas(20_000, 1)
+    `d < p` drops it as torch does (a float32 compare), where a float64 compare keeps it.
+    On one thread the fused loop's L1 norms stand in for torch's (above its 32768-entry
+    grain too); on two, torch's are taken."""
+    with intra_op_threads(threads):
+        drops_both_ways(monkeypatch, rows, cols, mode)
+
+
+def drops_both_ways(monkeypatch: pytest.MonkeyPatch, rows: int, cols: int, mode: str) -> None:
+    base, fts = bf16_deltas(rows * cols, 1)
     ctx = Ctx(base, fts, [])
-    delta = (fts[0] - base).view(100, 200)
+    delta = (fts[0] - base).view(rows, cols)
     at = int(delta.view(-1)[4321:].nonzero()[0]) + 4321  # an entry δ ≠ 0
     d = float(ctx.uniform(0, delta.shape).view(-1)[at])
     p = d + 2.0**-30

@@ -144,31 +144,28 @@ def uniform_fill(out: np.ndarray, seed: int) -> None:
 
 
 @_jit
-def keep_below(x: np.ndarray, seed: int, p: float) -> None:
+def keep_below(x: np.ndarray, seed: int, p: np.ndarray, per_entry: bool) -> tuple[float, float]:
     """Zero (+0.0), in place, every entry of `x` whose uniform draw (`uniform_fill`'s i-th for
-    `seed`) is not below `p` (DARE): `x[~(torch.rand(n, generator=g) < p)] = 0`."""
+    `seed`) is not below p: `p[i]` (`per_entry`, DELLA) or `p[0]` (DARE). The compare is in
+    the promoted dtype of float32 and p's, as torch's `draws < p`. Returns ‖x‖₁ before and
+    after, each summed entry by entry in order in x's dtype: torch's `vector_norm(x, 1)` on
+    one intra-op thread."""
     zero = x.dtype.type(0)
+    before = zero
+    after = zero
     state = _mt_state(seed)
     draws = np.empty(_MT_N, np.float32)
-    n = x.shape[0]
-    for s in range(0, n, _MT_N):
-        block = x[s : s + _MT_N]
-        _mt_next_block(state, draws[: block.shape[0]])
-        for i in range(block.shape[0]):
-            block[i] = block[i] if draws[i] < p else zero
-
-
-@_jit
-def keep_below_each(x: np.ndarray, seed: int, p: np.ndarray) -> None:
-    """`keep_below` with each entry's own `p` (DELLA's per-entry keep probability)."""
-    zero = x.dtype.type(0)
-    state = _mt_state(seed)
-    draws = np.empty(_MT_N, np.float32)
+    step = 1 if per_entry else 0
     for s in range(0, x.shape[0], _MT_N):
         block = x[s : s + _MT_N]
         _mt_next_block(state, draws[: block.shape[0]])
         for i in range(block.shape[0]):
-            block[i] = block[i] if draws[i] < p[s + i] else zero
+            value = block[i]
+            before += abs(value)
+            kept = value if draws[i] < p[(s + i) * step] else zero
+            after += abs(kept)
+            block[i] = kept
+    return before, after
 
 
 @_jit

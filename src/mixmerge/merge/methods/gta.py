@@ -395,11 +395,14 @@ def apply_mask(
     return rescale_l1(delta, l1_before) if rescale else delta
 
 
-def rescale_l1(delta: torch.Tensor, l1_before: torch.Tensor | None) -> torch.Tensor:
-    """MergeKit's L1 rescale of a masked δ, in place: × ‖δ‖₁ / ‖masked‖₁ (`l1_before` = ‖δ‖₁),
-    skipped when either norm is below 1e-7."""
+def rescale_l1(
+    delta: torch.Tensor, l1_before: torch.Tensor | None, after: torch.Tensor | None = None
+) -> torch.Tensor:
+    """MergeKit's L1 rescale of a masked δ, in place: × ‖δ‖₁ / ‖masked‖₁ (`l1_before` = ‖δ‖₁,
+    `after` = ‖masked‖₁ when already summed), skipped when either norm is below 1e-7."""
     assert l1_before is not None
-    after = torch.linalg.vector_norm(delta, 1)
+    if after is None:
+        after = torch.linalg.vector_norm(delta, 1)
     if l1_before >= RESCALE_EPS and after >= RESCALE_EPS:
         delta.mul_(l1_before / after)
     return delta
@@ -481,16 +484,20 @@ def _drop_unless_below(
 ) -> torch.Tensor:
     """δ where input j's uniform draws (`ctx.uniform(j, δ.shape)`) are below p (a scalar or
     a tensor of δ's shape), +0.0 elsewhere, in place, then the L1 rescale if asked. The
-    fused loops draw the same stream themselves, a block at a time, and store no draws."""
+    fused loop draws the same stream itself, a block at a time, and stores no draws; on one
+    intra-op thread (the engine's workers) its L1 norms are torch's there, bit for bit."""
     per_entry = isinstance(p, torch.Tensor)
     if not (fusable(delta) and (not per_entry or fusable(delta, p))):
         return apply_mask(delta, ctx.uniform(j, delta.shape) < p, rescale)
-    l1_before = _l1(delta, rescale)
+    # torch compares a tensor with a Python float in the tensor's dtype (float32), and a
+    # float32 draw with a float64 p in float64
+    probs = p.view(-1).numpy() if per_entry else np.array([p], dtype=np.float32)
+    summed = rescale and delta.dtype == torch.float32 and torch.get_num_threads() == 1
+    l1_before = None if summed else _l1(delta, rescale)
     x, seed = delta.view(-1).numpy(), ctx.stream_seed(j)
-    if per_entry:  # a float32 draw against a float64 p compares in float64, as in torch
-        _kernels().keep_below_each(x, seed, p.view(-1).numpy())
-    else:  # torch compares a tensor with a Python float in the tensor's dtype (float32)
-        _kernels().keep_below(x, seed, np.float32(p))
+    before, after = _kernels().keep_below(x, seed, probs, per_entry)
+    if summed:
+        return rescale_l1(delta, torch.tensor(before), torch.tensor(after))
     return rescale_l1(delta, l1_before) if rescale else delta
 
 
