@@ -202,10 +202,17 @@ def test_error_non_finite_input(base_dir: Path, tmp_path: Path, bad: float) -> N
     )
 
 
+@pytest.mark.parametrize("method", ["task_arithmetic", "ties"])
 def test_error_non_finite_result(
-    base_dir: Path, make_finetune: Callable[..., Path], tmp_path: Path
+    base_dir: Path, make_finetune: Callable[..., Path], tmp_path: Path, method: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    """Streamed (task_arithmetic) and whole tensors (TIES at density 0.5, written behind the
+    next tensor's merge on two workers): the failed write is the merge's error."""
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
     recipe = ta_recipe(base_dir, make_finetune(1), **{"lambda": 1e38})
+    recipe["merge_method"] = method
+    recipe["models"][0]["parameters"]["density"] = 0.5
     recipe["out_dtype"] = "float16"  # overflows on the cast
     assert_fails(recipe, tmp_path, r"merged tensor \S+ has non-finite values")
 

@@ -384,14 +384,9 @@ class AlignedRows:
 
 
 def _merge_whole(
-    job: MergeJob,
-    plan: TensorPlan,
-    writer: ShardWriter,
-    chunk: int,
-    pool: concurrent.futures.ThreadPoolExecutor | None = None,
-    workers: int = 1,
-) -> None:
-    """Whole tensors in, whole result out; converted and written chunk by chunk."""
+    job: MergeJob, plan: TensorPlan, pool: concurrent.futures.ThreadPoolExecutor | None = None
+) -> torch.Tensor:
+    """Whole tensors in, the whole merged tensor out (the caller converts and writes it)."""
     method = job.recipe.method
     if plan.vocab:
         part = AlignedRows(job, plan.name).whole
@@ -407,7 +402,7 @@ def _merge_whole(
             f"{method.name} produced shape {list(result.shape)} for tensor {plan.name}, "
             f"expected {list(plan.shape)}"
         )
-    _write_result(writer, plan.name, result, job.out_dtype, chunk, pool, workers)
+    return result
 
 
 _MALLOC_TUNED = False
@@ -507,18 +502,38 @@ def _merge_streamed(
     writer.end()
 
 
+# A merged tensor up to this size is written behind: its own thread converts, checks and
+# writes it while the workers merge the next one (the writes are serial, and the workers would
+# wait on them). Larger ones are written in place, so a write never holds more than this
+# beyond the engine's memory bound.
+WRITE_BEHIND_MAX = 256 * 2**20
+
+
 def merge_tensors(job: MergeJob, writer: ShardWriter, progress: bool = True) -> None:
     """Merge (or copy) every planned tensor, in plan order, into `writer`.
 
     The next tensor's pages are read ahead while one is merged (it matters on a cold cache),
-    and each tensor's pages are released once it is written.
+    each tensor's pages are released once it is merged, and a whole-tensor result of up to
+    WRITE_BEHIND_MAX is written while the next tensor is merged (in order: every other write
+    waits for it).
     """
     dev, ref, plans = job.device, job.ref, job.tensors
     chunk = CHUNK_CUDA if dev.type == "cuda" else CHUNK_CPU
     # Workers for streamed (elementwise) tensors: one per intra-op thread torch would use.
     workers = torch.get_num_threads() if dev.type == "cpu" else 1
     distinct = job.readers
-    with concurrent.futures.ThreadPoolExecutor(workers) as pool:
+    behind: concurrent.futures.Future | None = None
+
+    def settle() -> None:  # the write behind, finished (its error raised here)
+        nonlocal behind
+        if behind is not None:
+            done, behind = behind, None
+            done.result()
+
+    with (
+        concurrent.futures.ThreadPoolExecutor(workers) as pool,
+        concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="mixmerge-write") as writes,
+    ):
         bar = tqdm(
             plans, desc=f"merge:{job.recipe.method.name}", unit="tensor", disable=not progress
         )
@@ -527,11 +542,22 @@ def merge_tensors(job: MergeJob, writer: ShardWriter, progress: bool = True) -> 
                 for r in distinct if plans[i + 1].is_float else [ref]:
                     r.willneed(plans[i + 1].name)
             if not plan.is_float:
+                settle()
                 writer.add(plan.name, ref.get(plan.name))
             elif plan.elementwise:
+                settle()
                 _merge_streamed(job, plan, writer, chunk, pool if workers > 1 else None, workers)
             else:
-                _merge_whole(job, plan, writer, chunk, pool if workers > 1 else None, workers)
+                result = _merge_whole(job, plan, pool if workers > 1 else None)
+                settle()
+                if workers > 1 and result.nbytes <= WRITE_BEHIND_MAX:
+                    args = (writer, plan.name, result, job.out_dtype, chunk, None)
+                    behind = writes.submit(_write_result, *args)
+                else:
+                    _write_result(writer, plan.name, result, job.out_dtype, chunk,
+                                  pool if workers > 1 else None, workers)
+                del result
             for r in distinct:
                 r.release(plan.name)
+        settle()
         bar.close()
