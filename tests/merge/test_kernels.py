@@ -161,7 +161,8 @@ def test_sign_election(
 
 def test_bf16_task_vector_formation() -> None:
     """Widening bf16 bytes by a shift gives torch's `.float()` bits (zeros of both signs,
-    subnormals included), and a NaN/Inf input is reported."""
+    subnormals included), with or without the base subtracted, and a NaN/Inf input is
+    reported."""
     from mixmerge.merge import kernels
 
     gen = torch.Generator().manual_seed(3)
@@ -170,10 +171,33 @@ def test_bf16_task_vector_formation() -> None:
     base = torch.randn(10_007, generator=gen)
     out = torch.empty(10_007)
     raw = stored.view(torch.int16).numpy()
-    assert kernels.widen_bf16_subtract_if_finite(raw, base.numpy(), out.numpy())
+    assert kernels.widen_bf16_if_finite(raw, out.numpy(), base.numpy(), True)
     assert torch.equal(out.view(torch.int32), (stored.float() - base).view(torch.int32))
+    assert kernels.widen_bf16_if_finite(raw, out.numpy(), base.numpy(), False)
+    assert torch.equal(out.view(torch.int32), stored.float().view(torch.int32))
     for bad in (float("nan"), float("inf"), float("-inf")):
         broken = stored.clone()
         broken[9_999] = bad
         raw = broken.view(torch.int16).numpy()
-        assert not kernels.widen_bf16_subtract_if_finite(raw, base.numpy(), out.numpy())
+        assert not kernels.widen_bf16_if_finite(raw, out.numpy(), base.numpy(), True)
+
+
+def test_bf16_output() -> None:
+    """float32 → bf16 rounds to nearest even as torch does (ties, zeros, subnormals, the
+    largest finite values); NaN/Inf, and a value that rounds past bf16's largest, are
+    reported."""
+    from mixmerge.merge import kernels
+
+    gen = torch.Generator().manual_seed(4)
+    x = torch.randn(100_003, generator=gen) * torch.logspace(-40, 38, 100_003)
+    x[:10] = torch.tensor(
+        [0.0, -0.0, 1e-45, -1e-40, 3.38e38, -3.38e38, 1.0, 1.00390625, 1.0078125, 1.01171875]
+    )
+    out = torch.empty(x.shape, dtype=torch.bfloat16)
+    assert kernels.narrow_bf16_if_finite(x.numpy(), out.view(torch.int16).numpy())
+    assert torch.equal(out.view(torch.int16), x.bfloat16().view(torch.int16))
+    for bad in (float("nan"), float("inf"), -3.4e38):
+        broken = x.clone()
+        broken[777] = bad
+        assert not torch.isfinite(broken.bfloat16()).all()
+        assert not kernels.narrow_bf16_if_finite(broken.numpy(), out.view(torch.int16).numpy())

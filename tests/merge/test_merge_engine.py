@@ -202,6 +202,28 @@ def test_error_non_finite_input(base_dir: Path, tmp_path: Path, bad: float) -> N
     )
 
 
+@pytest.mark.parametrize("broken_one", ["base", "model"])
+def test_error_non_finite_bf16_input(base_dir: Path, tmp_path: Path, broken_one: str) -> None:
+    """bf16 checkpoints merged whole in float32 (TIES at density 0.5): the base is widened
+    and checked in one pass, a model's task vector formed and checked in one; a NaN in
+    either is named."""
+    state = {n: t.bfloat16() for n, t in read_state(base_dir).items()}
+    good = write_state(tmp_path / "good", state, base_dir)
+    state["model.layers.1.mlp.up_proj.weight"][5, 7] = float("nan")
+    broken = write_state(tmp_path / "broken", state, base_dir)
+    base, model = (broken, good) if broken_one == "base" else (good, broken)
+    recipe = ta_recipe(base, model, good)
+    recipe["merge_method"] = "ties"
+    recipe["dtype"] = "float32"
+    for entry in recipe["models"]:
+        entry["parameters"]["density"] = 0.5
+    assert_fails(
+        recipe, tmp_path,
+        r"non-finite values \(NaN/Inf\) in tensor model\.layers\.1\.mlp\.up_proj\.weight "
+        r"of model .*broken",
+    )
+
+
 @pytest.mark.parametrize("method", ["task_arithmetic", "ties"])
 def test_error_non_finite_result(
     base_dir: Path, make_finetune: Callable[..., Path], tmp_path: Path, method: str,

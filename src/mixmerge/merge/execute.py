@@ -26,7 +26,9 @@ import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import torch
 from tqdm.auto import tqdm
 
@@ -72,6 +74,12 @@ def _convert(
 ) -> torch.Tensor:
     """Stored (read-only, mapped) tensor -> a fresh, writable one in the compute dtype/device,
     checked for NaN/Inf (on the stored values, or on the converted ones when that is exact)."""
+    if _bf16_widening(stored, dev, dtype):  # the conversion and the check in one pass
+        t = torch.empty(stored.shape, dtype=dtype)
+        out = t.view(-1).numpy()
+        if not _kernels().widen_bf16_if_finite(_bits(stored), out, out, False) and check:
+            raise _bad_input(name, label)
+        return t
     widening = not check or _widening(stored.dtype, dtype)
     if not widening and not all_finite(stored):
         raise _bad_input(name, label)
@@ -81,6 +89,27 @@ def _convert(
     if check and widening and not all_finite(t):
         raise _bad_input(name, label)
     return t
+
+
+def _kernels() -> Any:
+    from mixmerge.merge import kernels  # numba's import (0.3 s) only where a merge needs it
+
+    return kernels
+
+
+def _bf16_widening(stored: torch.Tensor, dev: torch.device, dtype: torch.dtype) -> bool:
+    """bf16 stored, float32 computed on CPU: the fused loops convert (and check) it."""
+    return (
+        stored.dtype == torch.bfloat16
+        and dtype == torch.float32
+        and dev.type == "cpu"
+        and stored.is_contiguous()
+    )
+
+
+def _bits(t: torch.Tensor) -> np.ndarray:
+    """A contiguous 16-bit tensor's bit patterns as a flat int16 array (no copy)."""
+    return t.view(torch.int16).reshape(-1).numpy()
 
 
 def _widening(stored: torch.dtype, dtype: torch.dtype) -> bool:
@@ -155,17 +184,13 @@ class _Inputs(LazyInputs):
         reader = self.readers[j]
         part, stored = out[start:end], self._flat[id(reader)][start:end]
         if part.dtype == base.dtype == torch.float32 and base.is_contiguous():
-            from mixmerge.merge import kernels  # numba's import only where a merge needs it
-
             # the conversion (bf16), the NaN/Inf check and the subtraction in one pass
+            below = base[start:end].numpy()
             if stored.dtype == torch.bfloat16:
-                raw = stored.view(torch.int16).numpy()
-                finite = kernels.widen_bf16_subtract_if_finite(
-                    raw, base[start:end].numpy(), part.numpy()
-                )
+                finite = _kernels().widen_bf16_if_finite(_bits(stored), part.numpy(), below, True)
             else:
                 part.copy_(stored)
-                finite = kernels.subtract_if_finite(part.numpy(), base[start:end].numpy())
+                finite = _kernels().subtract_if_finite(part.numpy(), below)
         else:
             part.copy_(stored)
             finite = all_finite(part)
@@ -234,8 +259,14 @@ def _context(
 
 
 def _checked_output(name: str, part: torch.Tensor, out_dtype: torch.dtype) -> torch.Tensor:
-    out = part.to(device="cpu", dtype=out_dtype)
-    if not all_finite(out):
+    """`part` in the output dtype on CPU; a NaN/Inf there (also one the cast made) is an error."""
+    if out_dtype == torch.bfloat16 and part.dtype == torch.float32 and part.device.type == "cpu":
+        out = torch.empty(part.shape, dtype=out_dtype)
+        finite = _kernels().narrow_bf16_if_finite(part.contiguous().view(-1).numpy(), _bits(out))
+    else:
+        out = part.to(device="cpu", dtype=out_dtype)
+        finite = all_finite(out)
+    if not finite:
         raise MergeError(
             f"merged tensor {name} has non-finite values (NaN/Inf) in {dtype_name(out_dtype)}"
         )
@@ -466,16 +497,13 @@ def _merge_streamed(
                 f"{method.name} produced shape {list(result.shape)} for a chunk of "
                 f"tensor {plan.name}, expected [{e - s}]"
             )
-        out = result.to(device="cpu", dtype=out_dtype)
-        if not all_finite(out):  # find the input that caused it, if one did
+        try:
+            return _checked_output(plan.name, result, out_dtype)
+        except MergeError:  # find the input that caused it, if one did
             for r in readers:
                 if not all_finite(part(r, s, e)):
-                    raise _bad_input(plan.name, r.label)
-            raise MergeError(
-                f"merged tensor {plan.name} has non-finite values (NaN/Inf) in "
-                f"{dtype_name(out_dtype)}"
-            )
-        return out
+                    raise _bad_input(plan.name, r.label) from None
+            raise
 
     window = 2 * workers if pool is not None else 1
     pending: collections.deque = collections.deque()

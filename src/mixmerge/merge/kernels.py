@@ -219,15 +219,31 @@ def subtract_if_finite(x: np.ndarray, base: np.ndarray) -> bool:
 
 
 @_jit
-def widen_bf16_subtract_if_finite(raw: np.ndarray, base: np.ndarray, out: np.ndarray) -> bool:
-    """out ← float32(raw) − base, `raw` being bfloat16 bit patterns (as int16); False when a
+def widen_bf16_if_finite(raw: np.ndarray, out: np.ndarray, base: np.ndarray, subtract: bool) -> bool:
+    """out ← float32(raw) [− base], `raw` being bfloat16 bit patterns (as int16); False when a
     raw value was NaN/Inf. bf16 is the top half of a float32, so widening is a 16-bit shift
-    (exact, as torch's `.float()`): the conversion, the check and the subtraction in one pass."""
+    (exact, as torch's `.float()`): the conversion, the check and the task vector's
+    subtraction in one pass (`base` is not read unless `subtract`)."""
     bits = out.view(np.uint32)
     probe = out.dtype.type(0)
     for i in range(out.shape[0]):
         bits[i] = np.uint32(np.uint16(raw[i])) << np.uint32(16)
         value = out[i]
         probe += value - value
-        out[i] = value - base[i]
+        out[i] = value - base[i] if subtract else value
     return probe == 0
+
+
+@_jit
+def narrow_bf16_if_finite(x: np.ndarray, out: np.ndarray) -> bool:
+    """out (int16 bit patterns) ← bfloat16(x) for float32 `x`, rounded to nearest even as
+    torch's `.bfloat16()`; False when a result is NaN/Inf (x non-finite, or rounded past
+    bf16's largest value), the result then being unspecified there."""
+    bits = x.view(np.uint32)
+    special = np.uint32(0)
+    for i in range(x.shape[0]):
+        word = bits[i]
+        rounded = (word + (((word >> np.uint32(16)) & np.uint32(1)) + np.uint32(0x7FFF))) >> np.uint32(16)
+        special |= np.uint32((rounded & np.uint32(0x7F80)) == np.uint32(0x7F80))
+        out[i] = np.int16(np.uint16(rounded))
+    return special == 0
