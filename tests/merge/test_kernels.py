@@ -136,6 +136,22 @@ def drops_both_ways(monkeypatch: pytest.MonkeyPatch, rows: int, cols: int, mode:
     )
 
 
+@pytest.mark.parametrize("shape", [(5000,), (37, 211)])
+@pytest.mark.parametrize("mode", ["l1", "inverse_density"])
+def test_della_row_blocks(monkeypatch: pytest.MonkeyPatch, shape: tuple, mode: str) -> None:
+    """Rows ranked a block of a few rows at a time (the random stream and the L1 sums carry
+    over from block to block), and a vector as one row."""
+    monkeypatch.setattr(gta, "CHUNK", 1000)
+    base, fts = bf16_deltas(int(np.prod(shape)), 1, seed=5)
+    ctx = Ctx(base, fts, [])
+    delta = (fts[0] - base).view(shape)
+    with intra_op_threads(1):
+        both_ways(
+            monkeypatch,
+            lambda: gta.della_magprune(ctx, 0, delta.clone(), 0.4, 0.15, True, mode),
+        )
+
+
 @pytest.mark.parametrize("method", ["ties", "dare_ties", "breadcrumbs_ties", "della"])
 @pytest.mark.parametrize("normalize, lam", [(True, 1.0), (False, 0.7)])
 def test_sign_election(

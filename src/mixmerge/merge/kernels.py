@@ -169,6 +169,80 @@ def keep_below(x: np.ndarray, seed: int, p: np.ndarray, per_entry: bool) -> tupl
 
 
 @_jit
+def _mt_take(state: np.ndarray, block: np.ndarray, cursor: np.ndarray, out: np.ndarray) -> None:
+    """The stream's next len(out) uniforms into `out`: `block` holds the current 624 and
+    cursor[0] how many of them were taken (624: none left)."""
+    done = 0
+    while done < out.shape[0]:
+        if cursor[0] == _MT_N:
+            whole = (out.shape[0] - done) // _MT_N * _MT_N
+            for s in range(done, done + whole, _MT_N):  # whole blocks: straight into `out`
+                _mt_next_block(state, out[s : s + _MT_N])
+            done += whole
+            if done == out.shape[0]:
+                break
+            _mt_next_block(state, block)
+            cursor[0] = 0
+        take = min(out.shape[0] - done, _MT_N - cursor[0])
+        out[done : done + take] = block[cursor[0] : cursor[0] + take]
+        cursor[0] += take
+        done += take
+
+
+@_jit
+def row_rank_keys(x: np.ndarray, keys: np.ndarray) -> None:
+    """keys[r, c] = bits(|x[r, c]|) · 2¹⁶ + c (float32 x, fewer than 2¹⁶ columns): unique int64
+    keys whose ascending order is a stable ascending sort of each row's |x| (the bits of a
+    non-negative float order as the float)."""
+    for r in range(x.shape[0]):
+        bits = x[r].view(np.uint32)
+        for c in range(x.shape[1]):
+            keys[r, c] = (np.int64(bits[c] & np.uint32(0x7FFFFFFF)) << 16) | c
+
+
+@_jit
+def ranked_keep_below(
+    x: np.ndarray,
+    sorted_keys: np.ndarray,
+    table: np.ndarray,
+    stream: tuple[np.ndarray, np.ndarray, np.ndarray],
+    divide: bool,
+    sums: np.ndarray,
+) -> None:
+    """DELLA's drop on rows of float32 `x`, in place: an entry of rank i in its row (its
+    position in the row's `sorted_keys`, from `row_rank_keys` sorted) has keep probability
+    p = table[i]; it stays where the stream's next draw is below p (row-major order, float32
+    compare), +0.0 elsewhere; with `divide` every entry is then divided by its p. sums[0] and
+    sums[1] gather ‖x‖₁ before and after, entry by entry in order (torch's order on one
+    thread), across calls."""
+    state, block, cursor = stream
+    n = x.shape[1]
+    probs = np.empty(n, np.float32)
+    draws = np.empty(n, np.float32)
+    zero = np.float32(0)
+    before = sums[0]
+    after = sums[1]
+    for r in range(x.shape[0]):
+        for i in range(n):
+            probs[sorted_keys[r, i] & 0xFFFF] = table[i]
+        _mt_take(state, block, cursor, draws)
+        row = x[r]
+        for c in range(n):
+            value = row[c]
+            before += abs(value)
+            kept = value if draws[c] < probs[c] else zero
+            after += abs(kept)
+            row[c] = kept / probs[c] if divide else kept
+    sums[0] = before
+    sums[1] = after
+
+
+def mt_stream(seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A stream for `_mt_take` (and `ranked_keep_below`), at its start."""
+    return _mt_state(seed), np.empty(_MT_N, np.float32), np.full(1, _MT_N, np.int64)
+
+
+@_jit
 def sign_consensus(
     deltas: tuple[np.ndarray, ...],
     weights: np.ndarray,

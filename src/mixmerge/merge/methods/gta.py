@@ -541,15 +541,14 @@ def della_magprune(
     t = delta.unsqueeze(0) if delta.dim() < 2 else delta
     rows = t.movedim(1, -1)
     ncols = rows.shape[-1]
+    if delta.dim() <= 2 and 1 < ncols < 1 << 16 and fusable(delta) and delta.dtype == torch.float32:
+        return _della_fused(ctx, j, delta, density, epsilon, rescale, mode)
     flat = rows.reshape(-1, ncols)
     probs = torch.empty(flat.shape, dtype=delta.dtype, device=delta.device)
     if ncols == 1:
         probs.fill_(density)
     else:
-        # MergeKit: (density − ε) + rank_norm · 2 · ε, rank_norm = rank / (n − 1), the same
-        # ops in the same dtype, once per rank rather than per entry
-        rank_norm = torch.arange(ncols, device=delta.device).to(delta.dtype).div_(ncols - 1)
-        by_rank = rank_norm.mul_(2).mul_(epsilon).add_(density - epsilon)
+        by_rank = _della_table(ncols, density, epsilon, delta.dtype).to(delta.device)
         step = max(1, CHUNK // ncols)
         for s in range(0, flat.shape[0], step):
             by_row_rank(flat[s : s + step].abs(), by_rank, out=probs[s : s + step])
@@ -557,6 +556,48 @@ def della_magprune(
     if rescale and mode == "inverse_density":
         return _drop_unless_below(ctx, j, delta, probs, False).div_(probs)
     return _drop_unless_below(ctx, j, delta, probs, rescale)
+
+
+def _della_table(ncols: int, density: float, epsilon: float, dtype: torch.dtype) -> torch.Tensor:
+    """The keep probability of each rank: MergeKit's (density − ε) + rank_norm · 2 · ε with
+    rank_norm = rank / (n − 1), the same ops in the same dtype, once per rank."""
+    rank_norm = torch.arange(ncols).to(dtype).div_(ncols - 1)
+    return rank_norm.mul_(2).mul_(epsilon).add_(density - epsilon)
+
+
+def _della_fused(
+    ctx: TensorContext,
+    j: int,
+    delta: torch.Tensor,
+    density: float,
+    epsilon: float,
+    rescale: bool,
+    mode: str,
+) -> torch.Tensor:
+    """`della_magprune` on a contiguous float32 CPU vector or matrix (rows of n < 2¹⁶), its
+    torch form's bits: rank keys and the drop in fused loops, a row block at a time, and
+    numpy's sort of each row's keys between them."""
+    kernels = _kernels()
+    x = delta.view(-1, delta.shape[-1]).numpy()
+    table = _della_table(x.shape[1], density, epsilon, delta.dtype).numpy()
+    stream = kernels.mt_stream(ctx.stream_seed(j))
+    divide = rescale and mode == "inverse_density"
+    summed = rescale and not divide and torch.get_num_threads() == 1
+    l1_before = _l1(delta, rescale and not divide and not summed)
+    sums = np.zeros(2, dtype=np.float32)
+    step = max(1, CHUNK // x.shape[1])
+    keys = np.empty((min(step, x.shape[0]), x.shape[1]), dtype=np.int64)
+    for s in range(0, x.shape[0], step):
+        block = x[s : s + step]
+        block_keys = keys[: block.shape[0]]
+        kernels.row_rank_keys(block, block_keys)
+        block_keys.sort(axis=1)
+        kernels.ranked_keep_below(block, block_keys, table, stream, divide, sums)
+    if not rescale or divide:
+        return delta
+    if summed:
+        return rescale_l1(delta, torch.tensor(sums[0]), torch.tensor(sums[1]))
+    return rescale_l1(delta, l1_before)
 
 
 # --- the pipeline ---------------------------------------------------------------------------
