@@ -71,10 +71,13 @@ def _convert(
     name: str,
     label: str,
     check: bool = True,
+    fused: bool = False,
 ) -> torch.Tensor:
     """Stored (read-only, mapped) tensor -> a fresh, writable one in the compute dtype/device,
-    checked for NaN/Inf (on the stored values, or on the converted ones when that is exact)."""
-    if _bf16_widening(stored, dev, dtype):  # the conversion and the check in one pass
+    checked for NaN/Inf (on the stored values, or on the converted ones when that is exact).
+    `fused`: bf16 → float32 on CPU by the fused loop (the whole-tensor path, which loads
+    numba for its task vectors anyway; streamed merges stay off numba and its ~1 s start)."""
+    if fused and _bf16_widening(stored, dev, dtype):  # the conversion and the check, fused
         t = torch.empty(stored.shape, dtype=dtype)
         out = t.view(-1).numpy()
         if not _kernels().widen_bf16_if_finite(_bits(stored), out, out, False) and check:
@@ -239,7 +242,8 @@ def _context(
             if check and not all_finite(t):
                 raise _bad_input(plan.name, reader.label)
             return t
-        return _convert(part(reader), job.device, dtype, plan.name, reader.label, check)
+        label = reader.label
+        return _convert(part(reader), job.device, dtype, plan.name, label, check, fused=lazy)
 
     inputs = _Inputs(job, plan, convert, None if fresh or not check else part, release)
     base = inputs.load(job.base) if job.base is not None else None
@@ -258,9 +262,13 @@ def _context(
     )
 
 
-def _checked_output(name: str, part: torch.Tensor, out_dtype: torch.dtype) -> torch.Tensor:
-    """`part` in the output dtype on CPU; a NaN/Inf there (also one the cast made) is an error."""
-    if out_dtype == torch.bfloat16 and part.dtype == torch.float32 and part.device.type == "cpu":
+def _checked_output(
+    name: str, part: torch.Tensor, out_dtype: torch.dtype, fused: bool = False
+) -> torch.Tensor:
+    """`part` in the output dtype on CPU; a NaN/Inf there (also one the cast made) is an error.
+    `fused`: float32 → bf16 on CPU by the fused loop (as in `_convert`)."""
+    cpu32 = part.dtype == torch.float32 and part.device.type == "cpu"
+    if fused and cpu32 and out_dtype == torch.bfloat16:
         out = torch.empty(part.shape, dtype=out_dtype)
         finite = _kernels().narrow_bf16_if_finite(part.contiguous().view(-1).numpy(), _bits(out))
     else:
@@ -288,7 +296,7 @@ def _write_result(
     flat = result.reshape(-1)
 
     def convert(s: int) -> torch.Tensor:
-        return _checked_output(name, flat[s : s + chunk], out_dtype)
+        return _checked_output(name, flat[s : s + chunk], out_dtype, fused=True)
 
     writer.begin(name)
     if pool is None:

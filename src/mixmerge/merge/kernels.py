@@ -282,30 +282,43 @@ def sign_consensus(
 
 @_jit
 def subtract_if_finite(x: np.ndarray, base: np.ndarray) -> bool:
-    """x −= base in place; False when an entry of x was NaN/Inf (x is then garbage: the
-    caller raises). The engine's task vector formation: its check and subtraction, one pass."""
-    probe = x.dtype.type(0)
+    """x −= base in place (float32); False when an entry of x was NaN/Inf (x is then garbage:
+    the caller raises). The engine's task vector formation: its check and subtraction."""
+    return _finite32(x.view(np.int32)) & _subtract(x, base)
+
+
+@_jit
+def _finite32(bits: np.ndarray) -> bool:
+    # an all-ones exponent (NaN/Inf) carries into bit 31 when 1 is added to it; OR-ing the
+    # sums (integers, unlike a float probe) vectorises
+    special = 0
+    for i in range(bits.shape[0]):
+        special |= (bits[i] & 0x7F800000) + 0x800000
+    return (special & 0x80000000) == 0
+
+
+@_jit
+def _subtract(x: np.ndarray, base: np.ndarray) -> bool:
     for i in range(x.shape[0]):
-        value = x[i]
-        probe += value - value  # 0 for a finite value, NaN for NaN/Inf
-        x[i] = value - base[i]
-    return probe == 0
+        x[i] -= base[i]
+    return True
 
 
 @_jit
 def widen_bf16_if_finite(raw: np.ndarray, out: np.ndarray, base: np.ndarray, subtract: bool) -> bool:
     """out ← float32(raw) [− base], `raw` being bfloat16 bit patterns (as int16); False when a
     raw value was NaN/Inf. bf16 is the top half of a float32, so widening is a 16-bit shift
-    (exact, as torch's `.float()`): the conversion, the check and the task vector's
-    subtraction in one pass (`base` is not read unless `subtract`)."""
-    bits = out.view(np.uint32)
-    probe = out.dtype.type(0)
-    for i in range(out.shape[0]):
-        bits[i] = np.uint32(np.uint16(raw[i])) << np.uint32(16)
-        value = out[i]
-        probe += value - value
-        out[i] = value - base[i] if subtract else value
-    return probe == 0
+    (exact, as torch's `.float()`); the check, the shift and the task vector's subtraction
+    are each a loop that vectorises (`base` is not read unless `subtract`)."""
+    special = 0
+    for i in range(raw.shape[0]):  # as in _finite32, on bf16's exponent
+        special |= (np.int32(raw[i]) & 0x7F80) + 0x80
+    bits = out.view(np.int32)
+    for i in range(raw.shape[0]):
+        bits[i] = np.int32(raw[i]) << 16
+    if subtract:
+        _subtract(out, base)
+    return (special & 0x8000) == 0
 
 
 @_jit
@@ -314,10 +327,10 @@ def narrow_bf16_if_finite(x: np.ndarray, out: np.ndarray) -> bool:
     torch's `.bfloat16()`; False when a result is NaN/Inf (x non-finite, or rounded past
     bf16's largest value), the result then being unspecified there."""
     bits = x.view(np.uint32)
-    special = np.uint32(0)
+    special = 0
     for i in range(x.shape[0]):
         word = bits[i]
         rounded = (word + (((word >> np.uint32(16)) & np.uint32(1)) + np.uint32(0x7FFF))) >> np.uint32(16)
-        special |= np.uint32((rounded & np.uint32(0x7F80)) == np.uint32(0x7F80))
+        special |= (np.int32(rounded) & 0x7F80) + 0x80
         out[i] = np.int16(np.uint16(rounded))
-    return special == 0
+    return (special & 0x8000) == 0
