@@ -152,7 +152,7 @@ def test_della_row_blocks(monkeypatch: pytest.MonkeyPatch, shape: tuple, mode: s
         )
 
 
-@pytest.mark.parametrize("method", ["ties", "dare_ties", "breadcrumbs_ties", "della"])
+@pytest.mark.parametrize("method", ["ties", "dare_ties", "breadcrumbs_ties", "della", "sce"])
 @pytest.mark.parametrize("normalize, lam", [(True, 1.0), (False, 0.7)])
 def test_sign_election(
     monkeypatch: pytest.MonkeyPatch, method: str, normalize: bool, lam: float
@@ -170,6 +170,8 @@ def test_sign_election(
         ctx = Ctx(base, fts, mp)
         params = {p.name: p.default for p in METHODS[method].global_params}
         ctx.params = params | {"normalize": normalize, "lambda": lam}
+        if method == "sce":  # its erase and combine, after its variance mask and without
+            ctx.params["select_topk"] = 0.5 if normalize else 1.0
         return METHODS[method]().merge(ctx)
 
     both_ways(monkeypatch, run)

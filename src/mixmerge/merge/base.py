@@ -28,6 +28,14 @@ _Item = TypeVar("_Item")
 _Result = TypeVar("_Result")
 
 
+def fused_kernels() -> Any:
+    """`mixmerge.merge.kernels` (the fused numba loops), imported on first use: numba's import
+    and start-up (~1 s) only in a merge that runs one."""
+    from mixmerge.merge import kernels
+
+    return kernels
+
+
 @contextlib.contextmanager
 def intra_op_threads(n: int) -> Iterator[None]:
     """torch's intra-op thread count set to `n` for the block (process-wide: main thread only)."""
@@ -223,10 +231,8 @@ class TensorContext:
         draws are `torch.rand(shape, generator=self.generator(j))`'s, bit for bit, made by a
         fused loop (`kernels.uniform_fill`, ~12x faster than torch's one-by-one draws).
         """
-        from mixmerge.merge import kernels  # numba's import only where a merge draws
-
         drawn = torch.empty(tuple(shape), dtype=torch.float32)
-        kernels.uniform_fill(drawn.view(-1).numpy(), self.stream_seed(j))
+        fused_kernels().uniform_fill(drawn.view(-1).numpy(), self.stream_seed(j))
         return drawn.to(self.device)
 
     def mutable(self, j: int) -> torch.Tensor:

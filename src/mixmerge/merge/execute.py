@@ -26,13 +26,12 @@ import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from mixmerge.merge.base import LazyInputs, TensorContext, intra_op_threads
+from mixmerge.merge.base import LazyInputs, TensorContext, fused_kernels, intra_op_threads
 from mixmerge.merge.errors import MergeError
 from mixmerge.merge.modelio import ModelFiles, ShardWriter
 from mixmerge.merge.plan import MergeJob, TensorPlan
@@ -80,7 +79,7 @@ def _convert(
     if fused and _bf16_widening(stored, dev, dtype):  # the conversion and the check, fused
         t = torch.empty(stored.shape, dtype=dtype)
         out = t.view(-1).numpy()
-        if not _kernels().widen_bf16_if_finite(_bits(stored), out, out, False) and check:
+        if not fused_kernels().widen_bf16_if_finite(_bits(stored), out, out, False) and check:
             raise _bad_input(name, label)
         return t
     widening = not check or _widening(stored.dtype, dtype)
@@ -92,12 +91,6 @@ def _convert(
     if check and widening and not all_finite(t):
         raise _bad_input(name, label)
     return t
-
-
-def _kernels() -> Any:
-    from mixmerge.merge import kernels  # numba's import (0.3 s) only where a merge needs it
-
-    return kernels
 
 
 def _bf16_widening(stored: torch.Tensor, dev: torch.device, dtype: torch.dtype) -> bool:
@@ -190,10 +183,10 @@ class _Inputs(LazyInputs):
             # the conversion (bf16), the NaN/Inf check and the subtraction in one pass
             below = base[start:end].numpy()
             if stored.dtype == torch.bfloat16:
-                finite = _kernels().widen_bf16_if_finite(_bits(stored), part.numpy(), below, True)
+                finite = fused_kernels().widen_bf16_if_finite(_bits(stored), part.numpy(), below, True)
             else:
                 part.copy_(stored)
-                finite = _kernels().subtract_if_finite(part.numpy(), below)
+                finite = fused_kernels().subtract_if_finite(part.numpy(), below)
         else:
             part.copy_(stored)
             finite = all_finite(part)
@@ -270,7 +263,7 @@ def _checked_output(
     cpu32 = part.dtype == torch.float32 and part.device.type == "cpu"
     if fused and cpu32 and out_dtype == torch.bfloat16:
         out = torch.empty(part.shape, dtype=out_dtype)
-        finite = _kernels().narrow_bf16_if_finite(part.contiguous().view(-1).numpy(), _bits(out))
+        finite = fused_kernels().narrow_bf16_if_finite(part.contiguous().view(-1).numpy(), _bits(out))
     else:
         out = part.to(device="cpu", dtype=out_dtype)
         finite = all_finite(out)

@@ -281,6 +281,32 @@ def sign_consensus(
 
 
 @_jit
+def sce_consensus(deltas: tuple[np.ndarray, ...], weights: np.ndarray, out: np.ndarray) -> None:
+    """out += Σⱼ δⱼ·eⱼ / max(Σⱼ eⱼ, 1e-6), eⱼ = wⱼ where δⱼ's sign is the elected one (the
+    sign of Σⱼ δⱼ, + for a sum ≥ 0; a zero δⱼ has neither), else 0: SCE's erase and combine as
+    its torch form computes them, each `sum(dim=0)` from +0.0 in model order (torch's order
+    for a reduction over the stacked models' dim)."""
+    zero = out.dtype.type(0)
+    one = out.dtype.type(1)
+    floor = out.dtype.type(1e-6)
+    t = len(deltas)
+    for i in range(out.shape[0]):
+        total = zero
+        for j in range(t):
+            total += deltas[j][i]
+        up = total >= zero
+        merged = zero
+        div = zero
+        for j in range(t):
+            x = deltas[j][i]
+            agree = x > zero if up else x < zero
+            erased = weights[j] * (one if agree else zero)
+            merged += x * erased
+            div += erased
+        out[i] += merged / (div if div >= floor else floor)
+
+
+@_jit
 def subtract_if_finite(x: np.ndarray, base: np.ndarray) -> bool:
     """x −= base in place (float32); False when an entry of x was NaN/Inf (x is then garbage:
     the caller raises). The engine's task vector formation: its check and subtraction."""

@@ -36,7 +36,7 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from mixmerge.merge.base import MergeMethod, Param, TensorContext
+from mixmerge.merge.base import MergeMethod, Param, TensorContext, fused_kernels
 
 # Elements per piece of a whole-tensor pass (4 MiB of float32 per temporary).
 CHUNK = 1 << 20
@@ -95,13 +95,6 @@ RADIX_MIN = 1 << 14
 _UPPER, _LOWER = (1, 0) if sys.byteorder == "little" else (0, 1)
 
 Flat = np.ndarray | torch.Tensor
-
-
-def _kernels() -> Any:
-    """The fused loops, imported on first use (numba's import costs 0.3 s)."""
-    from mixmerge.merge import kernels
-
-    return kernels
 
 
 def fusable(*tensors: torch.Tensor) -> bool:
@@ -245,10 +238,10 @@ def _kth_bracketed_abs(x: np.ndarray, k: int) -> tuple[Any, int, int] | None:
     n = len(x)
     lo, hi, share = _bracket_bounds(np.abs(x[:: n // _SAMPLE]), n, k)
     inside = np.empty(int(2 * share * n) + 4096, dtype=x.dtype)
-    below, n_inside = _kernels().abs_bracket(x, lo, hi, inside)
+    below, n_inside = fused_kernels().abs_bracket(x, lo, hi, inside)
     if n_inside > len(inside):  # a value repeated far beyond the sample's share: one more pass
         inside = np.empty(n_inside, dtype=x.dtype)
-        _kernels().abs_bracket(x, lo, hi, inside)
+        fused_kernels().abs_bracket(x, lo, hi, inside)
     if below >= k or below + n_inside < k:
         return None
     inside = inside[:n_inside]
@@ -431,7 +424,7 @@ def magnitude(delta: torch.Tensor, density: float, rescale: bool) -> torch.Tenso
         l1_before = _l1(delta, rescale)
         x = delta.view(-1).numpy()
         thr, less, equal = _kth_smallest_abs(x, n - k + 1)
-        _kernels().keep_largest(x, thr, k - (n - less - equal))
+        fused_kernels().keep_largest(x, thr, k - (n - less - equal))
         return rescale_l1(delta, l1_before) if rescale else delta
     a = delta.abs().view(-1)
     keep = largest_mask(a, k)
@@ -469,7 +462,7 @@ def magnitude_outliers(
         if n_bot > 0:
             bottom, less, _ = _kth_smallest_abs(x, n_bot)
             bottom_need = n_bot - less
-        _kernels().keep_band(x, top, top_need, bottom, bottom_need)
+        fused_kernels().keep_band(x, top, top_need, bottom, bottom_need)
         return rescale_l1(delta, l1_before) if rescale else delta
     a = delta.abs().view(-1)
     counts = upper_counts(a)  # both cuts select on the same counts
@@ -495,7 +488,7 @@ def _drop_unless_below(
     summed = rescale and delta.dtype == torch.float32 and torch.get_num_threads() == 1
     l1_before = None if summed else _l1(delta, rescale)
     x, seed = delta.view(-1).numpy(), ctx.stream_seed(j)
-    before, after = _kernels().keep_below(x, seed, probs, per_entry)
+    before, after = fused_kernels().keep_below(x, seed, probs, per_entry)
     if summed:
         return rescale_l1(delta, torch.tensor(before), torch.tensor(after))
     return rescale_l1(delta, l1_before) if rescale else delta
@@ -577,7 +570,7 @@ def _della_fused(
     """`della_magprune` on a contiguous float32 CPU vector or matrix (rows of n < 2¹⁶), its
     torch form's bits: rank keys and the drop in fused loops, a row block at a time, and
     numpy's sort of each row's keys between them."""
-    kernels = _kernels()
+    kernels = fused_kernels()
     x = delta.view(-1, delta.shape[-1]).numpy()
     table = _della_table(x.shape[1], density, epsilon, delta.dtype).numpy()
     stream = kernels.mt_stream(ctx.stream_seed(j))
@@ -658,7 +651,7 @@ class GeneralizedTaskArithmetic(MergeMethod):
             def fused(s: int) -> None:  # the torch form below, in one pass (kernels.py)
                 chunks = tuple(d[s : s + COMBINE_CHUNK].numpy() for d in deltas)
                 piece = flat_out[s : s + COMBINE_CHUNK].numpy()
-                _kernels().sign_consensus(chunks, w_host, piece, normalize, lam)
+                fused_kernels().sign_consensus(chunks, w_host, piece, normalize, lam)
 
             ctx.map(fused, range(0, flat_out.numel(), COMBINE_CHUNK))
             return out

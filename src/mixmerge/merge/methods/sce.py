@@ -21,8 +21,8 @@ from collections.abc import Sequence
 
 import torch
 
-from mixmerge.merge.base import MergeMethod, Param, TensorContext, register_method
-from mixmerge.merge.methods.gta import CHUNK, get_mask, largest_mask
+from mixmerge.merge.base import MergeMethod, Param, TensorContext, fused_kernels, register_method
+from mixmerge.merge.methods.gta import CHUNK, COMBINE_CHUNK, fusable, get_mask, largest_mask
 
 
 def sce_weight(ctx: TensorContext, tvs: Sequence[torch.Tensor]) -> torch.Tensor:
@@ -87,6 +87,15 @@ class SceMerge(MergeMethod):
         weights = sce_weight(ctx, tvs).unsqueeze(-1)
         out = ctx.mutable_base()
         flat_out = out.view(-1)
+        if fusable(flat_out, weights, *tvs):
+            w_host = weights.view(-1).numpy()
+
+            def fused(s: int) -> None:  # the loop below, entry by entry in one pass
+                chunks = tuple(t[s : s + COMBINE_CHUNK].numpy() for t in tvs)
+                fused_kernels().sce_consensus(chunks, w_host, flat_out[s : s + COMBINE_CHUNK].numpy())
+
+            ctx.map(fused, range(0, flat_out.numel(), COMBINE_CHUNK))
+            return out
         for s in range(0, flat_out.numel(), CHUNK):
             chunk = _rows(tvs, s)
             erased = weights * get_mask(chunk, "sum", mask_dtype)
