@@ -82,6 +82,30 @@ def test_float64_and_the_large_bracket(monkeypatch: pytest.MonkeyPatch) -> None:
     both_ways(monkeypatch, lambda: gta.magnitude((ft - base).double(), 0.3, True))
 
 
+@pytest.mark.parametrize("n", [1, 63, 64, 65, 64 * 97 + 31])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_abs_bracket_gathers_in_order(n: int, dtype: type) -> None:
+    """The count below the bracket and the gather inside it (its 64-entry bit masks and the
+    tail), against numpy's compress: values, order, the bounds' ties, -0.0, and an overflow
+    that still counts every entry inside."""
+    from mixmerge.merge import kernels
+
+    base, (ft,) = bf16_deltas(n, 1, seed=n)
+    x = (ft - base).numpy().astype(dtype)
+    a = np.abs(x)
+    lo, hi = np.quantile(a, [0.3, 0.6]).astype(dtype) if n > 1 else (a[0], a[0])
+    x[:: max(n // 5, 1)] = -lo  # ties at both bounds, negative
+    a = np.abs(x)
+    expected = np.compress((a >= lo) & (a <= hi), a)
+    for cap in (len(expected) + 3, max(len(expected) // 2, 0)):
+        inside = np.full(cap, -1.0, dtype=dtype)
+        below, n_inside = kernels.abs_bracket(x, lo, hi, inside)
+        assert (below, n_inside) == (np.count_nonzero(a < lo), len(expected))
+        kept = min(cap, n_inside)
+        assert np.array_equal(inside[:kept], expected[:kept])
+        assert (inside[kept:] == -1.0).all()
+
+
 @pytest.mark.parametrize("n", [1, 623, 624, 625, 100_003])
 def test_uniform_fill_is_torch_rand(n: int) -> None:
     from mixmerge.merge import kernels

@@ -20,21 +20,45 @@ import numpy as np
 _jit = numba.njit(nogil=True, cache=True)
 
 
+# de Bruijn table: the index of a uint64's lowest set bit b is _LOW_BIT[(b · C) >> 58]
+_DEBRUIJN = 0x03F79D71B4CB0A89
+_LOW_BIT = np.zeros(64, dtype=np.int64)
+for _i in range(64):
+    _LOW_BIT[(((1 << _i) * _DEBRUIJN) & 0xFFFFFFFFFFFFFFFF) >> 58] = _i
+_U64 = np.uint64
+
+
 @_jit
 def abs_bracket(x: np.ndarray, lo: float, hi: float, inside: np.ndarray) -> tuple[int, int]:
     """How many |x| lie below `lo`, and how many in [lo, hi]; the first len(inside) of the
     latter are written to `inside` in order (a count above its length means it overflowed).
     `np.count_nonzero(a < lo)` and `np.compress((a >= lo) & (a <= hi), a)` for a = |x|."""
+    n = x.shape[0]
+    cap = inside.shape[0]
     below = 0
     n_inside = 0
-    last = inside.shape[0] - 1
-    for i in range(x.shape[0]):
+    # 64 entries at a time: the compares vectorise into a 64-bit mask of those inside, whose
+    # set bits are then walked (a few per word: the bracket holds a few % of the entries).
+    # 0.48 ns an entry, where storing every entry at the next free slot took 1.4 ns
+    for s in range(0, n - n % 64, 64):
+        bits = _U64(0)
+        for j in range(64):
+            a = abs(x[s + j])
+            below += a < lo
+            bits |= _U64((a >= lo) & (a <= hi)) << _U64(j)
+        while bits:
+            low = bits & (~bits + _U64(1))
+            if n_inside < cap:
+                inside[n_inside] = abs(x[s + _LOW_BIT[(low * _U64(_DEBRUIJN)) >> _U64(58)]])
+            n_inside += 1
+            bits ^= low
+    for i in range(n - n % 64, n):
         a = abs(x[i])
         below += a < lo
-        # every entry is written at the next free slot and only those inside advance it:
-        # no branch on the values, which take both ways at random
-        inside[min(n_inside, last)] = a
-        n_inside += (a >= lo) & (a <= hi)
+        if (a >= lo) & (a <= hi):
+            if n_inside < cap:
+                inside[n_inside] = a
+            n_inside += 1
     return below, n_inside
 
 
