@@ -593,6 +593,24 @@ def _della_fused(
     return rescale_l1(delta, l1_before)
 
 
+def fused_combine(
+    ctx: TensorContext,
+    kernel: Any,
+    deltas: Sequence[torch.Tensor],
+    weights: np.ndarray,
+    flat_out: torch.Tensor,
+    *options: Any,
+) -> None:
+    """`kernel(deltas' chunks, weights, out chunk, *options)` on COMBINE_CHUNK slices of the
+    flat output, spread over the workers (the fused combine steps of TIES and SCE)."""
+
+    def piece(s: int) -> None:
+        chunks = tuple(d[s : s + COMBINE_CHUNK].numpy() for d in deltas)
+        kernel(chunks, weights, flat_out[s : s + COMBINE_CHUNK].numpy(), *options)
+
+    ctx.map(piece, range(0, flat_out.numel(), COMBINE_CHUNK))
+
+
 # --- the pipeline ---------------------------------------------------------------------------
 
 
@@ -646,14 +664,9 @@ class GeneralizedTaskArithmetic(MergeMethod):
 
         one = torch.ones((), dtype=base.dtype, device=base.device)
         if self.consensus and fusable(out, *deltas):
-            w_host = w32.numpy()
-
-            def fused(s: int) -> None:  # the torch form below, in one pass (kernels.py)
-                chunks = tuple(d[s : s + COMBINE_CHUNK].numpy() for d in deltas)
-                piece = flat_out[s : s + COMBINE_CHUNK].numpy()
-                fused_kernels().sign_consensus(chunks, w_host, piece, normalize, lam)
-
-            ctx.map(fused, range(0, flat_out.numel(), COMBINE_CHUNK))
+            # the torch form below, in one pass (kernels.py)
+            kernel = fused_kernels().sign_consensus
+            fused_combine(ctx, kernel, deltas, w32.numpy(), flat_out, normalize, lam)
             return out
 
         def combine(s: int) -> None:

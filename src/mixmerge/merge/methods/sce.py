@@ -22,7 +22,7 @@ from collections.abc import Sequence
 import torch
 
 from mixmerge.merge.base import MergeMethod, Param, TensorContext, fused_kernels, register_method
-from mixmerge.merge.methods.gta import CHUNK, COMBINE_CHUNK, fusable, get_mask, largest_mask
+from mixmerge.merge.methods.gta import CHUNK, fusable, fused_combine, get_mask, largest_mask
 
 
 def sce_weight(ctx: TensorContext, tvs: Sequence[torch.Tensor]) -> torch.Tensor:
@@ -88,13 +88,8 @@ class SceMerge(MergeMethod):
         out = ctx.mutable_base()
         flat_out = out.view(-1)
         if fusable(flat_out, weights, *tvs):
-            w_host = weights.view(-1).numpy()
-
-            def fused(s: int) -> None:  # the loop below, entry by entry in one pass
-                chunks = tuple(t[s : s + COMBINE_CHUNK].numpy() for t in tvs)
-                fused_kernels().sce_consensus(chunks, w_host, flat_out[s : s + COMBINE_CHUNK].numpy())
-
-            ctx.map(fused, range(0, flat_out.numel(), COMBINE_CHUNK))
+            # the loop below, entry by entry in one pass
+            fused_combine(ctx, fused_kernels().sce_consensus, tvs, weights.view(-1).numpy(), flat_out)
             return out
         for s in range(0, flat_out.numel(), CHUNK):
             chunk = _rows(tvs, s)
