@@ -185,6 +185,57 @@ def test_passthrough_scales_one_model(tmp_path: Path) -> None:
     assert torch.equal(same["w"], state["w"])
 
 
+def _mergekit_multislerp(base: torch.Tensor, xs: list[torch.Tensor], w: list[float]) -> torch.Tensor:
+    """MergeKit 0.1.5's multislerp on whole stacked tensors (with a base, eps 1e-8)."""
+    flat = torch.stack(xs) - base
+    flat = flat.view(len(xs), -1)
+    weights = torch.tensor(w) / sum(w)
+    norms = torch.norm(flat, dim=-1, keepdim=True)
+    units = flat / (norms + 1e-8)
+    mean = (units * weights.view(-1, 1)).sum(0)
+    mean = mean / torch.norm(mean)
+    dots = (units * mean).sum(-1, keepdim=True)
+    tangent = ((units - dots * mean) * weights.view(-1, 1)).sum(0)
+    tn = torch.norm(tangent) + 1e-8
+    res = mean * torch.cos(tn) + tangent * (torch.sin(tn) / tn)
+    return (res * (norms.squeeze(-1) * weights).sum()).view(base.shape) + base
+
+
+def _mergekit_ramplus_tl(base: torch.Tensor, xs: list[torch.Tensor], eps: float) -> torch.Tensor:
+    """MergeKit 0.1.5's ramplus_tl (r 0.1, alpha 0.2) on whole stacked tensors."""
+    tv = torch.stack([x - base for x in xs]).view(len(xs), -1)
+    nonzero = tv.abs() > eps
+    counts = nonzero.sum(dim=0, keepdim=True)
+    overlap, unique = counts > 1, counts == 1
+    rho = (nonzero & overlap).sum(dim=1) / (nonzero & unique).sum(dim=1).clamp(min=eps)
+    lam = 1 + 0.1 * rho.clamp(min=0, max=0.2)
+    tv = tv * nonzero
+    merged = ((tv * unique * lam.unsqueeze(-1)) + (tv * overlap / counts.clamp(min=1))).sum(0)
+    return base + merged.reshape_as(base)
+
+
+def test_pieced_passes_match_mergekit_on_a_large_tensor(tmp_path: Path) -> None:
+    """multislerp, karcher and ramplus_tl run by cache-sized pieces: on a tensor of several
+    pieces they give MergeKit's whole-tensor values (ramplus_tl bit for bit; the others up to
+    the order of their float sums; karcher against its float64 run, see its docstring)."""
+    gen = torch.Generator().manual_seed(3)
+    base = 0.02 * torch.randn(530, 1000, generator=gen)  # 2 pieces and a part
+    xs = [base + 0.002 * torch.randn(base.shape, generator=gen)
+          * (torch.rand(base.shape, generator=gen) < 0.3) for _ in range(3)]  # fmt: skip
+    w = [0.2, 0.3, 0.5]
+    states = [{"w": x} for x in xs]
+    got = _merge(tmp_path / "ms", "multislerp", {"w": base}, states,
+                 model_parameters=[{"weight": v} for v in w])["w"]  # fmt: skip
+    torch.testing.assert_close(got, _mergekit_multislerp(base, xs, w), rtol=1e-6, atol=1e-9)
+    got = _merge(tmp_path / "rp", "ramplus_tl", {"w": base}, states, parameters={"epsilon": 1e-4})["w"]
+    assert torch.equal(got, _mergekit_ramplus_tl(base, xs, 1e-4))
+    got = _merge(tmp_path / "k", "karcher", {"w": base}, states)["w"]
+    exact = _merge(tmp_path / "k64", "karcher", {"w": base.double()},
+                   [{"w": x.double()} for x in xs], dtype="float64")["w"]  # fmt: skip
+    err = float((got.double() - exact).norm() / exact.norm())
+    assert err < 1e-6
+
+
 @pytest.mark.parametrize(
     ("method", "base", "others", "recipe", "message"),
     [

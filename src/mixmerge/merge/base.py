@@ -132,6 +132,11 @@ class Param:
 DELTA_PIECE = 1 << 22
 
 
+# Elements per piece of `TensorContext.map_pieces` (1 MiB of float32: a few inputs' pieces
+# stay in the cache together).
+PIECE = 1 << 18
+
+
 class LazyInputs(Sequence[torch.Tensor], abc.ABC):
     """A context's inputs when the engine converts each model on first use (`tensors[j]`).
 
@@ -207,6 +212,17 @@ class TensorContext:
             return [fn(x) for x in items]
         with intra_op_threads(1):
             return list(self.pool.map(fn, items))
+
+    def map_pieces(self, fn: Callable[[int, int], _Result], n: int) -> list[_Result]:
+        """[fn(s, e) for each PIECE-sized slice [s, e) of 0..n], in order, on the workers
+        (`map`): a whole-tensor method's pass over flat tensors in cache-sized pieces, with
+        piece-sized temporaries instead of full-size ones. A reduction summed over the
+        results in this order does not depend on the number of workers.
+
+        Return Python numbers (`.tolist()`), not tensors: a small tensor kept past its piece
+        pins that piece's freed temporaries in glibc's heap (measured: 125 pieces of a 5-model
+        tensor kept 600 MiB resident through their 0-d sums)."""
+        return self.map(lambda s: fn(s, min(n, s + PIECE)), range(0, n, PIECE))
 
     def generator(self, j: int) -> torch.Generator:
         """CPU generator for input j of this tensor; draw on CPU, then `.to(self.device)`."""

@@ -8,6 +8,13 @@ mapped to the tangent space there, averaged with the weights (normalised to sum 
 mean norm. One model: its tensor. A weighted mean of norm < eps: for two models the plain
 weighted sum, else an error naming the tensor (MergeKit raises too).
 Deviation: MergeKit's `eps` is a parameter (default 1e-8) and so is it here.
+
+MergeKit stacks the inputs and forms each step over the whole stack (about 5 full-size buffers
+per input); here every step is a pass over cache-sized pieces on the engine's workers
+(`ctx.map_pieces`), each unit vector recomputed from its input where it is needed, so the method
+holds its inputs plus two buffers (the mean and the tangent). The same operations per entry;
+the norms and dot products are summed piece by piece, so their last float bits can differ from
+one whole-tensor reduction.
 """
 
 from __future__ import annotations
@@ -48,31 +55,75 @@ class MultiSlerpMerge(MergeMethod):
         eps = ctx.params["eps"]
         if len(ctx.tensors) == 1:
             return ctx.tensors[0]
-        tensors = torch.stack(list(ctx.tensors), dim=0)
-        if ctx.base is not None:
-            tensors -= ctx.base
-        flat = tensors.view(tensors.shape[0], -1)
+        base = ctx.base
+        vectors = ctx.task_vectors() if base is not None else list(ctx.tensors)
+        shape = vectors[0].shape
+        flat = [v.reshape(-1) for v in vectors]
+        n, count = flat[0].numel(), len(flat)
         weights = torch.tensor(
-            [p["weight"] for p in ctx.model_params], dtype=tensors.dtype, device=tensors.device
+            [p["weight"] for p in ctx.model_params], dtype=ctx.dtype, device=ctx.device
         )
         if ctx.params["normalize_weights"]:
             weights = weights / weights.sum()
-        norms = torch.norm(flat, dim=-1, keepdim=True)
-        units = flat / (norms + eps)
-        mean = (units * weights.view(-1, 1)).sum(0)
+        w = list(weights)
+        norms = ctx.map(torch.norm, flat)
+        scales = [norm + eps for norm in norms]
+
+        def unit(i: int, s: int, e: int) -> torch.Tensor:
+            return flat[i][s:e] / scales[i]
+
+        mean = torch.empty_like(flat[0])
+
+        def mean_piece(s: int, e: int) -> None:
+            acc = mean[s:e]
+            torch.mul(unit(0, s, e), w[0], out=acc)
+            for i in range(1, count):
+                acc += unit(i, s, e) * w[i]
+
+        ctx.map_pieces(mean_piece, n)
         mean_norm = torch.norm(mean)
         if mean_norm < eps:
-            if tensors.shape[0] != 2:
+            if count != 2:
                 raise MergeError(
                     f"multislerp: the weighted mean of the inputs is zero at tensor {ctx.name} "
                     "(antipodal inputs whose weights balance out): use other weights"
                 )
-            res = (tensors[0] * weights[0] + tensors[1] * weights[1]).view(tensors.shape[1:])
-            return res if ctx.base is None else res + ctx.base
-        mean = mean / mean_norm
-        dots = (units * mean).sum(-1, keepdim=True)
-        tangent = ((units - dots * mean) * weights.view(-1, 1)).sum(0)
-        tangent_norm = torch.norm(tangent) + eps
-        result = mean * torch.cos(tangent_norm) + tangent * (torch.sin(tangent_norm) / tangent_norm)
-        result = (result * (norms.squeeze(-1) * weights).sum()).view(tensors.shape[1:])
-        return result if ctx.base is None else result + ctx.base
+            res = vectors[0] * w[0] + vectors[1] * w[1]
+            return res if base is None else res + base
+        mean /= mean_norm
+
+        def dot_piece(s: int, e: int) -> list[float]:
+            m = mean[s:e]
+            return [(unit(i, s, e) * m).sum().item() for i in range(count)]
+
+        dots = torch.tensor(
+            [sum(col) for col in zip(*ctx.map_pieces(dot_piece, n), strict=True)],
+            dtype=mean.dtype,
+            device=mean.device,
+        )
+        tangent = torch.empty_like(mean)
+
+        def tangent_piece(s: int, e: int) -> float:
+            m, acc = mean[s:e], tangent[s:e]
+            torch.mul(unit(0, s, e) - dots[0] * m, w[0], out=acc)
+            for i in range(1, count):
+                acc += (unit(i, s, e) - dots[i] * m) * w[i]
+            return acc.square().sum().item()
+
+        squares = sum(ctx.map_pieces(tangent_piece, n))
+        tangent_norm = torch.tensor(squares, dtype=mean.dtype, device=mean.device).sqrt() + eps
+        del vectors, flat[:]  # the task vectors are no longer read: free them before the last pass
+        cos, sin = torch.cos(tangent_norm), torch.sin(tangent_norm) / tangent_norm
+        scale = (torch.stack(norms) * weights).sum()
+        base_flat = base.reshape(-1) if base is not None else None
+
+        def result_piece(s: int, e: int) -> None:
+            m = mean[s:e]
+            r = m * cos + tangent[s:e] * sin
+            r *= scale
+            if base_flat is not None:
+                r += base_flat[s:e]
+            m.copy_(r)
+
+        ctx.map_pieces(result_piece, n)
+        return mean.view(shape)
