@@ -42,7 +42,8 @@ Choices the CLIP code did not have to make, for LLMs:
   floating point included (r = 100, fraction 0.29 gives c₀ = int(28.999999999999996) = 28).
 
 Memory: the T deltas (made in place in the inputs' buffers), Σδ, and the SVD factors of one
-matrix (Iso-CTS: a residual δᵢ − U_c U_cᵀ δᵢ at a time and the m×r / r×n concatenations).
+matrix (Iso-CTS: a residual δᵢ − U_c U_cᵀ δᵢ at a time, each δᵢ freed once projected, and the
+m×r / r×n concatenations).
 
 Deviations from fusion_bench:
 - SVDs run in fp32 on the compute dtype's deltas (as tsvm); Iso-C sums the deltas directly
@@ -63,7 +64,14 @@ from __future__ import annotations
 import torch
 
 from mixmerge.merge.base import Param, TensorContext, register_method
-from mixmerge.merge.methods.tsvm import SVD_PARAMS, TSVMerge, leading_svd, polar, svd
+from mixmerge.merge.methods.tsvm import (
+    SVD_PARAMS,
+    TSVMerge,
+    consume,
+    leading_svd,
+    polar,
+    svd,
+)
 
 EXCLUDE = next(p for p in SVD_PARAMS if p.name == "exclude")
 SCALING = Param(
@@ -140,8 +148,9 @@ class IsoCTSMerge(TSVMerge):
         del total
         us, ss, vhs = [], [], []
         if k > 0:
-            for j, d in enumerate(deltas):
+            for j, d in consume(deltas):  # each task vector freed once projected
                 w = d.to(torch.float32)
+                del d
                 w_ts = w - u_c @ (u_c.mT @ w)
                 del w
                 u, s, vh = leading_svd(w_ts, k, "full", 0, 0, ctx.generator(j))
@@ -149,6 +158,7 @@ class IsoCTSMerge(TSVMerge):
                 us.append(u)
                 ss.append(s)
                 vhs.append(vh)
+        deltas.clear()  # k = 0: not read again
         u_perp = polar(torch.cat([*us, u_c], dim=1))
         del us, u_c
         vh_perp = polar(torch.cat([*vhs, vh_c], dim=0))

@@ -32,17 +32,22 @@ import math
 
 import torch
 
-from mixmerge.merge.base import Param, TensorContext, register_method
+from mixmerge.merge.base import PIECE, Param, TensorContext, register_method
 from mixmerge.merge.methods.tsvm import SVD_PARAMS, TSVMerge, tsv_components
 
 
 def outlier_mass(delta: torch.Tensor, k_sigma: float) -> float:
-    """Tᵢ: Σ|δ| over entries at least k_sigma row-standard-deviations above the row mean |δ|."""
+    """Tᵢ: Σ|δ| over entries at least k_sigma row-standard-deviations above the row mean |δ|
+    (by blocks of rows, each row's statistics within its block: block-sized temporaries)."""
     rows = delta.reshape(delta.shape[0], -1) if delta.dim() >= 2 else delta.reshape(1, -1)
-    a = rows.abs().to(torch.float32)
-    sigma, mu = torch.std_mean(a, dim=1, correction=0, keepdim=True)
-    threshold = mu + k_sigma * sigma
-    return float(torch.where(a >= threshold, a, 0).sum(dtype=torch.float64))
+    step = max(1, PIECE // max(1, rows.shape[1]))
+    total = 0.0
+    for s in range(0, rows.shape[0], step):
+        a = rows[s : s + step].abs().to(torch.float32)
+        sigma, mu = torch.std_mean(a, dim=1, correction=0, keepdim=True)
+        threshold = mu + k_sigma * sigma
+        total += float(torch.where(a >= threshold, a, 0).sum(dtype=torch.float64))
+    return total
 
 
 def task_weights(ctx: TensorContext, deltas: list[torch.Tensor]) -> list[float] | None:
@@ -61,10 +66,19 @@ def task_weights(ctx: TensorContext, deltas: list[torch.Tensor]) -> list[float] 
 def sparsity(ctx: TensorContext, deltas: list[torch.Tensor]) -> float:
     """Ω: fraction of all task-vector entries with |δ| < ε_abs."""
     eps = ctx.params["epsilon"]
+    flat = [d.reshape(-1) for d in deltas]
     if ctx.params["epsilon_mode"] == "relative":
-        mean_abs = [float(d.abs().to(torch.float32).mean(dtype=torch.float64)) for d in deltas]
+
+        def abs_sum(d: torch.Tensor, s: int) -> float:
+            return float(d[s : s + PIECE].abs().to(torch.float32).sum(dtype=torch.float64))
+
+        mean_abs = [sum(abs_sum(d, s) for s in range(0, d.numel(), PIECE)) / d.numel() for d in flat]
         eps *= sum(mean_abs) / len(mean_abs)
-    small = sum(int(torch.count_nonzero(d.abs() < eps)) for d in deltas)
+    small = sum(
+        int(torch.count_nonzero(d[s : s + PIECE].abs() < eps))
+        for d in flat
+        for s in range(0, d.numel(), PIECE)
+    )
     return small / sum(d.numel() for d in deltas)
 
 

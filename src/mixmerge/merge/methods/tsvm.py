@@ -36,7 +36,7 @@ columns that carry a singular value (the padded columns are multiplied by 0).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 import torch
@@ -86,6 +86,48 @@ FP32_SIGMA_RATIO = 1e-2
 # caches and LAPACK's tridiagonal reduction is bound by memory traffic, which float32 halves
 # (per task, 2 cores: 1.16x at 2048², 1.39x at 2560², 1.7x at 4096²; at 1024², 1.05-2x slower).
 FP32_GRAM_MIN = 2048
+
+
+# Elements per block when a float32 matrix takes part in a float64 product (`matmul64`,
+# `gram64`): 64 MiB of float64 at a time, rather than a float64 copy of the whole matrix
+# (470 MiB for an 8B model's 14336×4095 U_cat, 4 GiB for its 128256×4096 embedding). Smaller
+# blocks cost time: a 4096×4095 Gram matrix took 0.75-1.02 s whole, 0.74-0.91 s in blocks of
+# 2²³, 1.36-2.45 s in blocks of 2²¹.
+BLOCK64 = 1 << 23
+
+
+def _rows64(a: torch.Tensor) -> Iterator[tuple[int, torch.Tensor]]:
+    """(start, a[start:start + step] in float64) over `a`'s rows, a block at a time."""
+    step = max(1, BLOCK64 // max(1, a.shape[1]))
+    for s in range(0, a.shape[0], step):
+        yield s, a[s : s + step].to(torch.float64)
+
+
+def matmul64(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """a @ b in float64 for a float32 `a` and a float64 `b`, a's rows converted by blocks."""
+    out = torch.empty(a.shape[0], b.shape[1], dtype=torch.float64, device=a.device)
+    for s, block in _rows64(a):
+        out[s : s + block.shape[0]] = matmul(block, b)
+    return out
+
+
+def gram64(a: torch.Tensor) -> torch.Tensor:
+    """aᵀa in float64, summed over blocks of a's rows (each converted in turn)."""
+    gram = None
+    for _, block in _rows64(a):
+        part = matmul(block.mT, block)
+        gram = part if gram is None else gram.add_(part)
+    assert gram is not None
+    return gram
+
+
+def consume(deltas: list[torch.Tensor]) -> Iterator[tuple[int, torch.Tensor]]:
+    """(j, δⱼ) in order, each dropped from `deltas` (an empty tensor left in its place) as it
+    is handed out: an update that reads each task vector once frees it as soon as it is used,
+    so the T full-size buffers are gone before the polar factors are formed."""
+    for j in range(len(deltas)):
+        d, deltas[j] = deltas[j], deltas[j].new_empty(0)
+        yield j, d
 
 
 def eigh_top(sym: torch.Tensor, k: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -156,7 +198,7 @@ def gram_svd(a: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor, torch
     # Rayleigh–Ritz in float64: orthonormalize the basis, then the SVD of a·basis (m×q)
     # through its q×q Gram matrix
     basis = torch.linalg.qr(basis.to(torch.float64)).Q
-    proj = matmul(a.to(torch.float64), basis)
+    proj = matmul64(a, basis)
     lam, w = eigh_top(matmul(proj.mT, proj))
     lam, w = lam[q - k :].flip(0), w[:, q - k :].flip(1)
     if GRAM_RTOL * lam[0] < lam[-1] < FP32_SIGMA_RATIO**2 * lam[0]:
@@ -166,10 +208,9 @@ def gram_svd(a: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor, torch
 
 def gram_svd64(a: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
     """`gram_svd` with the k leading eigenpairs of the float64 Gram matrix (`a` is tall)."""
-    a64 = a.to(torch.float64)
-    lam, v = eigh_top(matmul(a64.mT, a64), k)
+    lam, v = eigh_top(gram64(a), k)
     lam, v = lam.flip(0), v.flip(1)
-    return triples(matmul(a64, v), lam, v)
+    return triples(matmul64(a, v), lam, v)
 
 
 def triples(
@@ -206,8 +247,7 @@ def polar(a: torch.Tensor, mode: str = "full") -> torch.Tensor:
     float64 eigendecomposition of the Gram matrix, unless that is numerically singular."""
     if mode != "full":
         wide = a.shape[0] < a.shape[1]
-        a64 = a.to(torch.float64)
-        lam, w = eigh_top(matmul(a64, a64.mT) if wide else matmul(a64.mT, a64))
+        lam, w = eigh_top(gram64(a.mT if wide else a))
         if lam[0] > GRAM_RTOL * lam[-1]:
             half = w * lam.pow(-0.25)  # (AᵀA)^(-1/2) = half·halfᵀ, a symmetric product
             inv_sqrt = matmul(half, half.mT).to(a.dtype)
@@ -217,13 +257,16 @@ def polar(a: torch.Tensor, mode: str = "full") -> torch.Tensor:
 
 
 def tsv_components(
-    ctx: TensorContext, deltas: Sequence[torch.Tensor], k: int
+    ctx: TensorContext, deltas: list[torch.Tensor], k: int
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """TSV candidates: (U⊥ m×Tk, s Tk, V⊥ᵀ Tk×n) from each task's k leading components."""
+    """TSV candidates: (U⊥ m×Tk, s Tk, V⊥ᵀ Tk×n) from each task's k leading components.
+    Each task vector is dropped from `deltas` once decomposed (`consume`)."""
     mode, niter, over = ctx.params["svd"], ctx.params["niter"], ctx.params["oversample"]
     us, ss, vhs = [], [], []
-    for j, d in enumerate(deltas):
-        u, s, vh = leading_svd(d.to(torch.float32), k, mode, niter, over, ctx.generator(j))
+    for u, s, vh in (
+        leading_svd(d.to(torch.float32), k, mode, niter, over, ctx.generator(j))
+        for j, d in consume(deltas)
+    ):
         us.append(u)
         ss.append(s)
         vhs.append(vh)
@@ -262,6 +305,8 @@ class TSVMerge(MergeMethod):
         )
 
     def matrix_update(self, ctx: TensorContext, deltas: list[torch.Tensor]) -> torch.Tensor:
+        """The merged update of a 2-D tensor (fp32); it may free the task vectors as it goes
+        (`consume`): the caller reads `deltas` no more."""
         m, n = deltas[0].shape
         k = min(m, n) // len(deltas)
         if k == 0:  # fewer singular values than tasks: no component survives
