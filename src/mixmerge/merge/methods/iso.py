@@ -158,7 +158,7 @@ class IsoCTSMerge(TSVMerge):
                 us.append(u)
                 ss.append(s)
                 vhs.append(vh)
-        deltas.clear()  # k = 0: not read again
+        deltas.clear()  # not read again (with k = 0 none was consumed)
         u_perp = polar(torch.cat([*us, u_c], dim=1))
         del us, u_c
         vh_perp = polar(torch.cat([*vhs, vh_c], dim=0))
