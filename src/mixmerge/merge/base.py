@@ -224,6 +224,21 @@ class TensorContext:
         tensor kept 600 MiB resident through their 0-d sums)."""
         return self.map(lambda s: fn(s, min(n, s + PIECE)), range(0, n, PIECE))
 
+    def piece_sums(
+        self,
+        fn: Callable[[int, int], Sequence[float]],
+        n: int,
+        width: int,
+        dtype: torch.dtype = torch.float64,
+    ) -> torch.Tensor:
+        """Reductions by pieces: `fn(s, e)` gives `width` numbers for piece [s, e) (its partial
+        sums); their totals over the pieces, added in piece order as Python numbers (float64,
+        or exact for ints), as a `dtype` tensor of `width` on the device (zeros when n = 0)."""
+        totals = [0] * width
+        for part in self.map_pieces(fn, n):
+            totals = [t + x for t, x in zip(totals, part, strict=True)]
+        return torch.tensor(totals, dtype=dtype, device=self.device)
+
     def generator(self, j: int) -> torch.Generator:
         """CPU generator for input j of this tensor; draw on CPU, then `.to(self.device)`."""
         return tensor_generator(self.seed, self.name, self.model_indices[j])

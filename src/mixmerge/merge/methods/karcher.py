@@ -23,6 +23,7 @@ accuracy `tol` = 1e-5 asks for.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import partial
 
 import torch
@@ -39,24 +40,20 @@ def karcher_mean(
 ) -> torch.Tensor:
     """MergeKit's `karcher_merge_tensors`, by pieces (`ctx.map_pieces`): each unit vector is
     its tensor divided by its norm where it is read, the norms and dot products are torch.sum's
-    (pairwise) sums piece by piece in `dtype`, the pieces' sums added in order."""
+    (pairwise) sums piece by piece in `dtype`, the pieces' sums added in order (`piece_sums`)."""
     if len(tensors) == 1:
         return tensors[0]
     dtype = torch.float64 if tensors[0].dtype == torch.float64 else torch.float32
     shape, flat = tensors[0].shape, [t.reshape(-1) for t in tensors]
-    dev = tensors[0].device
 
     def squares(x: torch.Tensor) -> float:  # torch.sum's pairwise sum: see the docstring
         return x.to(dtype).square().sum().item()
 
-    def summed(parts: list) -> torch.Tensor:
-        """The pieces' numbers (or lists of them) added in order, as a `dtype` tensor."""
-        if parts and isinstance(parts[0], list):
-            return torch.tensor([sum(c) for c in zip(*parts, strict=True)], dtype=dtype, device=dev)
-        return torch.tensor(sum(parts), dtype=dtype, device=dev)
+    def reduced(fn: Callable[[int, int], list[float]], width: int = 1) -> torch.Tensor:
+        return ctx.piece_sums(fn, n, width, dtype)
 
     n = flat[0].numel()
-    each = summed(ctx.map_pieces(lambda s, e: [squares(f[s:e]) for f in flat], n))
+    each = reduced(lambda s, e: [squares(f[s:e]) for f in flat], len(flat))
     norms = list(each.sqrt())
     valid = [i for i, norm in enumerate(norms) if norm.item() > tol]
     if not valid:
@@ -72,13 +69,13 @@ def karcher_mean(
     def scale_piece(norm: torch.Tensor, s: int, e: int) -> None:
         mean[s:e].copy_((mean[s:e] / norm).to(mean.dtype))
 
-    def mean_piece(s: int, e: int) -> float:
+    def mean_piece(s: int, e: int) -> list[float]:
         acc = mean[s:e]
         for alpha, i in zip(weights, valid, strict=True):
             acc += alpha * unit(i, s, e)
-        return squares(acc)
+        return [squares(acc)]
 
-    mean_norm = summed(ctx.map_pieces(mean_piece, n)).sqrt()
+    mean_norm = reduced(mean_piece)[0].sqrt()
     if mean_norm.item() < tol:
         ctx.map_pieces(lambda s, e: mean[s:e].copy_(unit(valid[0], s, e)), n)
     else:
@@ -89,32 +86,32 @@ def karcher_mean(
         m = mean[s:e].to(dtype)
         return [(m * unit(i, s, e).to(dtype)).sum().item() for i in valid]
 
-    def tangent_piece(steps: list, s: int, e: int) -> float:
+    def tangent_piece(steps: list, s: int, e: int) -> list[float]:
         acc, m = tangent[s:e], mean[s:e]
         acc.zero_()
         for i, coef, dot in steps:
             acc += coef * (unit(i, s, e) - dot * m)
-        return squares(acc)
+        return [squares(acc)]
 
     def step_piece(
         cos: torch.Tensor, sin: torch.Tensor, norm: torch.Tensor, s: int, e: int
-    ) -> float:
+    ) -> list[float]:
         m = mean[s:e]
         m.copy_((cos * m + sin * (tangent[s:e] / norm)).to(mean.dtype))
-        return squares(m)
+        return [squares(m)]
 
     for _ in range(max_iter):
-        dots = summed(ctx.map_pieces(dot_piece, n)).clamp(-1.0, 1.0).to(mean.dtype)
+        dots = reduced(dot_piece, len(valid)).clamp(-1.0, 1.0).to(mean.dtype)
         steps = []
         for alpha, i, dot in zip(weights, valid, dots, strict=True):
             theta = torch.arccos(dot)
             if theta.item() >= tol:
                 steps.append((i, alpha * (theta / torch.sin(theta)), dot))
-        tangent_norm = summed(ctx.map_pieces(partial(tangent_piece, steps), n)).sqrt()
+        tangent_norm = reduced(partial(tangent_piece, steps))[0].sqrt()
         if tangent_norm.item() < tol:
             break
         cos, sin = torch.cos(tangent_norm), torch.sin(tangent_norm)
-        unit_norm = summed(ctx.map_pieces(partial(step_piece, cos, sin, tangent_norm), n)).sqrt()
+        unit_norm = reduced(partial(step_piece, cos, sin, tangent_norm))[0].sqrt()
         if unit_norm.item() > tol:
             ctx.map_pieces(partial(scale_piece, unit_norm), n)
     scale = sum(alpha * norm for alpha, norm in zip(alphas, norms, strict=True))

@@ -96,22 +96,17 @@ class MultiSlerpMerge(MergeMethod):
             m = mean[s:e]
             return [(unit(i, s, e) * m).sum().item() for i in range(count)]
 
-        dots = torch.tensor(
-            [sum(col) for col in zip(*ctx.map_pieces(dot_piece, n), strict=True)],
-            dtype=mean.dtype,
-            device=mean.device,
-        )
+        dots = ctx.piece_sums(dot_piece, n, count, mean.dtype)
         tangent = torch.empty_like(mean)
 
-        def tangent_piece(s: int, e: int) -> float:
+        def tangent_piece(s: int, e: int) -> list[float]:
             m, acc = mean[s:e], tangent[s:e]
             torch.mul(unit(0, s, e) - dots[0] * m, w[0], out=acc)
             for i in range(1, count):
                 acc += (unit(i, s, e) - dots[i] * m) * w[i]
-            return acc.square().sum().item()
+            return [acc.square().sum().item()]
 
-        squares = sum(ctx.map_pieces(tangent_piece, n))
-        tangent_norm = torch.tensor(squares, dtype=mean.dtype, device=mean.device).sqrt() + eps
+        tangent_norm = ctx.piece_sums(tangent_piece, n, 1, mean.dtype)[0].sqrt() + eps
         del vectors, flat[:]  # the task vectors are no longer read: free them before the last pass
         cos, sin = torch.cos(tangent_norm), torch.sin(tangent_norm) / tangent_norm
         scale = (torch.stack(norms) * weights).sum()

@@ -66,20 +66,20 @@ def task_weights(ctx: TensorContext, deltas: list[torch.Tensor]) -> list[float] 
 def sparsity(ctx: TensorContext, deltas: list[torch.Tensor]) -> float:
     """Ω: fraction of all task-vector entries with |δ| < ε_abs."""
     eps = ctx.params["epsilon"]
-    flat = [d.reshape(-1) for d in deltas]
+    flat = [d.reshape(-1) for d in deltas]  # one shape: the base's
+    n, t = flat[0].numel(), len(flat)
     if ctx.params["epsilon_mode"] == "relative":
-
-        def abs_sum(d: torch.Tensor, s: int) -> float:
-            return float(d[s : s + PIECE].abs().to(torch.float32).sum(dtype=torch.float64))
-
-        mean_abs = [sum(abs_sum(d, s) for s in range(0, d.numel(), PIECE)) / d.numel() for d in flat]
-        eps *= sum(mean_abs) / len(mean_abs)
-    small = sum(
-        int(torch.count_nonzero(d[s : s + PIECE].abs() < eps))
-        for d in flat
-        for s in range(0, d.numel(), PIECE)
+        sums = ctx.piece_sums(
+            lambda s, e: [float(d[s:e].abs().to(torch.float32).sum(dtype=torch.float64)) for d in flat],
+            n,
+            t,
+        )
+        mean_abs = [float(x) / n for x in sums]
+        eps *= sum(mean_abs) / t
+    small = ctx.piece_sums(
+        lambda s, e: [sum(int(torch.count_nonzero(d[s:e].abs() < eps)) for d in flat)], n, 1, torch.int64
     )
-    return small / sum(d.numel() for d in deltas)
+    return int(small[0]) / (n * t)
 
 
 def selected_rank(r: int, gamma: float, omega: float) -> int:

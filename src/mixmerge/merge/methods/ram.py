@@ -73,13 +73,12 @@ class RamPlusTensorLocalMerge(MergeMethod):
         def stacked(s: int, e: int) -> torch.Tensor:
             return torch.stack([d[s:e] for d in flat], dim=0)
 
-        def count_piece(s: int, e: int) -> list[list[int]]:
+        def count_piece(s: int, e: int) -> list[int]:
             nonzero, _, overlap, unique = _prepare(stacked(s, e), epsilon)
-            counts = torch.stack([(nonzero & overlap).sum(dim=1), (nonzero & unique).sum(dim=1)])
-            return counts.tolist()
+            return torch.cat([(nonzero & overlap).sum(dim=1), (nonzero & unique).sum(dim=1)]).tolist()
 
-        totals = torch.tensor(ctx.map_pieces(count_piece, n), device=base.device).sum(0)
-        shared, alone = totals
+        t = len(flat)
+        shared, alone = ctx.piece_sums(count_piece, n, 2 * t, torch.int64).split(t)
         rho = shared / alone.clamp(min=epsilon)
         lam = 1 + ctx.params["r"] * rho.clamp(min=0, max=ctx.params["alpha"])
         out = torch.empty_like(base).view(-1)
