@@ -176,6 +176,36 @@ def test_della_row_blocks(monkeypatch: pytest.MonkeyPatch, shape: tuple, mode: s
         )
 
 
+@pytest.mark.parametrize("cols", [2, 3, 7, 1000])
+def test_della_bucketed_mask_is_the_sorted_ranks(cols: int) -> None:
+    """The mask bounded by each row's histogram, against the rows' sorted keys: bf16 ties,
+    exact zeros, one value repeated across a row (every draw between the table's ends needs
+    the exact rank), a row spanning 30 binades and ±inf (most of it in the lowest bucket),
+    a flat table (epsilon 0), and the random stream and L1 sums carried from row to row."""
+    from mixmerge.merge import kernels
+
+    rows = 4000 // cols + 4
+    base, (ft,) = bf16_deltas(rows * cols, 1, seed=cols)
+    x = (ft - base).view(rows, cols).numpy().copy()
+    x[1::5, ::3] = 0.0
+    x[2::5] = np.float32(-0.5)
+    x[3::5] *= np.logspace(-15, 15, cols, dtype=np.float32)
+    x[4::5, 0], x[4::5, -1] = np.inf, -np.inf
+    for density, epsilon in ((0.5, 0.15), (0.3, 0.0), (0.8, 0.19)):
+        table = gta._della_table(cols, density, epsilon, torch.float32).numpy()
+        seed = cols * 7 + int(density * 10)
+        expected, expected_sums = x.copy(), np.zeros(2, dtype=np.float32)
+        keys = np.empty(x.shape, dtype=np.int64)
+        kernels.row_rank_keys(expected, keys)
+        keys.sort(axis=1)
+        stream = kernels.mt_stream(seed)
+        kernels.ranked_keep_below(expected, keys, table, stream, False, expected_sums)
+        got, sums = x.copy(), np.zeros(2, dtype=np.float32)
+        kernels.bucketed_keep_below(got, table, kernels.mt_stream(seed), sums)
+        assert got.tobytes() == expected.tobytes()
+        assert sums.tobytes() == expected_sums.tobytes()
+
+
 @pytest.mark.parametrize("method", ["ties", "dare_ties", "breadcrumbs_ties", "della", "sce"])
 @pytest.mark.parametrize("normalize, lam", [(True, 1.0), (False, 0.7)])
 def test_sign_election(

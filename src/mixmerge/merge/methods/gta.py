@@ -568,8 +568,11 @@ def _della_fused(
     mode: str,
 ) -> torch.Tensor:
     """`della_magprune` on a contiguous float32 CPU vector or matrix (rows of n < 2¹⁶), its
-    torch form's bits: rank keys and the drop in fused loops, a row block at a time, and
-    numpy's sort of each row's keys between them."""
+    torch form's bits. The mask alone (`l1` rescale, or none): each row's ranks bounded by
+    a histogram, exact only where a draw falls inside an entry's bounds
+    (`kernels.bucketed_keep_below`). `inverse_density`, which divides every kept entry by
+    its own p: rank keys and the drop in fused loops, a row block at a time, and numpy's
+    sort of each row's keys between them."""
     kernels = fused_kernels()
     x = delta.view(-1, delta.shape[-1]).numpy()
     table = _della_table(x.shape[1], density, epsilon, delta.dtype).numpy()
@@ -578,14 +581,17 @@ def _della_fused(
     summed = rescale and not divide and torch.get_num_threads() == 1
     l1_before = _l1(delta, rescale and not divide and not summed)
     sums = np.zeros(2, dtype=np.float32)
-    step = max(1, CHUNK // x.shape[1])
-    keys = np.empty((min(step, x.shape[0]), x.shape[1]), dtype=np.int64)
-    for s in range(0, x.shape[0], step):
-        block = x[s : s + step]
-        block_keys = keys[: block.shape[0]]
-        kernels.row_rank_keys(block, block_keys)
-        block_keys.sort(axis=1)
-        kernels.ranked_keep_below(block, block_keys, table, stream, divide, sums)
+    if divide:  # every kept entry is divided by its own p: each needs its exact rank
+        step = max(1, CHUNK // x.shape[1])
+        keys = np.empty((min(step, x.shape[0]), x.shape[1]), dtype=np.int64)
+        for s in range(0, x.shape[0], step):
+            block = x[s : s + step]
+            block_keys = keys[: block.shape[0]]
+            kernels.row_rank_keys(block, block_keys)
+            block_keys.sort(axis=1)
+            kernels.ranked_keep_below(block, block_keys, table, stream, divide, sums)
+    else:  # the mask alone: ranks bounded by a histogram, exact only where that is not enough
+        kernels.bucketed_keep_below(x, table, stream, sums)
     if not rescale or divide:
         return delta
     if summed:
