@@ -156,7 +156,15 @@ def svd(a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     gesdd's divide and conquer can fail to converge on a matrix with many (near-)repeated
     singular values, as a task vector with a subspace projected out (Iso-CTS) often has; on
     that error the SVD is taken again by LAPACK's QR-iteration gesvd (scipy), in float64,
-    which converges on such input, and cast back."""
+    which converges on such input, and cast back.
+
+    A matrix at least twice as wide as tall is decomposed as its transpose (U and V swap):
+    LAPACK's tall path ran 2.1-2.3x faster than its wide one on 1024×2816 and 1024×4096
+    (CPU, 2 cores), and a row-major matrix's transpose is column-major, so nothing is copied;
+    the factors agree with the wide path's to float32 rounding (3e-6)."""
+    if a.shape[-1] >= 2 * a.shape[-2] > 0:
+        u, s, vh = svd(a.mT)
+        return vh.mT, s, u.mT
     try:
         return torch.linalg.svd(a, full_matrices=False)
     except torch.linalg.LinAlgError:
@@ -207,10 +215,18 @@ def gram_svd(a: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor, torch
 
 
 def gram_svd64(a: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
-    """`gram_svd` with the k leading eigenpairs of the float64 Gram matrix (`a` is tall)."""
+    """`gram_svd` with the k leading eigenpairs of the float64 Gram matrix (`a` is tall).
+    U = a·V/s is formed a row block at a time into float32 (`triples`'s bits, without an m×k
+    float64 product: 200 MiB for a 32000-row embedding's 819 common directions in Iso-CTS)."""
     lam, v = eigh_top(gram64(a), k)
     lam, v = lam.flip(0), v.flip(1)
-    return triples(matmul64(a, v), lam, v)
+    if not lam[-1] > GRAM_RTOL * lam[0]:
+        return None
+    s = lam.sqrt()
+    u = torch.empty(a.shape[0], k, dtype=torch.float32, device=a.device)
+    for start, block in _rows64(a):
+        u[start : start + block.shape[0]] = matmul(block, v).div_(s)
+    return u, s.to(torch.float32), v.mT.to(torch.float32).contiguous()
 
 
 def triples(
@@ -245,15 +261,22 @@ def polar(a: torch.Tensor, mode: str = "full") -> torch.Tensor:
     """Orthogonal polar factor P Qᵀ of a = P Σ Qᵀ (the nearest matrix with orthonormal
     columns, or rows when a is wide). `full`: by an SVD; otherwise a (aᵀa)^(-1/2) from the
     float64 eigendecomposition of the Gram matrix, unless that is numerically singular."""
+    return polar_spectrum(a, mode)[0]
+
+
+def polar_spectrum(a: torch.Tensor, mode: str = "full") -> tuple[torch.Tensor, torch.Tensor]:
+    """`polar(a, mode)` and a's min(m, n) singular values (ascending from the Gram matrix,
+    descending from the SVD), in a's dtype."""
     if mode != "full":
         wide = a.shape[0] < a.shape[1]
         lam, w = eigh_top(gram64(a.mT if wide else a))
         if lam[0] > GRAM_RTOL * lam[-1]:
             half = w * lam.pow(-0.25)  # (AᵀA)^(-1/2) = half·halfᵀ, a symmetric product
             inv_sqrt = matmul(half, half.mT).to(a.dtype)
-            return matmul(inv_sqrt, a) if wide else matmul(a, inv_sqrt)
-    p, _, qh = svd(a)
-    return p @ qh
+            factor = matmul(inv_sqrt, a) if wide else matmul(a, inv_sqrt)
+            return factor, lam.sqrt().to(a.dtype)
+    p, s, qh = svd(a)
+    return p @ qh, s
 
 
 def tsv_components(
