@@ -16,7 +16,7 @@ import torch
 from merge_helpers import merge_states
 
 from mixmerge.merge import METHOD_NAMES, MergeError
-from mixmerge.merge.methods.iso import iso_cts_split
+from mixmerge.merge.methods.iso import decomposition, iso_cts_split
 from mixmerge.merge.methods.tsv_c import compressed_rank
 
 B = torch.full((4, 4), 0.5)
@@ -117,10 +117,12 @@ def test_iso_c_rank_one_flattens_over_the_full_rank(tmp_path: Path) -> None:
     close(got[1].abs(), torch.tensor([2.0, 0.0]))
 
 
+@pytest.mark.parametrize("svd", ["exact", "full"])
 @pytest.mark.parametrize("shape", [(6, 4), (4, 7)])
-def test_iso_c_matches_fusion_bench(tmp_path: Path, shape: tuple[int, int]) -> None:
+def test_iso_c_matches_fusion_bench(tmp_path: Path, shape: tuple[int, int], svd: str) -> None:
     base, models = random_task({"w": shape, "b": (shape[0],)}, 3, seed=1)
-    got = merge_states(tmp_path, "iso_c", base, models, params={"scaling_factor": 1.3})
+    params = {"scaling_factor": 1.3, "svd": svd}
+    got = merge_states(tmp_path, "iso_c", base, models, params=params)
     for n in base:
         want = fb_iso_c([(m[n] - base[n]).double() for m in models])
         close(got[n] - base[n], 1.3 * want, 1e-4)
@@ -163,15 +165,26 @@ def test_iso_cts_by_hand(tmp_path: Path) -> None:
     close(b, (DB1 + DB2) / 4)
 
 
+@pytest.mark.parametrize("svd", ["exact", "full"])
 @pytest.mark.parametrize(("shape", "fraction"), [((12, 10), 0.8), ((10, 12), 0.5), ((9, 9), 0.3)])
 def test_iso_cts_matches_fusion_bench(
-    tmp_path: Path, shape: tuple[int, int], fraction: float
+    tmp_path: Path, shape: tuple[int, int], fraction: float, svd: str
 ) -> None:
     base, models = random_task({"w": shape, "b": (shape[0],)}, 3, seed=2)
-    params = {"common_space_fraction": fraction}
+    params = {"common_space_fraction": fraction, "svd": svd}
     got = merge_states(tmp_path, "iso_cts", base, models, params=params)
     close(got["w"] - base["w"], fb_iso_cts([(m["w"] - base["w"]).double() for m in models], fraction), 1e-4)  # fmt: skip
     close(got["b"] - base["b"], sum(m["b"] - base["b"] for m in models) / 3)
+
+
+def test_auto_takes_the_gram_path_on_wide_or_elongated_matrices() -> None:
+    assert decomposition((1024, 1024), "auto") == "full"
+    assert decomposition((2816, 1024), "auto") == "full"
+    assert decomposition((1024, 4096), "auto") == "exact"  # 4x as long as wide
+    assert decomposition((32000, 1024), "auto") == "exact"  # an embedding
+    assert decomposition((4096, 4096), "auto") == "exact"  # 8B-sized
+    assert decomposition((32000, 1024), "full") == "full"
+    assert decomposition((8, 8), "exact") == "exact"
 
 
 def test_iso_cts_all_common_is_iso_c(tmp_path: Path) -> None:
@@ -255,7 +268,7 @@ BAD = [
     ("tsv_c", {"task": -1}, r"'task' .* = -1 out of range"),
     ("tsv_c", {"task": 0.5}, r"'task' .* must be an integer"),
     ("tsv_c", {"svd": "fast"}, r"'svd' .* must be one of exact, full, lowrank"),
-    ("iso_c", {"svd": "lowrank"}, r"unknown parameter 'svd' for merge_method iso_c"),
+    ("iso_c", {"svd": "lowrank"}, r"'svd' .* must be one of auto, exact, full"),
 ]  # fmt: skip
 
 
