@@ -62,9 +62,9 @@ matrix (Iso-CTS: a residual δᵢ − U_c U_cᵀ δᵢ at a time, each δᵢ fre
 m×r / r×n concatenations).
 
 Deviations from fusion_bench:
-- SVDs run in fp32 on the compute dtype's deltas (as tsvm), or by default from float64 Gram
-  matrices (`svd: exact`, above), which agree with fusion_bench's float32 SVDs to their
-  rounding; Iso-C sums the deltas directly (fusion_bench averages, then multiplies by T:
+- SVDs run in fp32 on the compute dtype's deltas (as tsvm); by default (`svd: auto`, above)
+  wide and elongated matrices take them from float64 Gram matrices instead, which agree with
+  fusion_bench's float32 SVDs to their rounding; Iso-C sums the deltas directly (fusion_bench averages, then multiplies by T:
   equal up to rounding).
 - Iso-CTS projects as U_c (U_cᵀ δᵢ), not (U_c U_cᵀ) δᵢ: the same matrix, but never the m×m
   product (65 GB in fp32 for a 128k vocabulary).
@@ -94,6 +94,9 @@ from mixmerge.merge.methods.tsvm import (
 )
 
 EXCLUDE = next(p for p in SVD_PARAMS if p.name == "exclude")
+SCALING = Param(
+    "scaling_factor", float, default=1.0, low=0.0, doc="multiplies the merged task vector"
+)
 SVD = Param(
     "svd",
     str,
@@ -113,9 +116,6 @@ def decomposition(shape: tuple[int, ...], svd_param: str) -> str:
         return svd_param
     short, long = min(shape), max(shape)
     return "exact" if short >= GRAM_MIN_SIDE or long >= GRAM_MIN_ASPECT * short else "full"
-SCALING = Param(
-    "scaling_factor", float, default=1.0, low=0.0, doc="multiplies the merged task vector"
-)
 
 
 def summed(deltas: list[torch.Tensor]) -> torch.Tensor:
